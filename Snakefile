@@ -1,0 +1,33 @@
+# cbtflow: does fine-tuning a small open-weight model on synthetic CBT sessions make it a
+# more faithful CBT therapist, and by how much?
+#
+#   profiles ─► synthetic courses ─► training set ─► adapters ─┐
+#                                                               ├─► transcripts ─► CTRS scores ─► report
+#   eval profiles ──────────────────────────────────────────────┘
+#
+# `snakemake --cores 2` runs the default experiment offline on the embedded model;
+# `snakemake --configfile experiments/<name>.yaml` runs another.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/judge.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report/report.md",
+        "results/report/stats.json",
+        "results/report/scores.parquet",
+    default_target: True

@@ -1,0 +1,19 @@
+"""Rule judge: CTRS scores for one simulate job's transcripts from one judge."""
+from cbtflow.io import read_json, write_json
+from cbtflow.judge.lexicon import load_lexicon
+from cbtflow.judge.rubric import load_rubric
+from cbtflow.judge.run import judge_transcripts
+from cbtflow.runtime import client, setup
+
+log = setup(snakemake.log[0], snakemake.threads)
+judge = dict(snakemake.params.judge)
+rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
+lexicon = load_lexicon(snakemake.input.lexicon) if judge["kind"] == "lexicon" else None
+transcripts = [read_json(p) for p in snakemake.input.transcripts]
+llm = client(snakemake.params.cache_dir)
+documents = judge_transcripts(llm, transcripts, snakemake.output.scores, judge, rubric,
+                              {"judge_item": snakemake.input.judge_item, "judge_all": snakemake.input.judge_all},
+                              lexicon, seed=int(snakemake.wildcards.seed))
+for path, document in zip(snakemake.output.scores, documents):
+    write_json(path, document)
+llm.usage.write(snakemake.output.usage, "judge", dict(snakemake.wildcards))

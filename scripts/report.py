@@ -1,0 +1,31 @@
+"""Rule report: scores table, statistics, figures and report.md."""
+from pathlib import Path
+
+from cbtflow import report
+from cbtflow.io import read_json, write_bytes_atomic, write_json
+from cbtflow.runtime import setup
+from cbtflow.scores import scores_table
+from cbtflow.stats import analyse
+
+log = setup(snakemake.log[0])
+out = snakemake.output
+scores = scores_table([read_json(p) for p in snakemake.input.scores])
+tmp = Path(out.scores).with_suffix(".parquet.partial")
+scores.write_parquet(tmp)
+write_bytes_atomic(out.scores, tmp.read_bytes())
+tmp.unlink()
+stats = analyse(scores, threshold=float(snakemake.params.threshold))
+stats["primary_judge"] = snakemake.params.primary_judge
+write_json(out.stats, {"kind": "stats", **stats})
+train_logs = {f"{Path(a).parent.name}/{Path(a).name}": read_json(f"{a}/train_log.json") for a in snakemake.input.adapters}
+usage = report.usage_by_stage([read_json(p) for p in snakemake.input.usage])
+figures = {Path(f).stem: f for f in out.figures}
+primary = snakemake.params.primary_judge
+report.fig_paired_totals(scores, primary, Path(figures["paired_totals"]))
+report.fig_item_heatmap(stats, primary, Path(figures["item_heatmap"]))
+report.fig_judge_distributions(scores, Path(figures["judge_distributions"]))
+report.fig_loss_curves(train_logs, Path(figures["loss_curves"]))
+report.fig_usage(usage, Path(figures["usage"]))
+report.write_report(out.report, stats=stats, primary_judge=primary, figures=figures, usage=usage,
+                    train_logs=train_logs, config_summary=snakemake.params.summary)
+log.info("report written to %s", out.report)

@@ -1,0 +1,27 @@
+"""Rule simulate: all eval sessions of one model × condition × seed."""
+from cbtflow import prompts
+from cbtflow.dialogue import Party
+from cbtflow.io import read_jsonl, write_json
+from cbtflow.llm import Endpoint
+from cbtflow.runtime import client, setup
+from cbtflow.simulate import simulate, transcript_document
+
+log = setup(snakemake.log[0], snakemake.threads)
+w = snakemake.wildcards
+t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
+adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
+therapist = Party(Endpoint(model=t["model"], adapter=adapter), t["sampling"])
+patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k != "sampling"}), p["sampling"])
+profiles = read_jsonl(snakemake.input.profiles)
+llm = client(snakemake.params.cache_dir)
+templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
+sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],
+                    snakemake.params.session["max_turns"], int(w.seed))
+hashes = prompts.template_hashes(templates)
+by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions)))
+for path in snakemake.output.transcripts:
+    profile, session = by_id[path.rsplit("/", 1)[1][:-5]]
+    write_json(path, transcript_document(profile, session, model=w.model, condition=w.condition, seed=int(w.seed),
+                                         therapist=therapist, patient=patient, template_hashes=hashes))
+llm.usage.write(snakemake.output.usage, "simulate", dict(w))
+log.info("usage: %s", llm.usage.totals())

@@ -1,0 +1,79 @@
+"""Validate an experiment config before any job runs, with messages that name the field.
+
+The JSON Schema (``workflow/schemas/config.schema.yaml``) checks shape and types; the
+cross-references a schema cannot express (a model's base must be declared, a local role
+must name a declared base) are checked here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from cbtflow.llm.endpoint import LOCAL_PREFIX
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no schema {path}")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def field_path(error: jsonschema.ValidationError) -> str:
+    return "config" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+
+
+def schema_errors(instance: Any, schema: dict[str, Any], root: str = "config") -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
+    messages = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        where = root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            messages.append(f"{where}: unknown key(s) {extra}; allowed: {sorted(error.schema.get('properties', {}))}")
+        elif error.validator == "required":
+            messages.append(f"{where}: {error.message}")
+        else:
+            messages.append(f"{where}: {error.message}")
+    return messages
+
+
+def _local_base(model: str) -> str | None:
+    return model[len(LOCAL_PREFIX):] if model.startswith(LOCAL_PREFIX) else None
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Raise ConfigError listing every problem, each prefixed with its field path."""
+    problems = schema_errors(config, load_schema("config"))
+    if not problems:
+        bases = config["bases"]
+        for name, model in config["models"].items():
+            if model["base"] not in bases:
+                problems.append(f"config.models.{name}.base: '{model['base']}' is not declared under bases "
+                                f"(declared: {sorted(bases)})")
+        roles = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
+        roles.update({f"judges.{name}": j for name, j in config["judges"].items() if j["kind"] != "lexicon"})
+        for where, role in roles.items():
+            if "model" not in role:
+                problems.append(f"config.{where}: needs a 'model'")
+                continue
+            base = _local_base(role["model"])
+            if base is not None and base not in bases:
+                problems.append(f"config.{where}.model: local model '{base}' is not declared under bases")
+        primary = config["report"]["primary_judge"]
+        if primary not in config["judges"]:
+            problems.append(f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}")
+        if "cbt" in config["conditions"] and "instruct" not in config["conditions"]:
+            problems.append("config.conditions: the paired analysis needs 'instruct' beside 'cbt'")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

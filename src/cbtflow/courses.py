@@ -1,0 +1,149 @@
+"""Synthetic multi-session CBT courses, generated session by session per training profile.
+
+Each session follows a phase plan (assessment → behavioural activation → automatic
+thoughts → core beliefs → relapse prevention) and sees a running summary of the sessions
+before it. Two generation modes produce the same course format:
+
+- ``session``: one generator call writes a whole session (as the study did with a 405B
+  model); the text is parsed strictly into speaker turns.
+- ``turns``: the generator plays therapist (with the session plan) and client (with the
+  profile) turn by turn through the shared dialogue loop. Small models cannot keep a
+  multi-speaker format in one call (SmolLM2-135M degenerated into repeated labels in one
+  of two samples), so the offline default uses this mode.
+
+All profiles of a job advance together, so a local generator runs them as one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from cbtflow import prompts, quality
+from cbtflow.dialogue import Party, Session, render_transcript, run_sessions
+from cbtflow.llm import Client, Endpoint
+
+log = logging.getLogger(__name__)
+
+
+class CourseError(RuntimeError):
+    pass
+
+
+def plan_course(phases: Sequence[dict[str, Any]], sessions: int) -> list[dict[str, Any]]:
+    """Map K sessions onto the phases: first and last phase fixed, the rest spread in order."""
+    if sessions < 1:
+        raise ValueError("courses.sessions must be at least 1")
+    if sessions == 1:
+        indices = [0]
+    else:
+        last = len(phases) - 1
+        indices = [round(k * last / (sessions - 1)) for k in range(sessions)]
+    plan = []
+    for number, index in enumerate(indices, start=1):
+        phase = phases[index]
+        plan.append({
+            "number": number,
+            "phase": phase["name"],
+            "agenda": list(phase["agenda"]),
+            "homework_review": plan[-1]["homework_set"] if plan else None,
+            "homework_set": phase["homework"],
+        })
+    return plan
+
+
+def load_phases(path: str | Path) -> list[dict[str, Any]]:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def _turns_mode(client: Client, generator: Party, profiles: Sequence[dict], plan_k: dict, total: int,
+                summaries: dict[str, str], templates: dict[str, str], settings: dict, seeds: dict[str, int]):
+    sessions = [
+        Session(
+            therapist_system=prompts.render(templates["course_therapist"], p=p, session=plan_k, total=total,
+                                            summary=summaries[p["id"]]),
+            patient_system=prompts.render(templates["patient_system"], p=p, summary=summaries[p["id"]]),
+            seed=seeds[p["id"]],
+        )
+        for p in profiles
+    ]
+    run_sessions(client, sessions, generator, generator, settings["turns_per_session"])
+    return [[{"role": t["role"], "text": t["text"]} for t in s.turns] for s in sessions], \
+        [sum(t["completion_tokens"] for t in s.turns) for s in sessions]
+
+
+def _session_mode(client: Client, generator: Party, profiles: Sequence[dict], plan_k: dict, total: int,
+                  summaries: dict[str, str], templates: dict[str, str], settings: dict, seeds: dict[str, int]):
+    conversations = [[{"role": "user", "content": prompts.render(
+        templates["course_session"], p=p, session=plan_k, total=total, summary=summaries[p["id"]],
+        turns=settings["turns_per_session"])}] for p in profiles]
+    replies = client.chat_batch(generator.endpoint, conversations, generator.sampling,
+                                [seeds[p["id"]] for p in profiles])
+    return [quality.parse_transcript(r["text"]) for r in replies], [r.get("completion_tokens", 0) for r in replies]
+
+
+MODES = {"turns": _turns_mode, "session": _session_mode}
+
+
+def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[str, Any]],
+                     phases: Sequence[dict[str, Any]], settings: dict[str, Any], templates: dict[str, str],
+                     seed: int) -> dict[str, dict[str, Any]]:
+    """Generate every profile's course; returns ``{profile_id: course}``.
+
+    A session failing a quality gate is regenerated with the next sub-seed, up to
+    ``max_attempts``; a session that never passes fails the job with its reasons.
+    """
+    total = int(settings["sessions"])
+    plan = plan_course(phases, total)
+    mode = MODES[settings.get("mode", "turns")]
+    courses = {p["id"]: {"profile_id": p["id"], "profile_hash": p["hash"], "sessions": []} for p in profiles}
+    summaries = {p["id"]: "" for p in profiles}
+    all_names = {p["id"]: p["name"] for p in profiles}
+    max_attempts = int(settings.get("max_attempts", 3))
+    for plan_k in plan:
+        pending = list(profiles)
+        attempt = 0
+        rejections: dict[str, list[str]] = {p["id"]: [] for p in profiles}
+        while pending:
+            attempt += 1
+            seeds = {p["id"]: seed * 100_003 + plan_k["number"] * 101 + attempt for p in pending}
+            turn_lists, tokens = mode(client, generator, pending, plan_k, total, summaries, templates, settings, seeds)
+            still = []
+            for p, turns, n_tokens in zip(pending, turn_lists, tokens):
+                limits = {"min_turns": settings.get("min_turns", 2), "max_turns": settings["turns_per_session"] + 2,
+                          "foreign_names": sorted({n for pid, n in all_names.items() if pid != p["id"] and n != p["name"]})}
+                reason = quality.check(turns, limits)
+                if reason:
+                    rejections[p["id"]].append(reason)
+                    if attempt >= max_attempts:
+                        raise CourseError(f"course {p['id']}, session {plan_k['number']}: rejected {attempt} times "
+                                          f"({', '.join(rejections[p['id']])}); raise courses.max_attempts or use a "
+                                          "stronger generator")
+                    still.append(p)
+                    continue
+                courses[p["id"]]["sessions"].append({
+                    **plan_k, "turns": turns, "attempts": attempt, "rejections": rejections[p["id"]],
+                    "sub_seed": seeds[p["id"]], "completion_tokens": n_tokens,
+                })
+            pending = still
+        # The running summary carries each course forward into its next session.
+        done = [p for p in profiles]
+        summary_prompts = [[{"role": "user", "content": prompts.render(
+            templates["course_summary"],
+            transcript=render_transcript(courses[p["id"]]["sessions"][-1]["turns"]))}] for p in done]
+        replies = client.chat_batch(generator.endpoint, summary_prompts, generator.sampling,
+                                    [seed * 7 + plan_k["number"] for _ in done])
+        for p, reply in zip(done, replies):
+            courses[p["id"]]["sessions"][-1]["summary"] = reply["text"]
+            summaries[p["id"]] = (summaries[p["id"]] + f" Session {plan_k['number']}: {reply['text']}").strip()
+        log.info("session %d/%d done for %d courses", plan_k["number"], total, len(profiles))
+    return courses
+
+
+def course_document(course: dict[str, Any], generator: Endpoint, settings: dict[str, Any],
+                    template_hashes: dict[str, str]) -> dict[str, Any]:
+    return {"kind": "course", "generator": generator.identity(), "mode": settings.get("mode", "turns"),
+            "template_hashes": template_hashes, **course}

@@ -1,0 +1,91 @@
+"""Turn courses into a chat-format training set (therapist = assistant, client = user).
+
+Every example carries the same short therapist system prompt and opening cue that the
+simulations use, so the adapter learns the behaviour under the exact conditions it is
+evaluated in. The split into train/validation is by course, never by session, so no
+profile leaks from training into validation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+from cbtflow.dialogue import SESSION_START_CUE
+
+
+def session_messages(session: dict[str, Any], system_prompt: str) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": SESSION_START_CUE}]
+    for turn in session["turns"]:
+        messages.append({"role": "assistant" if turn["role"] == "therapist" else "user", "content": turn["text"]})
+    while messages and messages[-1]["role"] != "assistant":  # a training example ends on a therapist turn
+        messages.pop()
+    return messages
+
+
+def build_examples(courses: Sequence[dict[str, Any]], system_prompt: str, validation_fraction: float,
+                   seed: int) -> list[dict[str, Any]]:
+    ids = sorted(c["profile_id"] for c in courses)
+    rng = random.Random(seed)
+    rng.shuffle(ids)
+    n_val = int(round(len(ids) * validation_fraction)) if len(ids) > 1 else 0
+    if validation_fraction > 0 and len(ids) > 1:
+        n_val = max(1, n_val)
+    validation = set(ids[:n_val])
+    rows = []
+    for course in sorted(courses, key=lambda c: c["profile_id"]):
+        for session in course["sessions"]:
+            messages = session_messages(session, system_prompt)
+            if not any(m["role"] == "assistant" for m in messages):
+                continue
+            rows.append({"course": course["profile_id"], "session": session["number"], "phase": session["phase"],
+                         "split": "validation" if course["profile_id"] in validation else "train",
+                         "messages": messages})
+    return rows
+
+
+def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], tokenizer=None) -> dict[str, Any]:
+    rejections: Counter[str] = Counter()
+    phases: Counter[str] = Counter()
+    turns: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
+    for course in courses:
+        for session in course["sessions"]:
+            rejections.update(session.get("rejections", []))
+            phases[session["phase"]] += 1
+            for turn in session["turns"]:
+                turns[turn["role"]] += 1
+                if tokenizer is not None:
+                    tokens[turn["role"]] += len(tokenizer.encode(turn["text"], add_special_tokens=False))
+    return {
+        "courses": len(courses),
+        "sessions": sum(len(c["sessions"]) for c in courses),
+        "examples": {split: sum(r["split"] == split for r in rows) for split in ("train", "validation")},
+        "turns_by_role": dict(turns),
+        "tokens_by_role": dict(tokens),
+        "tokenizer": getattr(tokenizer, "name_or_path", None),
+        "rejections_by_reason": dict(rejections),
+        "phase_coverage": dict(phases),
+    }
+
+
+def save_dataset_dict(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> None:
+    """A ``datasets.DatasetDict`` (train/validation), loadable with ``load_from_disk``."""
+    import shutil
+
+    from datasets import Dataset, DatasetDict
+
+    splits = {}
+    for split in ("train", "validation"):
+        subset = [{"messages": r["messages"], "course": r["course"], "session": r["session"], "phase": r["phase"]}
+                  for r in rows if r["split"] == split]
+        splits[split] = Dataset.from_list(subset) if subset else Dataset.from_dict(
+            {"messages": [], "course": [], "session": [], "phase": []})
+    out_dir = Path(out_dir)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    DatasetDict(splits).save_to_disk(str(staging))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)

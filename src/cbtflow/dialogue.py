@@ -1,0 +1,98 @@
+"""The turn loop shared by course generation (generator plays both sides) and simulation.
+
+The therapist opens; each side sees the conversation from its own seat (its own turns as
+``assistant``, the other side's as ``user``). All active sessions advance together, one
+batched call per side per turn, so a local model generates every session's turn at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from cbtflow.llm import Client, Endpoint
+
+THERAPIST, PATIENT = "therapist", "patient"
+# A neutral first user message: chat templates need one before the therapist's opening.
+SESSION_START_CUE = "[The client has arrived for the session.]"
+ENDING = re.compile(
+    r"\b(see you (next|in (a|one|two) weeks?)|until next (week|time|session)|that's (all|it) for today|"
+    r"(we'll|let's) (stop|end|finish) (here|there|for today)|goodbye|take care until)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"[.!?…](?=[\"')\]]*\s|[\"')\]]*$)")
+
+
+@dataclass(frozen=True)
+class Party:
+    """One side of the conversation: who answers and how it samples."""
+
+    endpoint: Endpoint
+    sampling: dict[str, Any]
+
+
+@dataclass
+class Session:
+    therapist_system: str
+    patient_system: str
+    seed: int
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    ending: str | None = None
+
+
+def tidy_turn(text: str, hit_limit: bool) -> tuple[str, bool]:
+    """Cut a reply that ran into ``max_tokens`` back to its last full sentence.
+
+    Returns the text and whether it was cut; a reply with no full sentence is kept whole.
+    """
+    text = " ".join(text.split())
+    if not hit_limit:
+        return text, False
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if ends and ends[-1] < len(text):
+        return text[: ends[-1]].strip(), True
+    return text, False
+
+
+def view(session: Session, speaker: str) -> list[dict[str, str]]:
+    """The messages ``speaker`` sees: its own turns are ``assistant``."""
+    system = session.therapist_system if speaker == THERAPIST else session.patient_system
+    messages = [{"role": "system", "content": system}]
+    if speaker == THERAPIST:
+        messages.append({"role": "user", "content": SESSION_START_CUE})
+    for turn in session.turns:
+        messages.append({"role": "assistant" if turn["role"] == speaker else "user", "content": turn["text"]})
+    return messages
+
+
+def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, patient: Party,
+                 max_turns: int) -> list[Session]:
+    """Advance all sessions turn by turn until ``max_turns`` or the therapist ends."""
+    for index in range(max_turns):
+        speaker = THERAPIST if index % 2 == 0 else PATIENT
+        party = therapist if speaker == THERAPIST else patient
+        active = [s for s in sessions if s.ending is None]
+        if not active:
+            break
+        replies = client.chat_batch(party.endpoint, [view(s, speaker) for s in active], party.sampling,
+                                    [s.seed * 1000 + index for s in active])
+        limit = int(party.sampling.get("max_tokens", 0))
+        for session, reply in zip(active, replies):
+            text, cut = tidy_turn(reply["text"], reply.get("completion_tokens", 0) >= limit > 0)
+            session.turns.append({"role": speaker, "text": text, "prompt_tokens": reply.get("prompt_tokens", 0),
+                                  "completion_tokens": reply.get("completion_tokens", 0),
+                                  "seconds": round(float(reply.get("seconds", 0.0)), 4),
+                                  "cached": bool(reply.get("cached")), "cut_at_sentence": cut})
+            if not text:
+                session.ending = "empty_reply"
+            elif speaker == THERAPIST and ENDING.search(text) and index > 0:
+                session.ending = "therapist_ended"
+    for session in sessions:
+        session.ending = session.ending or "max_turns"
+    return list(sessions)
+
+
+def render_transcript(turns: Sequence[dict[str, Any]], labels: dict[str, str] | None = None) -> str:
+    labels = labels or {THERAPIST: "Therapist", PATIENT: "Client"}
+    return "\n".join(f"{labels[t['role']]}: {t['text']}" for t in turns)

@@ -1,0 +1,252 @@
+"""One LoRA recipe, two backends: Unsloth 4-bit QLoRA on CUDA, transformers + peft elsewhere.
+
+Both backends train through TRL's ``SFTTrainer`` on examples we tokenize ourselves with the
+base model's own chat template, so that the loss falls only on therapist (assistant)
+tokens whatever the template: we render the conversation turn by turn and mark the tokens
+each assistant message adds. Sessions longer than ``max_seq_length`` are split at turn
+boundaries with the system prompt repeated, never cut mid-turn.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import platform
+import resource
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+from cbtflow.io import sha256_file, write_json
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+# --------------------------------------------------------------------------- backend
+
+
+def select_backend() -> str:
+    """``unsloth`` on CUDA with unsloth importable; ``peft-bnb`` on CUDA without; ``peft-cpu``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "unsloth" if importlib.util.find_spec("unsloth") is not None else "peft-bnb"
+    return "peft-cpu"
+
+
+# --------------------------------------------------------------------------- tokenization
+
+
+def _render_ids(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> list[int]:
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def tokenize_with_mask(tokenizer, messages: Sequence[dict[str, str]]) -> dict[str, list[int]]:
+    """Token ids and a 0/1 mask that is 1 exactly on the tokens of assistant messages.
+
+    For each assistant message, the tokens between "everything before it + generation
+    prompt" and "everything up to and including it" are its own (content and end-of-turn
+    marker); the header that the generation prompt adds stays masked.
+    """
+    ids = _render_ids(tokenizer, messages, add_generation_prompt=False)
+    mask = [0] * len(ids)
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(_render_ids(tokenizer, messages[:index], add_generation_prompt=True))
+        end = len(_render_ids(tokenizer, messages[: index + 1], add_generation_prompt=False))
+        prefix = _render_ids(tokenizer, messages[: index + 1], add_generation_prompt=False)
+        if prefix != ids[:end]:
+            raise ValueError("chat template is not prefix-stable; cannot locate assistant tokens")
+        for position in range(start, end):
+            mask[position] = 1
+    # Trailing whitespace after the end-of-turn token (e.g. ChatML's "\n") is not a target.
+    for position in range(len(ids) - 1, -1, -1):
+        if mask[position] and tokenizer.decode([ids[position]]).strip() == "":
+            mask[position] = 0
+        elif mask[position]:
+            break
+    return {"input_ids": ids, "assistant_masks": mask}
+
+
+def split_at_turns(tokenizer, messages: Sequence[dict[str, str]], max_length: int) -> list[list[dict[str, str]]]:
+    """Split a long conversation into pieces that fit, each starting with the system prompt.
+
+    A piece is the system message plus whole (user, assistant) exchanges; an exchange that
+    alone is too long is dropped rather than cut mid-turn.
+    """
+    if len(_render_ids(tokenizer, messages, False)) <= max_length:
+        return [list(messages)]
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    body = list(messages[len(system):])
+    exchanges: list[list[dict[str, str]]] = []
+    for message in body:
+        if message["role"] == "user" or not exchanges:
+            exchanges.append([message])
+        else:
+            exchanges[-1].append(message)
+    pieces: list[list[dict[str, str]]] = []
+    current: list[dict[str, str]] = []
+    for exchange in exchanges:
+        candidate = system + current + exchange
+        if len(_render_ids(tokenizer, candidate, False)) <= max_length:
+            current = current + exchange
+            continue
+        if current:
+            pieces.append(system + current)
+        current = exchange if len(_render_ids(tokenizer, system + exchange, False)) <= max_length else []
+    if current:
+        pieces.append(system + current)
+    return [p for p in pieces if any(m["role"] == "assistant" for m in p)]
+
+
+def tokenize_dataset(tokenizer, conversations: Sequence[Sequence[dict[str, str]]], max_length: int) -> list[dict]:
+    rows = []
+    for messages in conversations:
+        for piece in split_at_turns(tokenizer, messages, max_length):
+            row = tokenize_with_mask(tokenizer, piece)
+            if any(row["assistant_masks"]):
+                rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int):
+    lora = recipe["lora"]
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel  # must be imported before transformers/trl touch the model
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=base, max_seq_length=recipe["training"]["max_seq_length"], load_in_4bit=True)
+        model = FastLanguageModel.get_peft_model(
+            model, r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+            target_modules=list(lora["target_modules"]), use_gradient_checkpointing="unsloth", random_state=seed)
+        return model, tokenizer
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from cbtflow.llm.local import load_tokenizer
+
+    tokenizer = load_tokenizer(base)
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if backend == "peft-bnb":
+        from transformers import BitsAndBytesConfig
+
+        kwargs = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                            bnb_4bit_compute_dtype=torch.bfloat16),
+                  "dtype": torch.bfloat16}
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    if backend == "peft-bnb":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                        target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM")
+    return get_peft_model(model, config), tokenizer
+
+
+def _peak_memory_mb(backend: str) -> float:
+    if backend != "peft-cpu":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "unsloth", "bitsandbytes"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def train_adapter(*, base: str, dataset_dir: str, recipe: dict[str, Any], seed: int, out_dir: str,
+                  backend: str | None = None, threads: int = 1) -> dict[str, Any]:
+    """Train one adapter; writes it with ``train_log.json`` and ``provenance.json`` to ``out_dir``."""
+    import torch
+    from datasets import Dataset, load_from_disk
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    backend = backend or select_backend()
+    torch.set_num_threads(max(1, threads))
+    train_cfg = recipe["training"]
+    model, tokenizer = _load_for_backend(backend, base, recipe, seed)
+    data = load_from_disk(dataset_dir)
+    max_len = int(train_cfg["max_seq_length"])
+    train_rows = tokenize_dataset(tokenizer, data["train"]["messages"], max_len)
+    val_rows = tokenize_dataset(tokenizer, data["validation"]["messages"], max_len) if len(data["validation"]) else []
+    if not train_rows:
+        raise ValueError(f"{dataset_dir}: no training example has a therapist turn within max_seq_length={max_len}")
+    history: list[dict[str, Any]] = []
+
+    class Record(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs:
+                history.append({"step": state.global_step, "epoch": state.epoch, **logs})
+
+    out = Path(out_dir)
+    staging = out.with_name(out.name + ".partial")
+    args = SFTConfig(
+        output_dir=str(staging / "trainer"), seed=seed, data_seed=seed,
+        learning_rate=float(train_cfg["learning_rate"]), num_train_epochs=float(train_cfg["epochs"]),
+        per_device_train_batch_size=int(train_cfg["batch_size"]), per_device_eval_batch_size=int(train_cfg["batch_size"]),
+        gradient_accumulation_steps=int(train_cfg.get("grad_accum", 1)), warmup_steps=int(train_cfg.get("warmup_steps", 0)),
+        lr_scheduler_type=train_cfg.get("lr_scheduler", "linear"), weight_decay=float(train_cfg.get("weight_decay", 0.0)),
+        max_length=max_len, logging_steps=1, save_strategy="no", report_to=[],
+        eval_strategy="epoch" if val_rows else "no", dataloader_num_workers=0,
+        bf16=backend != "peft-cpu", use_cpu=backend == "peft-cpu", disable_tqdm=False,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+                         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
+                         processing_class=tokenizer, callbacks=[Record()])
+    start = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - start
+    trained_tokens = sum(len(r["input_ids"]) for r in train_rows) * float(train_cfg["epochs"])
+    model.save_pretrained(str(staging))
+    import shutil
+
+    shutil.rmtree(staging / "trainer", ignore_errors=True)
+    losses = [h["loss"] for h in history if "loss" in h]
+    train_log = {
+        "backend": backend, "steps": trainer.state.global_step, "wall_seconds": round(wall, 3),
+        "tokens_seen": int(trained_tokens), "tokens_per_second": round(trained_tokens / wall, 2) if wall else None,
+        "peak_memory_mb": round(_peak_memory_mb(backend), 1),
+        "train_examples": len(train_rows), "validation_examples": len(val_rows),
+        "trained_token_fraction": round(sum(sum(r["assistant_masks"]) for r in train_rows)
+                                        / max(1, sum(len(r["input_ids"]) for r in train_rows)), 4),
+        "loss_curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
+        "eval_curve": [{"epoch": h["epoch"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
+        "first_quarter_loss": _quarter_mean(losses, first=True), "last_quarter_loss": _quarter_mean(losses, first=False),
+    }
+    write_json(staging / "train_log.json", train_log)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return train_log
+
+
+def _quarter_mean(values: Sequence[float], first: bool) -> float | None:
+    if not values:
+        return None
+    n = max(1, len(values) // 4)
+    part = values[:n] if first else values[-n:]
+    return round(sum(part) / len(part), 6)
+
+
+def provenance(*, base: str, dataset_jsonl: str, recipe: dict[str, Any], seed: int, backend: str) -> dict[str, Any]:
+    base_path = Path(base)
+    weights = {p.name: sha256_file(p) for p in sorted(base_path.glob("*.safetensors"))} if base_path.is_dir() else None
+    return {"base": base, "base_weights_sha256": weights, "dataset_sha256": sha256_file(dataset_jsonl),
+            "recipe": json.loads(json.dumps(recipe)), "seed": seed, "backend": backend,
+            "libraries": library_versions()}

@@ -1,0 +1,78 @@
+"""A deterministic CTRS proxy from surface markers of CBT practice (a heuristic baseline).
+
+Features and weights live in ``resources/ctrs/lexicon.yaml`` so that anyone can see and
+change exactly what is counted; every score carries its feature values.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+OPEN_START = re.compile(r"^(what|how|why|when|where|which|who|tell me|could you (tell|describe|say)|can you (tell|describe|say)|in what way)\b", re.I)
+
+
+def load_lexicon(path: str | Path) -> dict[str, Any]:
+    lexicon = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    for item, features in lexicon["items"].items():
+        for feature in features:
+            if "pattern" not in feature and "computed" not in feature:
+                raise ValueError(f"{path}: items.{item}.{feature.get('name')} needs a pattern or computed")
+    return lexicon
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _window(turns: Sequence[str], spec: str | None) -> Sequence[str]:
+    if not spec:
+        return turns
+    where, _, n = spec.partition(":")
+    return turns[: int(n)] if where == "first" else turns[-int(n):]
+
+
+def _questions(turns: Sequence[str]) -> list[str]:
+    found = []
+    for turn in turns:
+        for sentence in re.split(r"(?<=[.!?])\s+", turn):
+            if sentence.strip().endswith("?"):
+                found.append(sentence.strip())
+    return found
+
+
+def computed_feature(name: str, turns: Sequence[str]) -> float:
+    if name == "open_question_share":
+        questions = _questions(turns)
+        return sum(bool(OPEN_START.search(q)) for q in questions) / len(questions) if questions else 0.0
+    if name == "turn_length_balance":
+        return sum(8 <= len(t.split()) <= 90 for t in turns) / len(turns) if turns else 0.0
+    raise ValueError(f"unknown computed lexicon feature {name!r}")
+
+
+def score_transcript(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], item_ids: Sequence[str]) -> dict[str, Any]:
+    """Per item: a 0-6 score and the feature values behind it."""
+    therapist = [t["text"] for t in turns if t["role"] == "therapist"]
+    items = {}
+    for item in item_ids:
+        features = lexicon["items"].get(item)
+        if not features:
+            raise ValueError(f"lexicon has no features for rubric item {item!r}")
+        values, weighted, weights = {}, 0.0, 0.0
+        for feature in features:
+            if "computed" in feature:
+                value = computed_feature(feature["computed"], therapist)
+            else:
+                text = "\n".join(_window(therapist, feature.get("turns")))
+                cap = int(feature.get("cap", 1))
+                value = min(len(_regex(feature["pattern"]).findall(text)), cap) / cap
+            values[feature["name"]] = round(value, 4)
+            weighted += float(feature["weight"]) * value
+            weights += float(feature["weight"])
+        items[item] = {"score": round(min(6.0, max(0.0, 6.0 * weighted / weights)), 4), "features": values}
+    return items

@@ -1,0 +1,88 @@
+"""LLM judges: G-Eval-style expected scores from a local model, validated JSON from an API.
+
+A local judge reads the next-token probabilities of the digits 0..6 and reports their
+expectation, so even a tiny model always yields a valid score. An API judge must return
+JSON that pydantic validates against the rubric (every item, integer in range, a
+justification); invalid output is retried with the validation error, then the job fails
+with the raw output saved beside the target. A score is never invented.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+from cbtflow import prompts
+from cbtflow.llm import Client, Endpoint
+from cbtflow.io import write_text_atomic
+
+
+class JudgeOutputError(RuntimeError):
+    pass
+
+
+def geval_expectation(probs: Sequence[float], scores: Sequence[int]) -> float:
+    """Expected score under the (renormalised) probabilities of the score tokens."""
+    total = float(sum(probs))
+    if total <= 0:
+        raise ValueError("score probabilities sum to zero")
+    return sum(p * s for p, s in zip(probs, scores)) / total
+
+
+def score_local(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str,
+                template: str) -> dict[str, Any]:
+    lo, hi = int(rubric["scale"]["min"]), int(rubric["scale"]["max"])
+    scores = list(range(lo, hi + 1))
+    conversations = [[{"role": "user", "content": prompts.render(template, transcript=transcript, item=item)}]
+                     for item in rubric["items"]]
+    results = client.score(endpoint, conversations, [str(s) for s in scores])
+    return {item["id"]: {"score": round(geval_expectation(r["probs"], scores), 4),
+                         "probs": [round(p, 5) for p in r["probs"]], "score_token_mass": round(r["mass"], 4)}
+            for item, r in zip(rubric["items"], results)}
+
+
+def _item_model(lo: int, hi: int) -> type[BaseModel]:
+    return create_model("ItemScore", score=(int, Field(ge=lo, le=hi, strict=True)),
+                        justification=(str, Field(min_length=1)))
+
+
+def response_model(rubric: dict[str, Any]) -> type[BaseModel]:
+    """A pydantic model of the judge's JSON: every rubric item, integer in range."""
+    item = _item_model(int(rubric["scale"]["min"]), int(rubric["scale"]["max"]))
+    items = create_model("Items", **{i["id"]: (item, ...) for i in rubric["items"]},
+                         __config__={"extra": "forbid"})
+    return create_model("JudgeReply", items=(items, ...))
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object in ``text`` (models like to wrap JSON in code fences)."""
+    match = re.search(r"\{.*\}", text, re.S)
+    if not match:
+        raise ValueError("no JSON object in the reply")
+    return json.loads(match.group(0))
+
+
+def score_api(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
+              sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> dict[str, Any]:
+    """One JSON call for all items, validated; retried with the error, never invented."""
+    model = response_model(rubric)
+    messages = [{"role": "user", "content": prompts.render(template, transcript=transcript, rubric=rubric)}]
+    sampling = {**sampling, "response_format": {"type": "json_object"}}
+    raw_outputs = []
+    for attempt in range(retries + 1):
+        reply = client.chat(endpoint, messages, sampling, seed + attempt)
+        raw_outputs.append(reply["text"])
+        try:
+            parsed = model.model_validate(extract_json(reply["text"]))
+            return {k: {"score": v.score, "justification": v.justification}
+                    for k, v in parsed.items.__dict__.items()}
+        except (ValueError, ValidationError) as err:
+            messages = messages[:1] + [{"role": "assistant", "content": reply["text"]},
+                                       {"role": "user", "content": f"Your reply was invalid: {err}. Reply again with"
+                                                                   " JSON only, every item, integer scores."}]
+    write_text_atomic(raw_path, "\n\n---- next attempt ----\n\n".join(raw_outputs))
+    raise JudgeOutputError(f"judge {endpoint.model} gave invalid JSON {retries + 1} times; raw output saved to {raw_path}")

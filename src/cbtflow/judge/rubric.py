@@ -1,0 +1,41 @@
+"""Load the CTRS rubric (items, anchors, scale) from ``resources/ctrs/ctrs.yaml``."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def load_rubric(path: str | Path, variant: str | None = None) -> dict[str, Any]:
+    rubric = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if variant and variant != rubric["name"]:
+        changes = (rubric.get("variants") or {}).get(variant)
+        if changes is None:
+            raise ValueError(f"judging.rubric_variant: {path} has no variant {variant!r} "
+                             f"(known: {sorted(rubric.get('variants') or {})})")
+        rubric = copy.deepcopy(rubric)
+        for item in rubric["items"]:
+            item.update(changes.get(item["id"], {}))
+        rubric["name"] = variant
+    ids = [item["id"] for item in rubric["items"]]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: duplicate item ids")
+    return rubric
+
+
+def item_ids(rubric: dict[str, Any]) -> list[str]:
+    return [item["id"] for item in rubric["items"]]
+
+
+def max_total(rubric: dict[str, Any]) -> int:
+    return int(rubric["scale"]["max"]) * len(rubric["items"])
+
+
+def summarise(rubric: dict[str, Any], item_scores: dict[str, float]) -> dict[str, float]:
+    """Raw total (0-66 for 11 items) and the percentage the study appears to report."""
+    total = float(sum(item_scores[i] for i in item_ids(rubric)))
+    return {"total": round(total, 4), "max_total": max_total(rubric),
+            "percent": round(100.0 * total / max_total(rubric), 4)}

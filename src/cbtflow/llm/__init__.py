@@ -1,0 +1,121 @@
+"""One call interface for every role: ``chat(endpoint, messages, sampling, seed)``.
+
+Local models (``local/<dir>`` plus an optional adapter) run in-process with transformers;
+everything else goes through litellm by provider string. Both paths share the call cache
+and the usage log, so a rerun with the cache kept costs no calls whichever the backend.
+Providers are imported lazily, as in inspect_ai and lm-evaluation-harness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Sequence
+
+from cbtflow.llm.cache import CallCache, call_key
+from cbtflow.llm.endpoint import Endpoint
+from cbtflow.llm.usage import UsageLog
+
+Messages = Sequence[dict[str, str]]
+
+__all__ = ["Client", "Endpoint", "CallCache", "UsageLog", "chat"]
+
+
+def _batch_seed(seeds: Sequence[int]) -> int:
+    """One torch seed for a local batch, derived from the calls' own seeds.
+
+    Per-row seeds cannot be honoured inside one batched ``generate``; the call cache makes
+    the first answer to each key the answer, so reruns stay identical.
+    """
+    digest = hashlib.sha256(",".join(map(str, seeds)).encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+class Client:
+    """Cache + usage accounting in front of the local and API backends."""
+
+    def __init__(self, cache_dir: str | Path | None = None, usage: UsageLog | None = None, concurrency: int = 8):
+        self.cache = CallCache(cache_dir) if cache_dir else None
+        self.usage = usage or UsageLog()
+        self.concurrency = concurrency
+
+    def chat(self, endpoint: Endpoint, messages: Messages, sampling: dict[str, Any], seed: int) -> dict[str, Any]:
+        return self.chat_batch(endpoint, [messages], sampling, [seed])[0]
+
+    def chat_batch(self, endpoint: Endpoint, conversations: Sequence[Messages], sampling: dict[str, Any],
+                   seeds: Sequence[int]) -> list[dict[str, Any]]:
+        """Answer every conversation; cache hits are free, misses run as one batch."""
+        if len(conversations) != len(seeds):
+            raise ValueError("chat_batch needs one seed per conversation")
+        keys = [call_key(endpoint.identity(), {"kind": "chat", "messages": list(conv), "sampling": sampling,
+                                               "seed": int(seed)})
+                for conv, seed in zip(conversations, seeds)]
+        replies: list[dict[str, Any] | None] = [self._lookup(endpoint, key) for key in keys]
+        missing = [i for i, reply in enumerate(replies) if reply is None]
+        if missing:
+            fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
+                                  [int(seeds[i]) for i in missing])
+            for i, reply in zip(missing, fresh):
+                self._store(endpoint, keys[i], reply)
+                replies[i] = {**reply, "cached": False}
+        return replies  # type: ignore[return-value]
+
+    def generate(self, conversations: Sequence[Messages], endpoint: Endpoint, sampling: dict[str, Any],
+                 seeds: Sequence[int]) -> list[dict[str, Any]]:
+        """Uncached backend call: one local batch, or concurrent API calls."""
+        if endpoint.is_local:
+            from cbtflow.llm import local
+
+            return local.generate_batch(endpoint, conversations, sampling, _batch_seed(seeds))
+        from cbtflow.llm import api
+
+        return api.complete_many(endpoint, conversations, sampling, seeds, self.concurrency)
+
+    def score(self, endpoint: Endpoint, conversations: Sequence[Messages], candidates: Sequence[str],
+              assistant_prefix: str = "") -> list[dict[str, Any]]:
+        """Probability over ``candidates`` as the next token (local models only; G-Eval)."""
+        if not endpoint.is_local:
+            raise ValueError(f"{endpoint.model}: token probabilities are only read from local models")
+        keys = [call_key(endpoint.identity(), {"kind": "score", "messages": list(conv),
+                                               "candidates": list(candidates), "prefix": assistant_prefix})
+                for conv in conversations]
+        results = [self._lookup(endpoint, key) for key in keys]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            from cbtflow.llm import local
+
+            fresh = local.score_distributions(endpoint, [conversations[i] for i in missing], candidates,
+                                              assistant_prefix)
+            for i, reply in zip(missing, fresh):
+                self._store(endpoint, keys[i], reply)
+                results[i] = {**reply, "cached": False}
+        return results  # type: ignore[return-value]
+
+    def _lookup(self, endpoint: Endpoint, key: str) -> dict[str, Any] | None:
+        hit = self.cache.get(key) if self.cache else None
+        if hit is not None:
+            self.usage.record(endpoint.model, cached=True)
+            return {**hit, "cached": True}
+        return None
+
+    def _store(self, endpoint: Endpoint, key: str, reply: dict[str, Any]) -> None:
+        if self.cache:
+            self.cache.put(key, endpoint.model, reply)
+        self.usage.record(endpoint.model, cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
+                          completion_tokens=reply.get("completion_tokens", 0),
+                          seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0))
+
+
+_default: Client | None = None
+
+
+def chat(endpoint: Endpoint | dict | str, messages: Messages, sampling: dict[str, Any], seed: int,
+         client: Client | None = None) -> dict[str, Any]:
+    """The call interface of DESIGN.md; uses a process-wide uncached client by default."""
+    global _default
+    if client is None:
+        _default = _default or Client()
+        client = _default
+    if not isinstance(endpoint, Endpoint):
+        endpoint = Endpoint.from_spec(endpoint)
+    return client.chat(endpoint, messages, sampling, seed)

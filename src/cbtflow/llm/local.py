@@ -1,0 +1,146 @@
+"""In-process transformers backend for ``local/...`` endpoints.
+
+A job loads each local model once (``load``) and generates all its pending conversations
+as one left-padded batch, because on a CPU the decode step is bound by memory bandwidth:
+a batch of 4 costs little more per step than a batch of 1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Sequence
+
+from cbtflow.llm.endpoint import Endpoint
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    device: str
+
+
+def pick_device() -> str:
+    """CUDA when the scheduler gave us a GPU (CUDA_VISIBLE_DEVICES is honoured by torch)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise ValueError(f"{path}: the tokenizer has no chat template; set 'chat_template' for this model in config")
+    return tokenizer
+
+
+@lru_cache(maxsize=4)
+def load(endpoint: Endpoint) -> LoadedModel:
+    """Load (once per process) the base model and, if given, merge its LoRA adapter."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = pick_device()
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    tokenizer = load_tokenizer(endpoint.local_path)
+    model = AutoModelForCausalLM.from_pretrained(endpoint.local_path, dtype=dtype)
+    if endpoint.adapter:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, endpoint.adapter).merge_and_unload()
+        except Exception as err:  # a half-written or foreign adapter dir
+            raise ValueError(f"adapter {endpoint.adapter} could not be loaded onto {endpoint.local_path}: {err}."
+                             " Delete it and rerun the finetune rule.") from err
+    model.to(device).eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, device=device)
+
+
+def render(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def generate_batch(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]],
+                   sampling: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """Generate one reply per conversation in a single left-padded batch."""
+    import torch
+
+    loaded = load(endpoint)
+    tok = loaded.tokenizer
+    tok.padding_side = "left"
+    prompts = [render(tok, conv) for conv in conversations]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
+    temperature = float(sampling.get("temperature", 0.0))
+    kwargs: dict[str, Any] = {"max_new_tokens": int(sampling.get("max_tokens", 128)),
+                              "pad_token_id": tok.pad_token_id}
+    if temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_p=float(sampling.get("top_p", 1.0)))
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = loaded.model.generate(**enc, **kwargs)
+    seconds = time.perf_counter() - start
+    new_tokens = out[:, enc["input_ids"].shape[1]:]
+    replies = []
+    for row, prompt_mask in zip(new_tokens, enc["attention_mask"]):
+        ids = [t for t in row.tolist() if t != tok.pad_token_id]
+        text = tok.decode(ids, skip_special_tokens=True)
+        for stop in sampling.get("stop") or []:
+            text = text.split(stop, 1)[0]
+        replies.append({"text": text.strip(), "prompt_tokens": int(prompt_mask.sum()),
+                        "completion_tokens": len(ids), "seconds": seconds / len(prompts), "cost_usd": 0.0})
+    return replies
+
+
+def score_distributions(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]],
+                        candidates: Sequence[str], assistant_prefix: str = "") -> list[dict[str, Any]]:
+    """Next-token probabilities over ``candidates`` after each conversation's prompt.
+
+    The conversations usually share a long prefix (one transcript, many rubric items), so
+    the longest common token prefix is run once and each conversation's remainder is run
+    on a copy of that KV cache, cropped back after use: the same numbers as separate
+    forward passes at a fraction of the cost.
+    """
+    import torch
+
+    loaded = load(endpoint)
+    tok = loaded.tokenizer
+    candidate_ids = []
+    for cand in candidates:
+        ids = tok.encode(cand, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"score token {cand!r} is not a single token for {endpoint.local_path}")
+        candidate_ids.append(ids[0])
+    prompts = [tok.encode(render(tok, conv) + assistant_prefix, add_special_tokens=False) for conv in conversations]
+    shared = 0
+    while all(len(p) > shared + 1 for p in prompts) and len({p[shared] for p in prompts}) == 1:
+        shared += 1
+    results = []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        prefix = torch.tensor([prompts[0][:shared]], device=loaded.device)
+        cache = loaded.model(prefix, use_cache=True).past_key_values if shared else None
+        for ids in prompts:
+            rest = torch.tensor([ids[shared:]], device=loaded.device)
+            out = loaded.model(rest, past_key_values=cache, use_cache=True)
+            logits = out.logits[0, -1].float()
+            if cache is not None:
+                cache.crop(shared)
+            probs_all = torch.softmax(logits, dim=-1)
+            picked = probs_all[candidate_ids]
+            mass = float(picked.sum())
+            results.append({"probs": (picked / picked.sum()).tolist(), "mass": mass, "prompt_tokens": len(ids)})
+    seconds = time.perf_counter() - start
+    for r in results:
+        r["seconds"] = seconds / len(results)
+        r["completion_tokens"] = 0
+        r["cost_usd"] = 0.0
+    return results

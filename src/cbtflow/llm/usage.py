@@ -1,0 +1,49 @@
+"""Per-job usage accounting: calls, cache hits, tokens, seconds and cost per model.
+
+Each calling rule writes its log as a declared output so the report can sum the cost of
+every stage; nothing here knows about secrets or prompts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from cbtflow.io import write_json
+
+FIELDS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "seconds", "cost_usd")
+
+
+class UsageLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_model: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
+
+    def record(self, model: str, *, cached: bool, prompt_tokens: int = 0, completion_tokens: int = 0,
+               seconds: float = 0.0, cost_usd: float = 0.0) -> None:
+        with self._lock:
+            row = self.by_model[model]
+            if cached:
+                row["cache_hits"] += 1
+                return
+            row["calls"] += 1
+            row["prompt_tokens"] += int(prompt_tokens)
+            row["completion_tokens"] += int(completion_tokens)
+            row["seconds"] += float(seconds)
+            row["cost_usd"] += float(cost_usd or 0.0)
+
+    def totals(self) -> dict[str, float]:
+        out = dict.fromkeys(FIELDS, 0)
+        for row in self.by_model.values():
+            for key in FIELDS:
+                out[key] += row[key]
+        return out
+
+    def as_dict(self, stage: str, job: dict[str, Any]) -> dict[str, Any]:
+        return {"stage": stage, "job": job, "by_model": {k: dict(v) for k, v in sorted(self.by_model.items())},
+                "totals": self.totals()}
+
+    def write(self, path: str | Path, stage: str, job: dict[str, Any]) -> None:
+        write_json(path, self.as_dict(stage, job))

@@ -1,0 +1,78 @@
+"""Quality gates for generated sessions: each gate names the reason a session is rejected.
+
+A rejected session is regenerated with a new sub-seed; the reasons are counted in the
+course and in the dataset statistics, so the data's quality is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence
+
+META = re.compile(r"\b(as an ai|language model|i am an ai|i'm an ai|as a chatbot)\b|^\s*[\[(]", re.IGNORECASE)
+SPEAKER_LINE = re.compile(r"^\s*\**\s*(therapist|client|patient)\s*\**\s*:\s*(.*)$", re.IGNORECASE)
+
+
+def gate_both_speakers(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
+    roles = {t["role"] for t in turns}
+    return None if {"therapist", "patient"} <= roles else "missing_speaker"
+
+
+def gate_min_turns(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
+    return "too_few_turns" if len(turns) < limits.get("min_turns", 2) else None
+
+
+def gate_max_turns(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
+    return "too_many_turns" if len(turns) > limits.get("max_turns", 10_000) else None
+
+
+def gate_alternation(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
+    if turns and turns[0]["role"] != "therapist":
+        return "therapist_does_not_open"
+    for a, b in zip(turns, turns[1:]):
+        if a["role"] == b["role"]:
+            return "no_alternation"
+    return None
+
+
+def gate_empty(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
+    return "empty_turn" if any(not t["text"].strip() for t in turns) else None
+
+
+def gate_meta(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
+    return "meta_text" if any(META.search(t["text"]) for t in turns) else None
+
+
+def gate_leak(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
+    foreign = limits.get("foreign_names") or []
+    text = " ".join(t["text"] for t in turns)
+    return "profile_leak" if any(re.search(rf"\b{re.escape(n)}\b", text) for n in foreign) else None
+
+
+GATES: list[Callable[[Sequence[dict[str, Any]], dict], str | None]] = [
+    gate_both_speakers, gate_min_turns, gate_max_turns, gate_alternation, gate_empty, gate_meta, gate_leak,
+]
+
+
+def check(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
+    """The first failing gate's reason, or None when the session passes."""
+    for gate in GATES:
+        reason = gate(turns, limits)
+        if reason:
+            return reason
+    return None
+
+
+def parse_transcript(text: str) -> list[dict[str, Any]]:
+    """Strictly parse ``Therapist:``/``Client:`` lines; continuation lines join the turn."""
+    turns: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = SPEAKER_LINE.match(line)
+        if match:
+            role = "therapist" if match.group(1).lower() == "therapist" else "patient"
+            turns.append({"role": role, "text": match.group(2).strip()})
+        elif turns:
+            turns[-1]["text"] = f"{turns[-1]['text']} {line.strip()}".strip()
+    return turns

@@ -1,0 +1,37 @@
+"""What every rule script needs first: a log file, a thread budget and a cached client."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from cbtflow.llm import Client
+
+
+def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
+    """Log to the rule's log file (and stderr); cap torch threads to the job's share."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.environ.get("CBTFLOW_OFFLINE", "1") == "1" else None
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The cache and usage loggers name only hashes and models; API keys never reach a log.
+    logging.getLogger("LiteLLM").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+    except ImportError:
+        pass
+    return logging.getLogger("cbtflow")
+
+
+def client(cache_dir: str | None) -> Client:
+    return Client(cache_dir=cache_dir)

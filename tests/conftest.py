@@ -1,0 +1,45 @@
+"""Shared fixtures: a scripted endpoint that drives the real Client (cache, usage) without a model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pytest
+
+from cbtflow.llm import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+class ScriptedClient(Client):
+    """A Client whose backend is a Python function of the messages: the cache, the usage
+    log and every caller run for real; only the model is replaced."""
+
+    def __init__(self, reply: Callable[[Sequence[dict[str, str]], int], str], cache_dir: str | None = None):
+        super().__init__(cache_dir=cache_dir)
+        self.reply = reply
+        self.calls: list[list[dict[str, str]]] = []
+        self.seeds: list[int] = []
+
+    def generate(self, conversations, endpoint, sampling, seeds) -> list[dict[str, Any]]:
+        out = []
+        for conv, seed in zip(conversations, seeds):
+            self.calls.append(list(conv))
+            self.seeds.append(seed)
+            text = self.reply(conv, seed)
+            out.append({"text": text, "prompt_tokens": sum(len(m["content"].split()) for m in conv),
+                        "completion_tokens": len(text.split()), "seconds": 0.0, "cost_usd": 0.0})
+        return out
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def scripted():
+    return ScriptedClient

@@ -1,0 +1,125 @@
+from pathlib import Path
+
+import pytest
+
+from cbtflow.courses import CourseError, generate_courses, load_phases, plan_course
+from cbtflow.dialogue import PATIENT, THERAPIST, Party, Session, run_sessions, tidy_turn, view
+from cbtflow.llm import Endpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+EP = Endpoint("local/fake")
+SAMPLING = {"temperature": 0.7, "max_tokens": 20}
+
+
+def test_turn_order_views_and_max_turns(scripted):
+    def reply(messages, seed):
+        role = "T" if messages[0]["content"] == "therapist-sys" else "P"
+        return f"{role}{len(messages)}."
+
+    client = scripted(reply)
+    sessions = [Session("therapist-sys", "patient-sys", seed=1), Session("therapist-sys", "patient-sys", seed=2)]
+    run_sessions(client, sessions, Party(EP, SAMPLING), Party(EP, SAMPLING), max_turns=5)
+    for s in sessions:
+        assert [t["role"] for t in s.turns] == [THERAPIST, PATIENT, THERAPIST, PATIENT, THERAPIST]
+        assert s.ending == "max_turns"
+    # The therapist sees the cue then its own turns as assistant; the patient the reverse.
+    tv, pv = view(sessions[0], THERAPIST), view(sessions[0], PATIENT)
+    assert [m["role"] for m in tv] == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
+    assert [m["role"] for m in pv] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert len(client.calls) == 10, "both sessions advance in one batch per turn"
+
+
+def test_stops_when_therapist_ends(scripted):
+    def reply(messages, seed):
+        therapist = messages[0]["content"] == "t"
+        if therapist and len(messages) >= 4:
+            return "Good work today. See you next week."
+        return "Let's begin." if therapist else "Okay."
+
+    s = Session("t", "p", seed=1)
+    run_sessions(scripted(reply), [s], Party(EP, SAMPLING), Party(EP, SAMPLING), max_turns=10)
+    assert s.ending == "therapist_ended"
+    assert len(s.turns) == 3 and s.turns[-1]["role"] == THERAPIST
+
+
+def test_tidy_turn_cuts_only_truncated_replies():
+    assert tidy_turn("One. Two is cut", True) == ("One.", True)
+    assert tidy_turn("One. Two is cut", False) == ("One. Two is cut", False)
+    assert tidy_turn("no sentence end", True) == ("no sentence end", False)
+
+
+def test_plan_follows_phases():
+    phases = load_phases(ROOT / "resources/courses/phases.yaml")
+    plan = plan_course(phases, 20)
+    names = [p["name"] for p in phases]
+    order = [names.index(s["phase"]) for s in plan]
+    assert order == sorted(order) and order[0] == 0 and order[-1] == len(phases) - 1
+    assert set(order) == set(range(len(phases)))
+    assert plan[1]["homework_review"] == plan[0]["homework_set"]
+    assert [s["phase"] for s in plan_course(phases, 2)] == [names[0], names[-1]]
+
+
+def _templates():
+    return {n: str(ROOT / f"resources/prompts/{n}.j2") for n in
+            ("course_therapist", "patient_system", "course_session", "course_summary")}
+
+
+@pytest.fixture
+def profiles():
+    from cbtflow.profiles import load_attributes, sample_splits
+
+    return sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 2, 0, seed=5)["train"]
+
+
+def test_summary_of_session_k_reaches_session_k_plus_1(scripted, profiles):
+    def reply(messages, seed):
+        if messages[0]["role"] == "user" and messages[0]["content"].startswith("Summarise"):
+            return f"SUMMARY-{seed}"
+        return "Let's look at this together." if "expert CBT therapist" in messages[0]["content"] else "I feel low."
+
+    client = scripted(reply)
+    phases = load_phases(ROOT / "resources/courses/phases.yaml")
+    settings = {"mode": "turns", "sessions": 3, "turns_per_session": 4, "min_turns": 4}
+    courses = generate_courses(client, Party(EP, SAMPLING), profiles, phases, settings, _templates(), seed=9)
+    course = courses[profiles[0]["id"]]
+    assert [s["number"] for s in course["sessions"]] == [1, 2, 3]
+    assert [s["phase"] for s in course["sessions"]] == [p["phase"] for p in plan_course(phases, 3)]
+    first_summary = course["sessions"][0]["summary"]
+    later_systems = [c[0]["content"] for c in client.calls if "session 2 of 3" in c[0]["content"]]
+    assert later_systems and all(first_summary in s for s in later_systems)
+    assert not any(first_summary in c[0]["content"] for c in client.calls if "session 1 of 3" in c[0]["content"])
+
+
+def test_rejected_session_is_regenerated_with_new_subseed_then_fails(scripted, profiles):
+    seen = []
+
+    def reply(messages, seed):
+        seen.append(seed)
+        if messages[0]["content"].startswith("Summarise"):
+            return "summary"
+        if "expert CBT therapist" in messages[0]["content"]:
+            return "Let's start."
+        return "As an AI, I cannot feel." if len(set(seen)) < 6 else "I feel low."
+
+    client = scripted(reply)
+    phases = load_phases(ROOT / "resources/courses/phases.yaml")
+    settings = {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 4, "max_attempts": 3}
+    courses = generate_courses(client, Party(EP, SAMPLING), profiles[:1], phases, settings, _templates(), seed=9)
+    session = courses[profiles[0]["id"]]["sessions"][0]
+    assert session["rejections"] and set(session["rejections"]) == {"meta_text"}
+    assert session["attempts"] == len(session["rejections"]) + 1
+    settings["max_attempts"] = 1
+    always_bad = scripted(lambda m, s: "As an AI model, no." if "role-playing" in m[0]["content"] else "Hello.")
+    with pytest.raises(CourseError, match="meta_text"):
+        generate_courses(always_bad, Party(EP, SAMPLING), profiles[:1], phases, settings, _templates(), seed=9)
+
+
+def test_session_mode_parses_one_call_per_session(scripted, profiles):
+    client = scripted(lambda m, s: "summary" if m[0]["content"].startswith("Summarise")
+                      else "Therapist: Hello.\nClient: Hi.\nTherapist: Agenda?\nClient: Yes.")
+    phases = load_phases(ROOT / "resources/courses/phases.yaml")
+    settings = {"mode": "session", "sessions": 2, "turns_per_session": 4, "min_turns": 4}
+    courses = generate_courses(client, Party(EP, SAMPLING), profiles, phases, settings, _templates(), seed=1)
+    assert all(len(c["sessions"]) == 2 for c in courses.values())
+    writes = [c for c in client.calls if c[0]["content"].startswith("Write the transcript")]
+    assert len(writes) == 2 * len(profiles)

@@ -1,0 +1,49 @@
+import pytest
+
+from cbtflow.llm import Endpoint
+from cbtflow.llm.endpoint import PROVIDER_KEY_ENV
+
+
+def test_cache_makes_reruns_free_and_counts_usage(scripted, tmp_path):
+    client = scripted(lambda m, s: f"reply {s}", cache_dir=tmp_path)
+    ep = Endpoint("local/some/dir")
+    msgs = [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
+    first = client.chat_batch(ep, msgs, {"temperature": 0.5}, [1, 2])
+    assert [r["cached"] for r in first] == [False, False]
+    again = scripted(lambda m, s: "SHOULD NOT BE CALLED", cache_dir=tmp_path)
+    second = again.chat_batch(ep, msgs + [[{"role": "user", "content": "c"}]], {"temperature": 0.5}, [1, 2, 3])
+    assert [r["text"] for r in second[:2]] == ["reply 1", "reply 2"]
+    assert len(again.calls) == 1, "only the new conversation is generated"
+    assert again.usage.totals()["cache_hits"] == 2 and again.usage.totals()["calls"] == 1
+
+
+def test_cache_key_depends_on_seed_sampling_and_endpoint(scripted, tmp_path):
+    client = scripted(lambda m, s: "x", cache_dir=tmp_path)
+    msg = [{"role": "user", "content": "a"}]
+    client.chat(Endpoint("local/a"), msg, {"temperature": 0.5}, 1)
+    client.chat(Endpoint("local/a"), msg, {"temperature": 0.5}, 2)
+    client.chat(Endpoint("local/a"), msg, {"temperature": 0.6}, 1)
+    client.chat(Endpoint("local/b"), msg, {"temperature": 0.5}, 1)
+    client.chat(Endpoint("local/a"), msg, {"temperature": 0.5}, 1)
+    assert len(client.calls) == 4
+
+
+def test_adapter_changes_identity(tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"one")
+    a = Endpoint("local/base", adapter=str(adapter)).identity()
+    (adapter / "adapter_model.safetensors").write_bytes(b"two")
+    b = Endpoint("local/base", adapter=str(adapter)).identity()
+    assert a["adapter_sha"] != b["adapter_sha"]
+    with pytest.raises(FileNotFoundError, match="finetune"):
+        Endpoint("local/base", adapter=str(tmp_path / "missing")).identity()
+
+
+def test_endpoint_providers_and_key_env():
+    assert Endpoint("openrouter/nousresearch/hermes-3-llama-3.1-405b").key_env == PROVIDER_KEY_ENV["openrouter"]
+    assert Endpoint("gemini/gemini-1.5-pro-002").provider == "gemini"
+    assert Endpoint("openai/x", api_base="http://127.0.0.1:8000/v1").key_env is None
+    assert Endpoint("local/dir").is_local and Endpoint("local/dir").key_env is None
+    with pytest.raises(ValueError, match="unknown keys"):
+        Endpoint.from_spec({"model": "x", "api_key": "secret"})

@@ -1,0 +1,50 @@
+import pytest
+
+from cbtflow.profiles import ProfileError, load_attributes, profile_hash, sample_splits
+
+
+@pytest.fixture(scope="module")
+def attrs(root=None):
+    from pathlib import Path
+
+    return load_attributes(Path(__file__).resolve().parents[1] / "resources/profiles/attributes.yaml")
+
+
+def _allowed(attrs, key, name):
+    return next(o["age_bands"] for o in attrs[key] if o["name"] == name)
+
+
+def test_thousand_profiles_are_coherent_and_disjoint(attrs):
+    splits = sample_splits(attrs, 600, 400, seed=3, eval_risk=True)
+    train, evals = splits["train"], splits["eval"]
+    assert len(train) == 600 and len(evals) == 400
+    assert not ({p["hash"] for p in train} & {p["hash"] for p in evals})
+    for p in train + evals:
+        assert p["age_band"] in _allowed(attrs, "occupations", p["occupation"])
+        assert p["age_band"] in _allowed(attrs, "living_situations", p["living_situation"])
+        assert not (p["occupation"] == "retired" and p["age_band"] != "65+")
+        assert not (p["occupation"] == "university student" and p["age_band"] in {"55-64", "65+"})
+        assert p["name"] in attrs["first_names"][p["gender"]]
+        assert profile_hash(p) == p["hash"]
+    assert all(p["risk_level"] == "none" for p in train), "training courses hold no crisis examples"
+    assert any(p["risk_level"] == "passive ideation" for p in evals)
+
+
+def test_sampling_is_seeded_and_eval_count_leaves_train_alone(attrs):
+    a = sample_splits(attrs, 5, 3, seed=11)
+    b = sample_splits(attrs, 5, 4, seed=11)
+    assert a["train"] == b["train"]
+    assert a["eval"] == b["eval"][:3]
+    assert sample_splits(attrs, 5, 3, seed=12)["train"] != a["train"]
+
+
+def test_impossible_request_fails_with_the_field(attrs):
+    tiny = dict(attrs, age_bands=["65+"], occupations=[{"name": "retired", "age_bands": ["65+"]}],
+                living_situations=[{"name": "lives alone", "age_bands": ["65+"]}],
+                genders=["woman"], first_names={"woman": ["Olga"]}, presenting_problems=attrs["presenting_problems"][:1],
+                phq9_bands=attrs["phq9_bands"][:1], cultures=["Irish"], distortions=["labelling", "mind reading"],
+                emotions=["sadness", "guilt"], safety_behaviours=["staying in bed", "avoiding friends"],
+                strengths=["persistence", "curiosity"], supports=["a neighbour"], histories=["no previous treatment"],
+                attitudes=["cooperative"])
+    with pytest.raises(ProfileError, match="profiles.train"):
+        sample_splits(tiny, 50, 0, seed=1)

@@ -1,0 +1,99 @@
+# Config validation, the names every stage is expanded over, and input functions.
+# Params hold only a job's own slice of the config, so editing one model reruns that
+# model's jobs and the report, nothing else.
+
+import os
+import re
+
+from snakemake.exceptions import WorkflowError
+
+from cbtflow.config import ConfigError, validate_config
+from cbtflow.profiles import profile_ids
+
+try:
+    validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err))
+
+CACHE = config.get("cache_dir", ".cbtflow-cache")
+MODELS = sorted(config["models"])
+CONDITIONS = list(config["conditions"])
+SEEDS = [int(s) for s in config["seeds"]]
+JUDGES = sorted(config["judges"])
+GENERATOR = config["roles"]["generator"]["name"]
+TRAIN_IDS = profile_ids("train", config["profiles"]["train"])
+EVAL_IDS = profile_ids("eval", config["profiles"]["eval"])
+EMBEDDED_BASES = sorted(b for b, spec in config["bases"].items() if spec["source"] == "embedded")
+PROMPTS = "resources/prompts"
+RUBRIC = "resources/ctrs/ctrs.yaml"
+LEXICON = "resources/ctrs/lexicon.yaml"
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)),
+    condition="|".join(CONDITIONS),
+    seed=r"\d+",
+    judge="|".join(map(re.escape, JUDGES)),
+    generator=re.escape(GENERATOR),
+    base="|".join(map(re.escape, EMBEDDED_BASES)) or "(?!)",
+
+
+def base_location(base):
+    """Where a base loads from: the prepared directory of an embedded base, else its source."""
+    source = config["bases"][base]["source"]
+    return f"resources/models/{base}" if source == "embedded" else source
+
+
+def base_inputs(base):
+    """The prepare_base_model target when the base is embedded; nothing for HF ids and dirs."""
+    return [f"resources/models/{base}"] if base in EMBEDDED_BASES else []
+
+
+def local_base(model_string):
+    return model_string[len("local/"):] if model_string.startswith("local/") else None
+
+
+def endpoint_spec(role):
+    """A role's endpoint with `local/<base>` resolved to the directory it loads from."""
+    base = local_base(role["model"])
+    spec = {"model": f"local/{base_location(base)}" if base else role["model"]}
+    if role.get("api_base"):
+        spec["api_base"] = role["api_base"]
+    return spec
+
+
+def role_inputs(role):
+    base = local_base(role["model"])
+    return base_inputs(base) if base else []
+
+
+def therapist_base(wildcards):
+    return config["models"][wildcards.model]["base"]
+
+
+def adapter_for(wildcards):
+    """The cbt condition reads this model's adapter for this seed; instruct reads none."""
+    if wildcards.condition == "cbt":
+        return f"results/adapters/{wildcards.model}/seed{wildcards.seed}"
+    return []
+
+
+def templates(*names):
+    return {name: f"{PROMPTS}/{name}.j2" for name in names}
+
+
+def transcripts_of(wildcards):
+    return expand("results/transcripts/{model}/{condition}/seed{seed}/{profile}.json", model=wildcards.model,
+                  condition=wildcards.condition, seed=wildcards.seed, profile=EVAL_IDS)
+
+
+def judge_inputs(wildcards):
+    judge = config["judges"][wildcards.judge]
+    return role_inputs(judge) if judge["kind"] == "llm" else []
+
+
+def judge_settings(wildcards):
+    judge = dict(config["judges"][wildcards.judge])
+    if judge["kind"] == "llm":
+        judge["endpoint"] = endpoint_spec(judge)
+    return {"name": wildcards.judge, **judge}

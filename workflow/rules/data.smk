@@ -1,0 +1,75 @@
+# Patient profiles, synthetic CBT courses and the chat-format training set.
+
+
+rule profiles_train:
+    input:
+        attributes="resources/profiles/attributes.yaml",
+    output:
+        "results/profiles/train.jsonl",
+    params:
+        split="train",
+        settings=lambda wc: {k: config["profiles"][k] for k in ("seed", "train")},
+    log:
+        "logs/profiles/train.log",
+    script:
+        "../../scripts/profiles.py"
+
+
+# Eval profiles are drawn after the train ones from the same stream, so changing the eval
+# count never touches the training data.
+rule profiles_eval:
+    input:
+        attributes="resources/profiles/attributes.yaml",
+    output:
+        "results/profiles/eval.jsonl",
+    params:
+        split="eval",
+        settings=lambda wc: config["profiles"],
+    log:
+        "logs/profiles/eval.log",
+    script:
+        "../../scripts/profiles.py"
+
+
+rule courses:
+    input:
+        profiles="results/profiles/train.jsonl",
+        phases="resources/courses/phases.yaml",
+        **templates("course_therapist", "patient_system", "course_session", "course_summary"),
+        base=role_inputs(config["roles"]["generator"]),
+    output:
+        courses=expand("results/courses/{{generator}}/{profile}.json", profile=TRAIN_IDS),
+        usage="results/usage/courses/{generator}.json",
+    params:
+        generator=lambda wc: {**endpoint_spec(config["roles"]["generator"]),
+                              "sampling": config["roles"]["generator"]["sampling"]},
+        settings=lambda wc: config["courses"],
+        seed=lambda wc: config["profiles"]["seed"],
+        cache_dir=CACHE,
+    threads: 1
+    resources:
+        mem_mb=3000,
+    log:
+        "logs/courses/{generator}.log",
+    benchmark:
+        "benchmarks/courses/{generator}.tsv"
+    script:
+        "../../scripts/courses.py"
+
+
+rule dataset:
+    input:
+        courses=expand("results/courses/{{generator}}/{profile}.json", profile=TRAIN_IDS),
+        therapist_system=f"{PROMPTS}/therapist_system.j2",
+        tokenizer=base_inputs(config["models"][MODELS[0]]["base"]),
+    output:
+        jsonl="results/datasets/{generator}.jsonl",
+        stats="results/datasets/{generator}.stats.json",
+        hf=directory("results/datasets/{generator}.hf"),
+    params:
+        settings=lambda wc: config["dataset"],
+        tokenizer=base_location(config["models"][MODELS[0]]["base"]),
+    log:
+        "logs/dataset/{generator}.log",
+    script:
+        "../../scripts/dataset.py"

@@ -1,0 +1,22 @@
+# One LoRA adapter per model × seed: Unsloth QLoRA on CUDA, transformers + peft on CPU.
+
+
+rule finetune:
+    input:
+        dataset=f"results/datasets/{GENERATOR}.hf",
+        jsonl=f"results/datasets/{GENERATOR}.jsonl",
+        base=lambda wc: base_inputs(therapist_base(wc)),
+    output:
+        directory("results/adapters/{model}/seed{seed}"),
+    params:
+        recipe=lambda wc: config["models"][wc.model],
+        base=lambda wc: base_location(therapist_base(wc)),
+    threads: 2
+    resources:
+        mem_mb=6000,
+    log:
+        "logs/finetune/{model}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune/{model}/seed{seed}.tsv"
+    script:
+        "../../scripts/finetune.py"

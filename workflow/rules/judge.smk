@@ -1,0 +1,27 @@
+# Modified-CTRS scores per transcript from each judge, blinded to model and condition.
+
+
+rule judge:
+    input:
+        transcripts=transcripts_of,
+        rubric=RUBRIC,
+        lexicon=LEXICON,
+        **templates("judge_item", "judge_all"),
+        base=judge_inputs,
+    output:
+        scores=expand("results/ctrs/{{judge}}/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
+                      profile=EVAL_IDS),
+        usage="results/usage/judge/{judge}/{model}/{condition}/seed{seed}.json",
+    params:
+        judge=judge_settings,
+        rubric_variant=lambda wc: config["judging"].get("rubric_variant"),
+        cache_dir=CACHE,
+    threads: 1
+    resources:
+        mem_mb=3000,
+    log:
+        "logs/judge/{judge}/{model}/{condition}/seed{seed}.log",
+    benchmark:
+        "benchmarks/judge/{judge}/{model}/{condition}/seed{seed}.tsv"
+    script:
+        "../../scripts/judge.py"

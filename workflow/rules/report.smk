@@ -1,0 +1,35 @@
+# Scores table, statistics, figures and report.md (plus `snakemake --report report.zip`).
+
+FIGURES = ["paired_totals", "item_heatmap", "judge_distributions", "loss_curves", "usage"]
+
+
+rule report:
+    input:
+        scores=expand("results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json", judge=JUDGES,
+                      model=MODELS, condition=CONDITIONS, seed=SEEDS, profile=EVAL_IDS),
+        adapters=expand("results/adapters/{model}/seed{seed}", model=MODELS, seed=SEEDS)
+        if "cbt" in CONDITIONS else [],
+        usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
+        + expand("results/usage/simulate/{model}/{condition}/seed{seed}.json", model=MODELS,
+                 condition=CONDITIONS, seed=SEEDS)
+        + expand("results/usage/judge/{judge}/{model}/{condition}/seed{seed}.json", judge=JUDGES,
+                 model=MODELS, condition=CONDITIONS, seed=SEEDS),
+    output:
+        scores="results/report/scores.parquet",
+        stats="results/report/stats.json",
+        report="results/report/report.md",
+        figures=[
+            report(f"results/report/figures/{name}.png", caption=f"../report/{name}.rst",
+                   category="Figures")
+            for name in FIGURES
+        ],
+    params:
+        primary_judge=config["report"]["primary_judge"],
+        threshold=config["report"].get("competence_threshold", 40),
+        summary=lambda wc: (f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
+                            f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)}; "
+                            f"judges: {', '.join(JUDGES)}."),
+    log:
+        "logs/report/report.log",
+    script:
+        "../../scripts/report.py"

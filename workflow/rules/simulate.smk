@@ -1,0 +1,30 @@
+# Therapist (each model, instruct and CBT-tuned) meets a simulated patient, per eval profile.
+# One job per model × condition × seed: the therapist loads once and all sessions batch.
+
+
+rule simulate:
+    input:
+        profiles="results/profiles/eval.jsonl",
+        adapter=adapter_for,
+        **templates("therapist_system", "patient_system"),
+        base=lambda wc: base_inputs(therapist_base(wc)) + role_inputs(config["roles"]["patient"]),
+    output:
+        transcripts=expand("results/transcripts/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
+                           profile=EVAL_IDS),
+        usage="results/usage/simulate/{model}/{condition}/seed{seed}.json",
+    params:
+        therapist=lambda wc: {"model": f"local/{base_location(therapist_base(wc))}",
+                              "sampling": config["therapist"]["sampling"]},
+        patient=lambda wc: {**endpoint_spec(config["roles"]["patient"]),
+                            "sampling": config["roles"]["patient"]["sampling"]},
+        session=lambda wc: config["simulation"],
+        cache_dir=CACHE,
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/simulate/{model}/{condition}/seed{seed}.log",
+    benchmark:
+        "benchmarks/simulate/{model}/{condition}/seed{seed}.tsv"
+    script:
+        "../../scripts/simulate.py"
