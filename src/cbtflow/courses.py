@@ -94,7 +94,9 @@ def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[s
     """Generate every profile's course; returns ``{profile_id: course}``.
 
     A session failing a quality gate is regenerated with the next sub-seed, up to
-    ``max_attempts``; a session that never passes fails the job with its reasons.
+    ``max_attempts``; a session that never passes fails the job with its reasons, or,
+    with ``on_exhausted: drop``, is left out of the course and listed in
+    ``dropped_sessions`` (counted in the dataset statistics).
     """
     total = int(settings["sessions"])
     plan = plan_course(phases, total)
@@ -118,6 +120,10 @@ def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[s
                 reason = quality.check(turns, limits)
                 if reason:
                     rejections[p["id"]].append(reason)
+                    if attempt >= max_attempts and settings.get("on_exhausted", "fail") == "drop":
+                        courses[p["id"]].setdefault("dropped_sessions", []).append(
+                            {"number": plan_k["number"], "rejections": rejections[p["id"]]})
+                        continue
                     if attempt >= max_attempts:
                         raise CourseError(f"course {p['id']}, session {plan_k['number']}: rejected {attempt} times "
                                           f"({', '.join(rejections[p['id']])}); raise courses.max_attempts or use a "
@@ -130,7 +136,8 @@ def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[s
                 })
             pending = still
         # The running summary carries each course forward into its next session.
-        done = [p for p in profiles]
+        done = [p for p in profiles if courses[p["id"]]["sessions"]
+                and courses[p["id"]]["sessions"][-1]["number"] == plan_k["number"]]
         summary_prompts = [[{"role": "user", "content": prompts.render(
             templates["course_summary"],
             transcript=render_transcript(courses[p["id"]]["sessions"][-1]["turns"]))}] for p in done]

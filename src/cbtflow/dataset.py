@@ -51,7 +51,11 @@ def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
     phases: Counter[str] = Counter()
     turns: Counter[str] = Counter()
     tokens: Counter[str] = Counter()
+    dropped = 0
     for course in courses:
+        for session in course.get("dropped_sessions", []):
+            rejections.update(session["rejections"])
+            dropped += 1
         for session in course["sessions"]:
             rejections.update(session.get("rejections", []))
             phases[session["phase"]] += 1
@@ -62,6 +66,7 @@ def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
     return {
         "courses": len(courses),
         "sessions": sum(len(c["sessions"]) for c in courses),
+        "dropped_sessions": dropped,
         "examples": {split: sum(r["split"] == split for r in rows) for split in ("train", "validation")},
         "turns_by_role": dict(turns),
         "tokens_by_role": dict(tokens),

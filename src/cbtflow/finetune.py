@@ -40,36 +40,37 @@ def select_backend() -> str:
 # --------------------------------------------------------------------------- tokenization
 
 
+def _render(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
 def _render_ids(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
-    return tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.encode(_render(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
 
 
 def tokenize_with_mask(tokenizer, messages: Sequence[dict[str, str]]) -> dict[str, list[int]]:
     """Token ids and a 0/1 mask that is 1 exactly on the tokens of assistant messages.
 
-    For each assistant message, the tokens between "everything before it + generation
-    prompt" and "everything up to and including it" are its own (content and end-of-turn
-    marker); the header that the generation prompt adds stays masked.
+    Each assistant message owns the characters between "everything before it + the
+    generation prompt" and "everything up to and including it" (its content and its
+    end-of-turn marker); the tokens overlapping that span are trained. Working in
+    characters, not token counts, keeps this right when BPE merges across the boundary.
     """
-    ids = _render_ids(tokenizer, messages, add_generation_prompt=False)
+    text = _render(tokenizer, messages, add_generation_prompt=False)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
     mask = [0] * len(ids)
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        start = len(_render_ids(tokenizer, messages[:index], add_generation_prompt=True))
-        end = len(_render_ids(tokenizer, messages[: index + 1], add_generation_prompt=False))
-        prefix = _render_ids(tokenizer, messages[: index + 1], add_generation_prompt=False)
-        if prefix != ids[:end]:
+        head = _render(tokenizer, messages[:index], add_generation_prompt=True)
+        upto = _render(tokenizer, messages[: index + 1], add_generation_prompt=False)
+        if not text.startswith(upto) or not upto.startswith(head):
             raise ValueError("chat template is not prefix-stable; cannot locate assistant tokens")
-        for position in range(start, end):
-            mask[position] = 1
-    # Trailing whitespace after the end-of-turn token (e.g. ChatML's "\n") is not a target.
-    for position in range(len(ids) - 1, -1, -1):
-        if mask[position] and tokenizer.decode([ids[position]]).strip() == "":
-            mask[position] = 0
-        elif mask[position]:
-            break
+        start, end = len(head), len(upto.rstrip())  # whitespace after the end-of-turn marker is not a target
+        for position, (a, b) in enumerate(offsets):
+            if a < end and b > start and text[max(a, start):min(b, end)].strip():
+                mask[position] = 1
     return {"input_ids": ids, "assistant_masks": mask}
 
 

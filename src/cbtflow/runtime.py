@@ -21,6 +21,12 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger = logging.getLogger("cbtflow")
+
+    def log_uncaught(kind, value, tb):  # the rule's log then says why the job failed
+        logger.error("job failed", exc_info=(kind, value, tb))
+
+    sys.excepthook = log_uncaught
     # The cache and usage loggers name only hashes and models; API keys never reach a log.
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -30,7 +36,7 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
         torch.set_num_threads(max(1, int(threads)))
     except ImportError:
         pass
-    return logging.getLogger("cbtflow")
+    return logger
 
 
 def client(cache_dir: str | None) -> Client:

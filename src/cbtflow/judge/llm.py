@@ -21,6 +21,11 @@ from cbtflow.llm import Client, Endpoint
 from cbtflow.io import write_text_atomic
 
 
+# Prefilled start of the local judge's answer: with it SmolLM2-135M puts ~70% of its
+# next-token mass on the digits (measured 0.70-0.75 over three items; without it, 0.06-0.12).
+LOCAL_ANSWER_PREFIX = "Score: "
+
+
 class JudgeOutputError(RuntimeError):
     pass
 
@@ -39,7 +44,7 @@ def score_local(client: Client, endpoint: Endpoint, rubric: dict[str, Any], tran
     scores = list(range(lo, hi + 1))
     conversations = [[{"role": "user", "content": prompts.render(template, transcript=transcript, item=item)}]
                      for item in rubric["items"]]
-    results = client.score(endpoint, conversations, [str(s) for s in scores])
+    results = client.score(endpoint, conversations, [str(s) for s in scores], LOCAL_ANSWER_PREFIX)
     return {item["id"]: {"score": round(geval_expectation(r["probs"], scores), 4),
                          "probs": [round(p, 5) for p in r["probs"]], "score_token_mass": round(r["mass"], 4)}
             for item, r in zip(rubric["items"], results)}

@@ -79,6 +79,10 @@ def generate_batch(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str
     temperature = float(sampling.get("temperature", 0.0))
     kwargs: dict[str, Any] = {"max_new_tokens": int(sampling.get("max_tokens", 128)),
                               "pad_token_id": tok.pad_token_id}
+    # Small models loop on their own phrases; these two knobs keep them talking.
+    for knob, cast in (("repetition_penalty", float), ("no_repeat_ngram_size", int)):
+        if sampling.get(knob):
+            kwargs[knob] = cast(sampling[knob])
     if temperature > 0:
         kwargs.update(do_sample=True, temperature=temperature, top_p=float(sampling.get("top_p", 1.0)))
     else:
@@ -133,7 +137,7 @@ def score_distributions(endpoint: Endpoint, conversations: Sequence[Sequence[dic
             out = loaded.model(rest, past_key_values=cache, use_cache=True)
             logits = out.logits[0, -1].float()
             if cache is not None:
-                cache.crop(shared)
+                cache.crop(-rest.shape[1])  # back to the shared prefix for the next item
             probs_all = torch.softmax(logits, dim=-1)
             picked = probs_all[candidate_ids]
             mass = float(picked.sum())

@@ -1,0 +1,54 @@
+"""A bad config stops before any job runs, with a message naming the field."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cbtflow.config import ConfigError, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def broken(mutate):
+    config = copy.deepcopy(DEFAULT)
+    mutate(config)
+    return config
+
+
+def test_default_config_is_valid():
+    validate_config(copy.deepcopy(DEFAULT))
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda c: c.update(unknwon_key=1), "unknwon_key"),
+    (lambda c: c["models"]["smol-r8"]["lora"].update(r="eight"), "config.models.smol-r8.lora.r"),
+    (lambda c: c["models"]["smol-r8"].pop("base"), "config.models.smol-r8"),
+    (lambda c: c["models"]["smol-r8"].update(base="llama-9b"), "config.models.smol-r8.base"),
+    (lambda c: c.update(seeds=[1, "two"]), "config.seeds[1]"),
+    (lambda c: c["simulation"].update(max_turns=-3), "config.simulation.max_turns"),
+    (lambda c: c["roles"]["patient"].update(model="local/not-a-base"), "config.roles.patient.model"),
+    (lambda c: c["report"].update(primary_judge="gpt"), "config.report.primary_judge"),
+    (lambda c: c["courses"].update(mode="chapters"), "config.courses.mode"),
+])
+def test_bad_config_names_the_field(mutate, field):
+    with pytest.raises(ConfigError) as err:
+        validate_config(broken(mutate))
+    assert field in str(err.value)
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda c: c["models"]["smol-r16"].pop("base"), "config.models.smol-r16"),
+    (lambda c: c.update(seeds=[1, 2.5]), "config.seeds[1]"),
+])
+def test_snakemake_stops_before_any_job(tmp_path, mutate, field):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(broken(mutate)))
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
+                           "--directory", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert field in done.stdout + done.stderr
+    assert "Job stats" not in done.stdout

@@ -1,0 +1,109 @@
+import builtins
+import sys
+from pathlib import Path
+
+import pytest
+
+from cbtflow import finetune
+
+ROOT = Path(__file__).resolve().parents[1]
+CONVERSATION = [
+    {"role": "system", "content": "You are a CBT therapist."},
+    {"role": "user", "content": "[The client has arrived for the session.]"},
+    {"role": "assistant", "content": "Welcome. What would you like to focus on today?"},
+    {"role": "user", "content": "My low mood at work."},
+    {"role": "assistant", "content": "Let's look at the thoughts that come up there."},
+]
+
+
+@pytest.fixture(scope="module")
+def smol_tokenizer(embedded_model):
+    from cbtflow.llm.local import load_tokenizer
+
+    return load_tokenizer(embedded_model)
+
+
+@pytest.fixture(scope="module")
+def llama3_tokenizer(embedded_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(embedded_model)
+    tok.add_special_tokens({"bos_token": "<|begin_of_text|>",
+                            "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]})
+    tok.chat_template = (ROOT / "tests/data/llama3_chat_template.jinja").read_text()
+    return tok
+
+
+@pytest.mark.parametrize("name, end_marker", [("smol_tokenizer", "<|im_end|>"), ("llama3_tokenizer", "<|eot_id|>")])
+def test_only_therapist_tokens_are_trained(request, name, end_marker):
+    tok = request.getfixturevalue(name)
+    row = finetune.tokenize_with_mask(tok, CONVERSATION)
+    ids, mask = row["input_ids"], row["assistant_masks"]
+    assert len(ids) == len(mask)
+    # Walk the mask's runs: each trained run is exactly one assistant message + its end marker.
+    runs, current = [], []
+    for token, bit in zip(ids, mask):
+        if bit:
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    decoded = [tok.decode(run).strip() for run in runs]
+    assistants = [m["content"] for m in CONVERSATION if m["role"] == "assistant"]
+    assert decoded == [a + end_marker for a in assistants]
+    untrained = tok.decode([t for t, bit in zip(ids, mask) if not bit])
+    for m in CONVERSATION:
+        if m["role"] != "assistant":
+            assert m["content"] in untrained, "system and patient text must be masked"
+    # TRL turns assistant_masks into labels: every masked position becomes -100.
+    labels = [t if bit else finetune.IGNORE for t, bit in zip(ids, mask)]
+    assert sum(l != finetune.IGNORE for l in labels) == sum(len(r) for r in runs)
+
+
+def test_long_sessions_split_at_turn_boundaries(smol_tokenizer):
+    long = CONVERSATION[:2] + [
+        {"role": "assistant" if i % 2 == 0 else "user", "content": f"Turn {i} " + "word " * 30} for i in range(8)
+    ]
+    pieces = finetune.split_at_turns(smol_tokenizer, long, max_length=150)
+    assert len(pieces) > 1
+    seen = []
+    for piece in pieces:
+        assert piece[0] == long[0], "the system prompt is repeated in every piece"
+        assert len(finetune._render_ids(smol_tokenizer, piece, False)) <= 150
+        seen += [m["content"] for m in piece[1:]]
+    originals = [m["content"] for m in long[1:]]
+    assert all(text in originals for text in seen), "no turn is cut"
+
+
+def test_backend_choice(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "unsloth" else real_find(name, *a))
+    assert finetune.select_backend() == "unsloth"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "unsloth" else real_find(name, *a))
+    assert finetune.select_backend() == "peft-bnb"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(importlib.util, "find_spec", real_find)
+    assert finetune.select_backend() == "peft-cpu"
+
+
+def test_cpu_backend_never_imports_unsloth(monkeypatch, embedded_model):
+    real_import = builtins.__import__
+
+    def guarded(name, *args, **kwargs):
+        if name.split(".")[0] == "unsloth":
+            raise AssertionError("unsloth imported on the CPU path")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", guarded)
+    recipe = {"lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj"]},
+              "training": {"max_seq_length": 128}}
+    model, tok = finetune._load_for_backend("peft-cpu", embedded_model, recipe, seed=1)
+    assert "unsloth" not in sys.modules
+    assert model.peft_config["default"].r == 4

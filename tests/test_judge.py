@@ -1,0 +1,126 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from cbtflow.judge import llm as llm_judge
+from cbtflow.judge.lexicon import load_lexicon, score_transcript
+from cbtflow.judge.rubric import item_ids, load_rubric, summarise
+from cbtflow.judge.run import judge_transcripts
+from cbtflow.llm import Endpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+RUBRIC = load_rubric(ROOT / "resources/ctrs/ctrs.yaml")
+LEXICON = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
+TEMPLATES = {n: str(ROOT / f"resources/prompts/{n}.j2") for n in ("judge_item", "judge_all")}
+PAIRS = json.loads((ROOT / "tests/data/lexicon_pairs.json").read_text())
+
+
+def test_rubric_has_the_eleven_ctrs_items_and_a_variant():
+    assert item_ids(RUBRIC) == ["agenda", "feedback", "understanding", "interpersonal", "collaboration", "pacing",
+                                "guided_discovery", "focus", "strategy", "techniques", "homework"]
+    modified = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
+    assert modified["name"] == "ctrs-modified"
+    assert modified["items"][-1]["question"] != RUBRIC["items"][-1]["question"]
+    with pytest.raises(ValueError, match="rubric_variant"):
+        load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "nope")
+    assert summarise(RUBRIC, dict.fromkeys(item_ids(RUBRIC), 6)) == {"total": 66, "max_total": 66, "percent": 100.0}
+
+
+def test_lexicon_prefers_good_practice_on_total_and_targeted_items():
+    assert len(PAIRS) >= 10
+    wins_total, wins_items, n_items = 0, 0, 0
+    for pair in PAIRS:
+        good = score_transcript(LEXICON, pair["good"], item_ids(RUBRIC))
+        poor = score_transcript(LEXICON, pair["poor"], item_ids(RUBRIC))
+        wins_total += sum(v["score"] for v in good.values()) > sum(v["score"] for v in poor.values())
+        for item in pair["targets"]:
+            n_items += 1
+            wins_items += good[item]["score"] > poor[item]["score"]
+    assert wins_total / len(PAIRS) >= 0.9
+    assert wins_items / n_items >= 0.9
+
+
+def test_lexicon_is_deterministic_and_bounded():
+    pair = PAIRS[0]
+    a = score_transcript(LEXICON, pair["good"], item_ids(RUBRIC))
+    assert a == score_transcript(LEXICON, pair["good"], item_ids(RUBRIC))
+    assert all(0 <= v["score"] <= 6 for v in a.values())
+    assert a["agenda"]["features"]["agenda_set_early"] == 1.0
+
+
+def test_geval_expectation_by_hand():
+    import math
+
+    logits = [0.5, 1.0, -1.0, 2.0, 0.0, 3.0, 1.5]
+    exp = [math.exp(x) for x in logits]
+    probs = [e / sum(exp) for e in exp]
+    expected = sum(i * p for i, p in enumerate(probs))
+    assert llm_judge.geval_expectation(probs, list(range(7))) == pytest.approx(expected, abs=1e-12)
+    # Unnormalised mass over the digits is renormalised, not treated as zero scores.
+    assert llm_judge.geval_expectation([x * 0.3 for x in probs], list(range(7))) == pytest.approx(expected, abs=1e-12)
+
+
+def _valid_json(score=4):
+    return json.dumps({"items": {i: {"score": score, "justification": "Therapist: 'Let's set an agenda.'"}
+                                 for i in item_ids(RUBRIC)}})
+
+
+@pytest.mark.parametrize("bad", [
+    json.dumps({"items": {i: {"score": 3, "justification": "x"} for i in item_ids(RUBRIC)[:-1]}}),  # missing item
+    _valid_json(score=7),                                                                         # out of range
+    _valid_json().replace('"score": 4', '"score": 3.5', 1),                                        # not an integer
+    "I would rate this session as fairly good overall.",                                          # prose
+])
+def test_invalid_judge_json_is_retried_then_fails_with_raw_output(scripted, tmp_path, bad):
+    client = scripted(lambda m, s: bad)
+    raw = tmp_path / "x.raw.txt"
+    with pytest.raises(llm_judge.JudgeOutputError, match="raw output saved"):
+        llm_judge.score_api(client, Endpoint("gemini/gemini-1.5-pro-002"), RUBRIC, "Therapist: hi", TEMPLATES["judge_all"],
+                            {"temperature": 0}, seed=1, retries=2, raw_path=raw)
+    assert len(client.calls) == 3
+    assert "Your reply was invalid" in client.calls[1][-1]["content"]
+    assert raw.read_text().count(bad) == 3
+
+
+def test_retry_recovers_and_valid_json_roundtrips(scripted, tmp_path):
+    replies = iter(["not json", "```json\n" + _valid_json(5) + "\n```"])
+    client = scripted(lambda m, s: next(replies))
+    items = llm_judge.score_api(client, Endpoint("gemini/x"), RUBRIC, "T: hi", TEMPLATES["judge_all"], {"temperature": 0},
+                                seed=1, retries=2, raw_path=tmp_path / "r.txt")
+    assert {v["score"] for v in items.values()} == {5} and set(items) == set(item_ids(RUBRIC))
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_judge_prompt_is_blinded(scripted, tmp_path):
+    transcript = {"kind": "transcript", "profile_id": "eval-000", "model": "secret-model-r8", "condition": "cbt",
+                  "seed": 1, "turns": PAIRS[0]["good"], "n_tokens": 50}
+    client = scripted(lambda m, s: _valid_json())
+    judge = {"name": "api", "kind": "llm", "endpoint": {"model": "gemini/x"}}
+    docs = judge_transcripts(client, [transcript], [str(tmp_path / "o.json")], judge, RUBRIC, TEMPLATES, None, seed=1)
+    prompt = json.dumps(client.calls)
+    for leak in ("secret-model-r8", "cbt", "eval-000", "seed"):
+        assert leak not in prompt
+    assert docs[0]["model"] == "secret-model-r8" and docs[0]["total"] == 44
+
+
+def test_local_judge_reads_real_token_probabilities(embedded_model):
+    from cbtflow.llm import Client
+
+    transcript = "\n".join(f"{'Therapist' if t['role'] == 'therapist' else 'Client'}: {t['text']}" for t in PAIRS[0]["good"])
+    client = Client()
+    items = llm_judge.score_local(client, Endpoint(f"local/{embedded_model}"), RUBRIC, transcript, TEMPLATES["judge_item"])
+    assert set(items) == set(item_ids(RUBRIC))
+    for value in items.values():
+        assert 0 <= value["score"] <= 6
+        assert sum(value["probs"]) == pytest.approx(1.0, abs=1e-4)
+        assert value["score_token_mass"] > 0.3
+    # The shared-prefix KV cache gives the same numbers as separate forward passes.
+    from cbtflow.llm import local
+
+    conv = [{"role": "user", "content": "Rate 0-6: agenda. Answer with one digit."}]
+    alone = local.score_distributions(Endpoint(f"local/{embedded_model}"), [conv], [str(i) for i in range(7)])
+    batched = local.score_distributions(Endpoint(f"local/{embedded_model}"),
+                                        [conv, [{"role": "user", "content": "Rate 0-6: agenda. Answer with two digits."}]],
+                                        [str(i) for i in range(7)])
+    assert batched[0]["probs"] == pytest.approx(alone[0]["probs"], abs=1e-4)

@@ -1,0 +1,131 @@
+"""The real workflow, end to end, on a tiny config in a temporary directory."""
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "cache_dir": ".cache",
+    "bases": {"smollm2-135m": {"source": "embedded"}},
+    "models": {"tiny": {"base": "smollm2-135m",
+                        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+                        "training": {"learning_rate": 1e-3, "epochs": 2, "batch_size": 1, "max_seq_length": 256}}},
+    "conditions": ["instruct", "cbt"],
+    "seeds": [1],
+    "profiles": {"seed": 3, "train": 2, "eval": 2},
+    "courses": {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 2, "max_attempts": 2,
+                "on_exhausted": "drop"},
+    "dataset": {"validation_fraction": 0.5, "seed": 0},
+    "roles": {"generator": {"name": "smollm2", "model": "local/smollm2-135m",
+                            "sampling": {"temperature": 0.5, "top_p": 0.9, "max_tokens": 24, "repetition_penalty": 1.1,
+                                         "no_repeat_ngram_size": 4}},
+              "patient": {"model": "local/smollm2-135m", "sampling": {"temperature": 0.5, "max_tokens": 20}}},
+    "therapist": {"sampling": {"temperature": 0.5, "max_tokens": 24, "repetition_penalty": 1.1}},
+    "simulation": {"max_turns": 4},
+    "judges": {"lexicon": {"kind": "lexicon"}, "smollm2": {"kind": "llm", "model": "local/smollm2-135m"}},
+    "judging": {"rubric_variant": "ctrs-modified"},
+    "report": {"primary_judge": "lexicon", "competence_threshold": 40},
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, embedded_model):
+    work = tmp_path_factory.mktemp("wf")
+    for name in ("Snakefile", "workflow", "scripts", "profiles"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    shutil.copytree(ROOT / "resources", work / "resources", ignore=shutil.ignore_patterns("models"))
+    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    wheels = Path(embedded_model).parents[1] / "wheels"  # the wheel fetched once per machine
+    (work / ".cache").mkdir()
+    shutil.copytree(wheels, work / ".cache" / "wheels")
+    done = snakemake(work)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return work
+
+
+def test_every_target_kind_is_written_and_valid(run):
+    expected = [
+        "resources/models/smollm2-135m/model.safetensors", "resources/models/smollm2-135m/base.json",
+        "results/profiles/train.jsonl", "results/profiles/eval.jsonl",
+        "results/courses/smollm2/train-000.json", "results/datasets/smollm2.jsonl",
+        "results/datasets/smollm2.stats.json", "results/datasets/smollm2.hf/dataset_dict.json",
+        "results/adapters/tiny/seed1/adapter_model.safetensors", "results/adapters/tiny/seed1/train_log.json",
+        "results/adapters/tiny/seed1/provenance.json",
+        "results/transcripts/tiny/cbt/seed1/eval-001.json", "results/transcripts/tiny/instruct/seed1/eval-000.json",
+        "results/ctrs/lexicon/tiny/cbt/seed1/eval-000.json", "results/ctrs/smollm2/tiny/instruct/seed1/eval-001.json",
+        "results/report/scores.parquet", "results/report/stats.json", "results/report/report.md",
+        "results/report/figures/paired_totals.png", "results/usage/simulate/tiny/cbt/seed1.json",
+    ]
+    missing = [p for p in expected if not (run / p).exists()]
+    assert not missing
+    done = subprocess.run([sys.executable, "-m", "cbtflow.cli", "validate", "results",
+                           "resources/models/smollm2-135m/base.json"], cwd=run, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "results: valid" in done.stdout
+
+
+def test_rerun_has_nothing_to_do(run):
+    done = snakemake(run, "-n")
+    assert done.returncode == 0
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_stats_and_report_hold_the_paired_result(run):
+    stats = json.loads((run / "results/report/stats.json").read_text())
+    paired = stats["judges"]["lexicon"]["paired_cbt_vs_instruct"]["tiny"]
+    assert paired["n"] == 2
+    assert stats["judges"]["lexicon"]["between_models"]["cbt"]["ran"] is False  # one model: a stated reason
+    report = (run / "results/report/report.md").read_text()
+    assert "CBT-tuned vs instruct" in report and "| tiny |" in report
+    assert "Research software" in report
+    for png in (run / "results/report/figures").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_transcripts_and_scores_have_their_structure(run):
+    t = json.loads((run / "results/transcripts/tiny/cbt/seed1/eval-000.json").read_text())
+    assert t["turns"][0]["role"] == "therapist" and t["therapist"]["adapter_sha"]
+    i = json.loads((run / "results/transcripts/tiny/instruct/seed1/eval-000.json").read_text())
+    assert i["therapist"]["adapter_sha"] is None
+    s = json.loads((run / "results/ctrs/smollm2/tiny/cbt/seed1/eval-000.json").read_text())
+    assert len(s["items"]) == 11 and 0 <= s["total"] <= 66
+    assert s["percent"] == pytest.approx(100 * s["total"] / 66, abs=1e-3)
+
+
+def test_adapter_reloads_and_generates(run):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(run / "resources/models/smollm2-135m")
+    model = PeftModel.from_pretrained(base, str(run / "results/adapters/tiny/seed1"))
+    tok = AutoTokenizer.from_pretrained(run / "resources/models/smollm2-135m")
+    ids = tok.apply_chat_template([{"role": "user", "content": "Hello"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+def test_snakemake_html_report_zip(run):
+    done = snakemake(run, "--report", "report.zip")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with zipfile.ZipFile(run / "report.zip") as zf:
+        pngs = [n for n in zf.namelist() if n.endswith(".png")]
+        assert len(pngs) == 5
+        assert all(zf.read(n)[:4] == b"\x89PNG" for n in pngs)
