@@ -18,6 +18,8 @@ import polars as pl  # noqa: E402
 
 from cbtflow.io import write_text_atomic  # noqa: E402
 
+CTRS_ORDER = ["agenda", "feedback", "understanding", "interpersonal", "collaboration", "pacing", "guided_discovery",
+              "focus", "strategy", "techniques", "homework"]
 DISCLAIMER = ("Research software. These are simulated sessions scored by automated judges; nothing here is "
               "clinical advice or evidence that any model is safe to use with people.")
 
@@ -54,14 +56,15 @@ def fig_paired_totals(scores: pl.DataFrame, judge: str, path: Path) -> None:
 def fig_item_heatmap(stats: dict[str, Any], judge: str, path: Path) -> None:
     per_model = stats["judges"][judge]["items_cbt_vs_instruct"]
     models = sorted(m for m in per_model if not m.startswith("_"))
-    items = sorted({i for m in models for i in per_model[m]})
+    present = {i for m in models for i in per_model[m]}
+    items = [i for i in CTRS_ORDER if i in present] + sorted(present - set(CTRS_ORDER))
     grid = np.array([[per_model[m].get(i, {}).get("mean_difference") or 0.0 for i in items] for m in models] or [[0.0]])
-    fig, ax = plt.subplots(figsize=(1 + 0.55 * max(1, len(items)), 1.2 + 0.5 * max(1, len(models))))
+    fig, ax = plt.subplots(figsize=(2 + 0.6 * max(1, len(items)), 2.4 + 0.45 * max(1, len(models))))
     limit = max(0.5, float(np.abs(grid).max()))
     image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(len(items)), items, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(models)), models, fontsize=8)
-    fig.colorbar(image, ax=ax, label="mean cbt − instruct (0-6 scale)")
+    fig.colorbar(image, ax=ax, label="cbt − instruct")
     ax.set_title(f"Item-level change, judge {judge}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -97,3 +97,21 @@ def judge_settings(wildcards):
     if judge["kind"] == "llm":
         judge["endpoint"] = endpoint_spec(judge)
     return {"name": wildcards.judge, **judge}
+
+
+def same_base_predecessor(wildcards, stage):
+    """Order identical work so the call cache answers it.
+
+    The instruct condition of two models on the same base makes exactly the same calls
+    (same base, prompts, sampling and seeds). Making the later model's job wait for the
+    earlier one's usage log means the later job is answered from the cache for free
+    instead of both computing in parallel.
+    """
+    if wildcards.condition != "instruct":
+        return []
+    base = therapist_base(wildcards)
+    earlier = [m for m in MODELS[: MODELS.index(wildcards.model)] if config["models"][m]["base"] == base]
+    if not earlier:
+        return []
+    judge = f"{wildcards.judge}/" if stage == "judge" else ""
+    return [f"results/usage/{stage}/{judge}{earlier[-1]}/instruct/seed{wildcards.seed}.json"]

@@ -8,6 +8,7 @@ rule judge:
         lexicon=LEXICON,
         **templates("judge_item", "judge_all"),
         base=judge_inputs,
+        after=lambda wc: same_base_predecessor(wc, "judge"),
     output:
         scores=expand("results/ctrs/{{judge}}/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
                       profile=EVAL_IDS),

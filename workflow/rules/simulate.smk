@@ -8,6 +8,7 @@ rule simulate:
         adapter=adapter_for,
         **templates("therapist_system", "patient_system"),
         base=lambda wc: base_inputs(therapist_base(wc)) + role_inputs(config["roles"]["patient"]),
+        after=lambda wc: same_base_predecessor(wc, "simulate"),
     output:
         transcripts=expand("results/transcripts/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
                            profile=EVAL_IDS),
