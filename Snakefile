@@ -13,7 +13,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# An experiment file given with --configfile replaces the default experiment instead of
+# being merged into it (a merge would keep the default's models beside the experiment's).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 include: "workflow/rules/common.smk"

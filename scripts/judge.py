@@ -12,7 +12,7 @@ lexicon = load_lexicon(snakemake.input.lexicon) if judge["kind"] == "lexicon" el
 transcripts = [read_json(p) for p in snakemake.input.transcripts]
 llm = client(snakemake.params.cache_dir)
 documents = judge_transcripts(llm, transcripts, snakemake.output.scores, judge, rubric,
-                              {"judge_item": snakemake.input.judge_item, "judge_all": snakemake.input.judge_all},
+                              {n: snakemake.input[n] for n in ("judge_item", "judge_all", "judge_item_json")},
                               lexicon, seed=int(snakemake.wildcards.seed))
 for path, document in zip(snakemake.output.scores, documents):
     write_json(path, document)

@@ -108,6 +108,10 @@ def test_rejected_session_is_regenerated_with_new_subseed_then_fails(scripted, p
     session = courses[profiles[0]["id"]]["sessions"][0]
     assert session["rejections"] and set(session["rejections"]) == {"meta_text"}
     assert session["attempts"] == len(session["rejections"]) + 1
+    # Every attempt sampled with its own sub-seed (turn seeds derive from it).
+    opening_seeds = [sd for call, sd in zip(client.calls, client.seeds)
+                     if "expert CBT therapist" in call[0]["content"] and len(call) == 2]
+    assert len(opening_seeds) == session["attempts"] and len(set(opening_seeds)) == session["attempts"]
     settings["max_attempts"] = 1
     always_bad = scripted(lambda m, s: "As an AI model, no." if "role-playing" in m[0]["content"] else "Hello.")
     with pytest.raises(CourseError, match="meta_text"):
@@ -123,3 +127,24 @@ def test_session_mode_parses_one_call_per_session(scripted, profiles):
     assert all(len(c["sessions"]) == 2 for c in courses.values())
     writes = [c for c in client.calls if c[0]["content"].startswith("Write the transcript")]
     assert len(writes) == 2 * len(profiles)
+
+
+def test_dataset_removes_duplicates_and_splits_by_course():
+    from cbtflow.dataset import build_examples, dataset_stats
+
+    session = {"number": 1, "phase": "p", "turns": [{"role": "therapist", "text": "Hello."},
+                                                    {"role": "patient", "text": "Hi."}]}
+    twin = {**session, "turns": [{"role": "therapist", "text": "hello. "}, {"role": "patient", "text": "Hi."}]}
+    other = {**session, "number": 2, "turns": [{"role": "therapist", "text": "Agenda?"}, {"role": "patient", "text": "Yes."},
+                                                {"role": "therapist", "text": "Good."}]}
+    courses = [{"profile_id": "train-000", "sessions": [session, other]}, {"profile_id": "train-001", "sessions": [twin]},
+               {"profile_id": "train-002", "sessions": [other]}]
+    rows = build_examples(courses, "sys", validation_fraction=0.34, seed=0)
+    assert len(rows) == 2, "the case-insensitive twin and the repeated session are dropped"
+    for row in rows:
+        assert row["messages"][0] == {"role": "system", "content": "sys"} and row["messages"][-1]["role"] == "assistant"
+    by_course = {}
+    for row in rows:
+        by_course.setdefault(row["course"], set()).add(row["split"])
+    assert all(len(splits) == 1 for splits in by_course.values()), "a course never straddles the split"
+    assert dataset_stats(courses, rows)["duplicates_removed"] == 2

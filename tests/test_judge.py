@@ -124,3 +124,64 @@ def test_local_judge_reads_real_token_probabilities(embedded_model):
                                         [conv, [{"role": "user", "content": "Rate 0-6: agenda. Answer with two digits."}]],
                                         [str(i) for i in range(7)])
     assert batched[0]["probs"] == pytest.approx(alone[0]["probs"], abs=1e-4)
+
+
+def test_per_item_mode_makes_one_call_per_item(scripted, tmp_path):
+    client = scripted(lambda m, s: json.dumps({"score": 3, "justification": "Therapist: 'hello'"}))
+    judge = {"name": "api", "kind": "llm", "mode": "per_item", "endpoint": {"model": "gemini/x"}}
+    transcript = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
+    templates = {**TEMPLATES, "judge_item_json": str(ROOT / "resources/prompts/judge_item_json.j2")}
+    docs = judge_transcripts(client, [transcript], [str(tmp_path / "o.json")], judge, RUBRIC, templates, None, seed=1)
+    assert len(client.calls) == 11
+    for call, item in zip(client.calls, RUBRIC["items"]):
+        assert item["question"] in call[0]["content"]
+        assert sum(other["question"] in call[0]["content"] for other in RUBRIC["items"]) == 1
+    assert docs[0]["total"] == 33 and docs[0]["mode"] == "per_item"
+
+
+def _icc21(matrix):
+    """ICC(2,1) from two-way ANOVA mean squares (Shrout & Fleiss), written out by hand."""
+    import numpy as np
+
+    x = np.asarray(matrix, float)
+    n, k = x.shape
+    grand = x.mean()
+    msr = k * ((x.mean(axis=1) - grand) ** 2).sum() / (n - 1)
+    msc = n * ((x.mean(axis=0) - grand) ** 2).sum() / (k - 1)
+    sse = ((x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + grand) ** 2).sum()
+    mse = sse / ((n - 1) * (k - 1))
+    return (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+
+
+def test_repeats_give_icc_per_item_and_total_in_the_report(scripted, tmp_path):
+    import random
+    import zlib
+
+    from cbtflow import report, stats
+    from cbtflow.scores import scores_table
+
+    def reply(messages, seed):
+        rng = random.Random(zlib.crc32(messages[0]["content"].encode()) + seed)
+        base = len(messages[0]["content"]) % 5
+        return json.dumps({"items": {i: {"score": min(6, base + rng.randint(0, 1)), "justification": "quote"}
+                                     for i in item_ids(RUBRIC)}})
+
+    client = scripted(reply)
+    judge = {"name": "api", "kind": "llm", "repeats": 2, "endpoint": {"model": "gemini/x"}}
+    transcripts = [{"profile_id": f"eval-{i:03d}", "model": "m", "condition": c, "seed": 1,
+                    "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"]}
+                   for i in range(6) for c in ("instruct", "cbt")]
+    docs = judge_transcripts(client, transcripts, [str(tmp_path / f"{i}.json") for i in range(12)], judge, RUBRIC,
+                             TEMPLATES, None, seed=1)
+    assert all(len(v["repeat_scores"]) == 2 for d in docs for v in d["items"].values())
+    table = scores_table(docs)
+    result = stats.analyse(table)
+    rel = result["judges"]["api"]["reliability_across_repeats"]
+    assert set(rel) == set(item_ids(RUBRIC)) | {"total"}
+    wide = table.filter(table["repeat"].is_not_null() & (table["item"] == "total")).to_pandas().pivot_table(
+        index=["condition", "profile"], columns="repeat", values="score")
+    assert rel["total"]["icc2_single"]["icc"] == pytest.approx(_icc21(wide.to_numpy()), abs=1e-9)
+    report.write_report(tmp_path / "r.md", stats={**result}, primary_judge="api", figures={}, usage={}, train_logs={},
+                        config_summary="")
+    text = (tmp_path / "r.md").read_text()
+    assert "Across repeats of judge `api`" in text and "| total |" in text and "| homework |" in text

@@ -21,6 +21,7 @@ GOOD = turns(("therapist", "Hello, how has your week been?"), ("patient", "Hard.
     (GOOD[:3] + turns(("patient", "As an AI language model I cannot feel.")), "meta_text"),
     (GOOD[:3] + turns(("patient", "(sighs) I guess.")), "meta_text"),
     (GOOD[:3] + turns(("patient", "Omar said the same.")), "profile_leak"),
+    (GOOD[:3] + turns(("patient", "I think the worst part is that")), "truncated_ending"),
 ])
 def test_each_gate_rejects_its_case(bad, reason):
     assert check(bad, {"min_turns": 4, "foreign_names": ["Omar"]}) == reason

@@ -22,13 +22,13 @@ TINY = {
     "conditions": ["instruct", "cbt"],
     "seeds": [1],
     "profiles": {"seed": 3, "train": 2, "eval": 2},
-    "courses": {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 2, "max_attempts": 2,
+    "courses": {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 2, "max_attempts": 3,
                 "on_exhausted": "drop"},
     "dataset": {"validation_fraction": 0.5, "seed": 0},
     "roles": {"generator": {"name": "smollm2", "model": "local/smollm2-135m",
                             "sampling": {"temperature": 0.5, "top_p": 0.9, "max_tokens": 24, "repetition_penalty": 1.1,
                                          "no_repeat_ngram_size": 4}},
-              "patient": {"model": "local/smollm2-135m", "sampling": {"temperature": 0.5, "max_tokens": 20}}},
+              "patient": {"model": "local/smollm2-135m", "sampling": {"temperature": 0.5, "max_tokens": 32}}},
     "therapist": {"sampling": {"temperature": 0.5, "max_tokens": 24, "repetition_penalty": 1.1}},
     "simulation": {"max_turns": 4},
     "judges": {"lexicon": {"kind": "lexicon"}, "smollm2": {"kind": "llm", "model": "local/smollm2-135m"}},
@@ -77,6 +77,18 @@ def test_every_target_kind_is_written_and_valid(run):
                            "resources/models/smollm2-135m/base.json"], cwd=run, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "results: valid" in done.stdout
+
+
+def test_dataset_loads_and_counts_rejections(run):
+    from datasets import load_from_disk
+
+    data = load_from_disk(str(run / "results/datasets/smollm2.hf"))
+    assert set(data) == {"train", "validation"} and len(data["train"]) >= 1
+    stats = json.loads((run / "results/datasets/smollm2.stats.json").read_text())
+    courses = [json.loads(p.read_text()) for p in (run / "results/courses/smollm2").glob("*.json")]
+    rejected = sum(len(s["rejections"]) for c in courses for s in c["sessions"]) + sum(
+        len(d["rejections"]) for c in courses for d in c.get("dropped_sessions", []))
+    assert sum(stats["rejections_by_reason"].values()) == rejected
 
 
 def test_rerun_has_nothing_to_do(run):
@@ -129,3 +141,15 @@ def test_snakemake_html_report_zip(run):
         pngs = [n for n in zf.namelist() if n.endswith(".png")]
         assert len(pngs) == 5
         assert all(zf.read(n)[:4] == b"\x89PNG" for n in pngs)
+
+
+def test_editing_the_rubric_reruns_only_judging_and_report(run):
+    """Last in this module: it edits the rubric of the shared run."""
+    import re
+
+    rubric = run / "resources/ctrs/ctrs.yaml"
+    rubric.write_text(rubric.read_text().replace("no agenda was set", "no agenda of any kind was set"))
+    done = snakemake(run, "-n", "--quiet", "rules")
+    assert done.returncode == 0, done.stderr[-2000:]
+    jobs = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", done.stdout + done.stderr, re.M)} - {"total"}
+    assert jobs == {"judge", "report", "all"}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cbtflow.dialogue import SESSION_START_CUE
+from cbtflow.io import sha256_json
 
 
 def session_messages(session: dict[str, Any], system_prompt: str) -> list[dict[str, str]]:
@@ -34,12 +35,16 @@ def build_examples(courses: Sequence[dict[str, Any]], system_prompt: str, valida
     if validation_fraction > 0 and len(ids) > 1:
         n_val = max(1, n_val)
     validation = set(ids[:n_val])
-    rows = []
+    rows, seen = [], set()
     for course in sorted(courses, key=lambda c: c["profile_id"]):
         for session in course["sessions"]:
             messages = session_messages(session, system_prompt)
             if not any(m["role"] == "assistant" for m in messages):
                 continue
+            fingerprint = sha256_json([" ".join(m["content"].lower().split()) for m in messages[2:]])
+            if fingerprint in seen:  # a generator that repeats itself must not weight one session twice
+                continue
+            seen.add(fingerprint)
             rows.append({"course": course["profile_id"], "session": session["number"], "phase": session["phase"],
                          "split": "validation" if course["profile_id"] in validation else "train",
                          "messages": messages})
@@ -63,8 +68,10 @@ def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
                 turns[turn["role"]] += 1
                 if tokenizer is not None:
                     tokens[turn["role"]] += len(tokenizer.encode(turn["text"], add_special_tokens=False))
+    usable = sum(1 for c in courses for s in c["sessions"] if any(t["role"] == "therapist" for t in s["turns"]))
     return {
         "courses": len(courses),
+        "duplicates_removed": usable - len(rows),
         "sessions": sum(len(c["sessions"]) for c in courses),
         "dropped_sessions": dropped,
         "examples": {split: sum(r["split"] == split for r in rows) for split in ("train", "validation")},

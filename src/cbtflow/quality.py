@@ -43,6 +43,12 @@ def gate_meta(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
     return "meta_text" if any(META.search(t["text"]) for t in turns) else None
 
 
+def gate_truncated(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
+    """A session whose last utterance stops mid-sentence was cut off by the token limit."""
+    last = turns[-1]["text"].rstrip() if turns else ""
+    return "truncated_ending" if last and not re.search(r"[.!?…\"'’”)\]]$", last) else None
+
+
 def gate_leak(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
     foreign = limits.get("foreign_names") or []
     text = " ".join(t["text"] for t in turns)
@@ -50,7 +56,8 @@ def gate_leak(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
 
 
 GATES: list[Callable[[Sequence[dict[str, Any]], dict], str | None]] = [
-    gate_both_speakers, gate_min_turns, gate_max_turns, gate_alternation, gate_empty, gate_meta, gate_leak,
+    gate_both_speakers, gate_min_turns, gate_max_turns, gate_alternation, gate_empty, gate_meta, gate_truncated,
+    gate_leak,
 ]
 
 

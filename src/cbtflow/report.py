@@ -150,6 +150,22 @@ def _anova_lines(between: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _icc_lines(title: str, block: dict[str, Any]) -> list[str]:
+    if not block or block.get("ran") is False:
+        return [f"{title}: not run ({block.get('reason', 'no data')}).", ""]
+    lines = [f"{title}:", "", "| item | ICC(2,1) [95% CI] | ICC(2,k) | n transcripts |", "|---|---|---|---|"]
+    order = [i for i in CTRS_ORDER + ["total"] if i in block] + sorted(set(block) - set(CTRS_ORDER) - {"total"})
+    for item in order:
+        r = block[item]
+        if not r.get("ran"):
+            lines.append(f"| {item} | not run: {r['reason']} | | |")
+            continue
+        single, ci = r["icc2_single"], r["icc2_single"]["ci95"]
+        lines.append(f"| {item} | {_fmt(single['icc'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | {_fmt(r['icc2_mean']['icc'])} | "
+                     f"{r['n_transcripts']} |")
+    return lines + [""]
+
+
 def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str, figures: dict[str, str],
                  usage: dict[str, dict[str, float]], train_logs: dict[str, dict[str, Any]], config_summary: str) -> None:
     lines = [f"# cbtflow report", "", f"> {DISCLAIMER}", "", config_summary, ""]
@@ -178,6 +194,11 @@ def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str,
                   (f"Slope {_fmt(ctx['slope_per_1000_tokens'])} points per 1,000 tokens "
                    f"[95% CI {_fmt(ctx['ci95_per_1000_tokens'][0])}, {_fmt(ctx['ci95_per_1000_tokens'][1])}], n = {ctx['n']}."
                    if ctx.get("ran") else f"Not run: {ctx['reason']}"), ""]
+    lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
+    lines += _icc_lines("Across judges (consensus scores; which judge the main analysis uses is stated above)",
+                        stats.get("reliability_across_judges", {}))
+    for judge, result in stats["judges"].items():
+        lines += _icc_lines(f"Across repeats of judge `{judge}`", result.get("reliability_across_repeats", {}))
     lines += ["## Fine-tuning", "", "| adapter | backend | steps | first-quarter loss | last-quarter loss | tokens/s | peak MB |",
               "|---|---|---|---|---|---|---|"]
     lines += [f"| {name} | {log['backend']} | {log['steps']} | {_fmt(log['first_quarter_loss'])} | "

@@ -14,7 +14,6 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
     """Log to the rule's log file (and stderr); cap torch threads to the job's share."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.environ.get("CBTFLOW_OFFLINE", "1") == "1" else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)

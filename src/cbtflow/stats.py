@@ -249,11 +249,45 @@ def context_length(totals: pd.DataFrame) -> dict[str, Any]:
             "r": res.rvalue}
 
 
+def icc(frame: pd.DataFrame, raters: str) -> dict[str, Any]:
+    """ICC(2,1) and ICC(2,k) of Shrout & Fleiss: two-way random effects, absolute agreement
+    (pingouin names them ICC(A,1) and ICC(A,k), after McGraw & Wong)."""
+    import pingouin as pg
+
+    data = frame.assign(target=frame["model"] + "|" + frame["condition"] + "|" + frame["seed"].astype(str) + "|"
+                        + frame["profile"])
+    n_raters = data[raters].nunique()
+    complete = data.groupby("target").filter(lambda g: g[raters].nunique() == n_raters)
+    if n_raters < 2 or complete["target"].nunique() < 2:
+        return skipped(f"needs ≥2 {raters}s rating ≥2 common transcripts")
+    if complete["score"].var() == 0:
+        return skipped("all scores are identical")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = pg.intraclass_corr(data=complete, targets="target", raters=raters, ratings="score").set_index("Type")
+    pick = lambda t: {"icc": table.loc[t, "ICC"], "ci95": list(table.loc[t, "CI95"]), "p": table.loc[t, "pval"]}  # noqa: E731
+    return {"ran": True, "n_transcripts": int(complete["target"].nunique()), "raters": int(n_raters),
+            "icc2_single": pick("ICC(A,1)"), "icc2_mean": pick("ICC(A,k)")}
+
+
+def reliability(frame: pd.DataFrame, raters: str) -> dict[str, Any]:
+    """ICC per item and for the total."""
+    items = [i for i in frame["item"].unique() if i != "percent"]
+    return {item: icc(frame[frame["item"] == item], raters) for item in sorted(items)}
+
+
 def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
-    """Every analysis, per judge."""
-    frame = scores.to_pandas()
+    """Every analysis, per judge; reliability across repeats and across judges."""
+    everything = scores.to_pandas()
+    if "repeat" not in everything:
+        everything["repeat"] = np.nan
+    frame = everything[everything["repeat"].isna()]
     result: dict[str, Any] = {"judges": {}}
+    judges = sorted(frame["judge"].unique())
+    result["reliability_across_judges"] = (reliability(frame, "judge") if len(judges) > 1
+                                           else skipped("needs at least 2 judges"))
     for judge, jframe in frame.groupby("judge"):
+        repeats = everything[(everything["judge"] == judge) & everything["repeat"].notna()]
         totals = jframe[jframe["item"] == "total"]
         items = jframe[~jframe["item"].isin(["total", "percent"])]
         conditions = sorted(totals["condition"].unique())
@@ -268,5 +302,7 @@ def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
             "items_cbt_vs_instruct": item_level(items),
             "competence": competence(totals, threshold),
             "context_length": context_length(totals),
+            "reliability_across_repeats": (reliability(repeats, "repeat") if len(repeats)
+                                           else skipped("judge ran with repeats: 1")),
         }
     return _clean(result)

@@ -71,23 +71,41 @@ def extract_json(text: str) -> Any:
     return json.loads(match.group(0))
 
 
-def score_api(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
-              sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> dict[str, Any]:
-    """One JSON call for all items, validated; retried with the error, never invented."""
-    model = response_model(rubric)
-    messages = [{"role": "user", "content": prompts.render(template, transcript=transcript, rubric=rubric)}]
+def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type[BaseModel],
+                    sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> BaseModel:
+    """Ask, validate, re-ask with the validation error; after ``retries`` fail loudly."""
+    messages = [{"role": "user", "content": prompt}]
     sampling = {**sampling, "response_format": {"type": "json_object"}}
     raw_outputs = []
     for attempt in range(retries + 1):
         reply = client.chat(endpoint, messages, sampling, seed + attempt)
         raw_outputs.append(reply["text"])
         try:
-            parsed = model.model_validate(extract_json(reply["text"]))
-            return {k: {"score": v.score, "justification": v.justification}
-                    for k, v in parsed.items.__dict__.items()}
+            return model.model_validate(extract_json(reply["text"]))
         except (ValueError, ValidationError) as err:
             messages = messages[:1] + [{"role": "assistant", "content": reply["text"]},
                                        {"role": "user", "content": f"Your reply was invalid: {err}. Reply again with"
-                                                                   " JSON only, every item, integer scores."}]
+                                                                   " JSON only, integer scores."}]
     write_text_atomic(raw_path, "\n\n---- next attempt ----\n\n".join(raw_outputs))
     raise JudgeOutputError(f"judge {endpoint.model} gave invalid JSON {retries + 1} times; raw output saved to {raw_path}")
+
+
+def score_api(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
+              sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> dict[str, Any]:
+    """``all_items`` mode: one JSON call scores every item (cheaper, more halo)."""
+    prompt = prompts.render(template, transcript=transcript, rubric=rubric)
+    parsed = _validated_call(client, endpoint, prompt, response_model(rubric), sampling, seed, retries, raw_path)
+    return {k: {"score": v.score, "justification": v.justification} for k, v in parsed.items.__dict__.items()}
+
+
+def score_api_per_item(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
+                       sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> dict[str, Any]:
+    """``per_item`` mode (CACTUS-style): one call per item, so items cannot colour each other."""
+    model = _item_model(int(rubric["scale"]["min"]), int(rubric["scale"]["max"]))
+    out = {}
+    for item in rubric["items"]:
+        prompt = prompts.render(template, transcript=transcript, item=item, rubric=rubric)
+        parsed = _validated_call(client, endpoint, prompt, model, sampling, seed, retries,
+                                 Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt")))
+        out[item["id"]] = {"score": parsed.score, "justification": parsed.justification}
+    return out

@@ -24,26 +24,47 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
     order = list(range(len(transcripts)))
     random.Random(seed).shuffle(order)  # position bias: no fixed order across conditions
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
-    kind = judge["kind"]
+    kind, repeats = judge["kind"], int(judge.get("repeats", 1))
     for index in order:
         transcript = transcripts[index]
-        if kind == "lexicon":
-            items = lexicon_judge.score_transcript(lexicon, transcript["turns"], item_ids(rubric))
-        else:
-            endpoint = Endpoint.from_spec(judge["endpoint"])
-            text = blind_text(transcript)
-            if endpoint.is_local:
-                items = llm_judge.score_local(client, endpoint, rubric, text, templates["judge_item"])
-            else:
-                items = llm_judge.score_api(client, endpoint, rubric, text, templates["judge_all"],
-                                            judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048}),
-                                            seed, int(judge.get("retries", 2)),
-                                            Path(out_paths[index]).with_suffix(".raw.txt"))
+        samples = [_score_once(client, transcript, out_paths[index], judge, rubric, templates, lexicon, seed * 1000 + r)
+                   for r in range(repeats)]
+        items = _consensus(samples)
         documents[index] = {
             "kind": "ctrs", "judge": judge["name"], "judge_kind": kind, "heuristic": kind == "lexicon",
             "rubric": rubric["name"], "profile_id": transcript["profile_id"], "model": transcript["model"],
-            "condition": transcript["condition"], "seed": transcript["seed"],
+            "condition": transcript["condition"], "seed": transcript["seed"], "repeats": repeats,
+            "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
             "transcript_tokens": transcript.get("n_tokens", 0), "transcript_turns": len(transcript["turns"]),
             "items": items, **summarise(rubric, {k: v["score"] for k, v in items.items()}),
         }
     return documents  # type: ignore[return-value]
+
+
+def _score_once(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],
+                rubric: dict[str, Any], templates: dict[str, str], lexicon: dict[str, Any] | None,
+                seed: int) -> dict[str, Any]:
+    if judge["kind"] == "lexicon":
+        return lexicon_judge.score_transcript(lexicon, transcript["turns"], item_ids(rubric))
+    endpoint = Endpoint.from_spec(judge["endpoint"])
+    text = blind_text(transcript)
+    if endpoint.is_local:
+        return llm_judge.score_local(client, endpoint, rubric, text, templates["judge_item"])
+    sampling = judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048})
+    raw = Path(out_path).with_suffix(".raw.txt")
+    if judge.get("mode", "all_items") == "per_item":
+        return llm_judge.score_api_per_item(client, endpoint, rubric, text, templates["judge_item_json"], sampling,
+                                            seed, int(judge.get("retries", 2)), raw)
+    return llm_judge.score_api(client, endpoint, rubric, text, templates["judge_all"], sampling, seed,
+                               int(judge.get("retries", 2)), raw)
+
+
+def _consensus(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The score used for analysis is the mean over repeats; each repeat's score is kept."""
+    if len(samples) == 1:
+        return samples[0]
+    items = {}
+    for item in samples[0]:
+        scores = [s[item]["score"] for s in samples]
+        items[item] = {**samples[0][item], "score": round(sum(scores) / len(scores), 4), "repeat_scores": scores}
+    return items

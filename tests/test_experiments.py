@@ -1,0 +1,45 @@
+"""Experiment files plan the study at full scale without making a call."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(configfile: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", configfile, "--quiet", "rules"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def job_counts(text: str) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", text, re.M)}
+
+
+def test_paper_experiment_plans_the_study():
+    counts = job_counts(dry_run("experiments/paper.yaml"))
+    assert counts["courses"] == 1, "one batched courses job for the generator"
+    assert counts["finetune"] == 3 * 3
+    assert counts["simulate"] == 3 * 2 * 3
+    assert counts["judge"] == 2 * 3 * 2 * 3
+    assert "prepare_base_model" not in counts, "HF bases load directly, nothing to prepare"
+    import yaml
+
+    paper = yaml.safe_load((ROOT / "experiments/paper.yaml").read_text())
+    assert paper["profiles"]["train"] == 58 and paper["courses"]["sessions"] == 20
+    assert paper["roles"]["generator"]["model"] == "openrouter/nousresearch/hermes-3-llama-3.1-405b"
+    assert not any(m.startswith("smol") for m in paper["models"]), "the default's models do not leak in"
+
+
+def test_paper_courses_job_writes_58_course_files():
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "experiments/paper.yaml",
+                           "--forceall", "-p", "results/datasets/hermes3-405b.jsonl"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outputs = set(re.findall(r"results/courses/hermes3-405b/(train-\d+)\.json", done.stdout))
+    assert len(outputs) == 58
