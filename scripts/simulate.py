@@ -16,7 +16,8 @@ profiles = read_jsonl(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
 sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],
-                    snakemake.params.session["max_turns"], int(w.seed))
+                    snakemake.params.session["max_turns"], int(w.seed),
+                    snakemake.params.session.get("max_context_tokens"))
 hashes = prompts.template_hashes(templates)
 by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions)))
 for path in snakemake.output.transcripts:

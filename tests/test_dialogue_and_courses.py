@@ -148,3 +148,32 @@ def test_dataset_removes_duplicates_and_splits_by_course():
         by_course.setdefault(row["course"], set()).add(row["split"])
     assert all(len(splits) == 1 for splits in by_course.values()), "a course never straddles the split"
     assert dataset_stats(courses, rows)["duplicates_removed"] == 2
+
+
+def test_context_trimming_keeps_system_prompt_and_latest_turns():
+    from cbtflow.dialogue import approx_tokens
+
+    s = Session("SYSTEM " * 10, "PATIENT-SYS", seed=1)
+    for i in range(12):
+        s.turns.append({"role": THERAPIST if i % 2 == 0 else PATIENT, "text": f"turn {i} " + "x" * 80})
+    full = view(s, THERAPIST)
+    trimmed = view(s, THERAPIST, max_context_tokens=150)
+    assert trimmed[0] == full[0] and trimmed[1]["content"].startswith("[The client")
+    assert trimmed[-1] == full[-1] and len(trimmed) < len(full)
+    assert sum(approx_tokens(m["content"]) for m in trimmed) <= 150
+    assert trimmed[2]["role"] == "assistant", "roles still alternate after the head"
+    kept = [m["content"] for m in trimmed[2:]]
+    assert kept == [m["content"] for m in full[-len(kept):]], "the latest turns, in order"
+    p = view(s, PATIENT, max_context_tokens=150)
+    assert p[0]["content"] == "PATIENT-SYS" and p[1]["role"] == "user"
+
+
+def test_role_breaks_are_flagged():
+    from cbtflow.dialogue import role_breaks
+
+    turns = [{"role": THERAPIST, "text": "What would you like to focus on?"},
+             {"role": PATIENT, "text": "How does that make you feel? I'm your therapist."},
+             {"role": THERAPIST, "text": "As an AI language model, I think..."},
+             {"role": PATIENT, "text": "I feel low."}]
+    assert role_breaks(turns) == [{"turn": 1, "role": PATIENT, "kind": "patient_gives_therapy"},
+                                  {"turn": 2, "role": THERAPIST, "kind": "meta_talk"}]

@@ -19,7 +19,7 @@ TINY = {
     "models": {"tiny": {"base": "smollm2-135m",
                         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
                         "training": {"learning_rate": 1e-3, "epochs": 2, "batch_size": 1, "max_seq_length": 256}}},
-    "conditions": ["instruct", "cbt"],
+    "conditions": ["instruct", "cbt", "prompted"],
     "seeds": [1],
     "profiles": {"seed": 3, "train": 2, "eval": 2},
     "courses": {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 2, "max_attempts": 3,
@@ -107,6 +107,23 @@ def test_stats_and_report_hold_the_paired_result(run):
     assert "Research software" in report
     for png in (run / "results/report/figures").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_three_conditions_are_simulated_and_compared(run):
+    stats = json.loads((run / "results/report/stats.json").read_text())
+    contrasts = stats["judges"]["lexicon"]["paired_conditions"]
+    assert set(contrasts) == {"prompted_vs_instruct", "cbt_vs_prompted"}
+    assert contrasts["prompted_vs_instruct"]["tiny"]["n"] == 2
+    prompted = json.loads((run / "results/transcripts/tiny/prompted/seed1/eval-000.json").read_text())
+    assert prompted["therapist"]["adapter_sha"] is None
+    report = (run / "results/report/report.md").read_text()
+    assert "### prompted vs instruct" in report and "### cbt vs prompted" in report
+
+
+def test_training_loss_falls(run):
+    log = json.loads((run / "results/adapters/tiny/seed1/train_log.json").read_text())
+    assert log["last_quarter_loss"] < log["first_quarter_loss"]
+    assert log["eval_curve"], "validation loss is logged per epoch"
 
 
 def test_transcripts_and_scores_have_their_structure(run):

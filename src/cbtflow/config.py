@@ -70,6 +70,10 @@ def validate_config(config: dict[str, Any]) -> None:
             base = _local_base(role["model"])
             if base is not None and base not in bases:
                 problems.append(f"config.{where}.model: local model '{base}' is not declared under bases")
+        if "external" in config["conditions"]:
+            for name, model in config["models"].items():
+                if not model.get("external"):
+                    problems.append(f"config.models.{name}.external: the 'external' condition needs a checkpoint here")
         primary = config["report"]["primary_judge"]
         if primary not in config["judges"]:
             problems.append(f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}")

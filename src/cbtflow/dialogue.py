@@ -55,19 +55,42 @@ def tidy_turn(text: str, hit_limit: bool) -> tuple[str, bool]:
     return text, False
 
 
-def view(session: Session, speaker: str) -> list[dict[str, str]]:
-    """The messages ``speaker`` sees: its own turns are ``assistant``."""
+def approx_tokens(text: str) -> int:
+    """A model-independent token estimate (~4 characters a token) for context budgets."""
+    return len(text) // 4 + 4
+
+
+def view(session: Session, speaker: str, max_context_tokens: int | None = None) -> list[dict[str, str]]:
+    """The messages ``speaker`` sees: its own turns are ``assistant``.
+
+    With a context budget, the oldest turns are dropped (the system prompt and the opening
+    cue are always kept) until the estimate fits, the strategy a deployed chatbot with a
+    fixed window would follow; the study saw coherence fall near ~4,000 tokens.
+    """
     system = session.therapist_system if speaker == THERAPIST else session.patient_system
-    messages = [{"role": "system", "content": system}]
+    head = [{"role": "system", "content": system}]
     if speaker == THERAPIST:
-        messages.append({"role": "user", "content": SESSION_START_CUE})
-    for turn in session.turns:
-        messages.append({"role": "assistant" if turn["role"] == speaker else "user", "content": turn["text"]})
-    return messages
+        head.append({"role": "user", "content": SESSION_START_CUE})
+    body = [{"role": "assistant" if turn["role"] == speaker else "user", "content": turn["text"]}
+            for turn in session.turns]
+    if max_context_tokens:
+        used = sum(approx_tokens(m["content"]) for m in head)
+        kept: list[dict[str, str]] = []
+        for message in reversed(body):
+            used += approx_tokens(message["content"])
+            if used > max_context_tokens and kept:
+                break
+            kept.append(message)
+        body = kept[::-1]
+        # Keep roles alternating after the head (some chat templates insist on it).
+        first = "assistant" if speaker == THERAPIST else "user"
+        while body and body[0]["role"] != first:
+            body = body[1:]
+    return head + body
 
 
 def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, patient: Party,
-                 max_turns: int) -> list[Session]:
+                 max_turns: int, max_context_tokens: int | None = None) -> list[Session]:
     """Advance all sessions turn by turn until ``max_turns`` or the therapist ends."""
     for index in range(max_turns):
         speaker = THERAPIST if index % 2 == 0 else PATIENT
@@ -75,12 +98,13 @@ def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, 
         active = [s for s in sessions if s.ending is None]
         if not active:
             break
-        replies = client.chat_batch(party.endpoint, [view(s, speaker) for s in active], party.sampling,
-                                    [s.seed * 1000 + index for s in active])
+        views = [view(s, speaker, max_context_tokens) for s in active]
+        replies = client.chat_batch(party.endpoint, views, party.sampling, [s.seed * 1000 + index for s in active])
         limit = int(party.sampling.get("max_tokens", 0))
-        for session, reply in zip(active, replies):
+        for session, reply, messages in zip(active, replies, views):
             text, cut = tidy_turn(reply["text"], reply.get("completion_tokens", 0) >= limit > 0)
             session.turns.append({"role": speaker, "text": text, "prompt_tokens": reply.get("prompt_tokens", 0),
+                                  "context_messages": len(messages),
                                   "completion_tokens": reply.get("completion_tokens", 0),
                                   "seconds": round(float(reply.get("seconds", 0.0)), 4),
                                   "cached": bool(reply.get("cached")), "cut_at_sentence": cut})
@@ -91,6 +115,31 @@ def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, 
     for session in sessions:
         session.ending = session.ending or "max_turns"
     return list(sessions)
+
+
+# Signs that a side left its role: the simulated patient doing therapy, either side talking
+# about being an AI. Flagged in the transcript, never silently fixed.
+ROLE_BREAKS = {
+    PATIENT: {
+        "patient_gives_therapy": re.compile(
+            r"\b(how does that make you feel|what brings you (here|in) today|as your (therapist|counsel+or)|"
+            r"i('m| am) (a|your) (therapist|psychologist|counsel+or)|let's set (an|the) agenda|"
+            r"(your|some) homework (this|for)|how can i (help|assist) you)\b", re.I),
+        "meta_talk": re.compile(r"\b(as an ai|language model|i('m| am) an ai|role-?play)\b", re.I),
+    },
+    THERAPIST: {
+        "meta_talk": re.compile(r"\b(as an ai|language model|i('m| am) an ai|role-?play)\b", re.I),
+    },
+}
+
+
+def role_breaks(turns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for index, turn in enumerate(turns):
+        for kind, pattern in ROLE_BREAKS[turn["role"]].items():
+            if pattern.search(turn["text"]):
+                found.append({"turn": index, "role": turn["role"], "kind": kind})
+    return found
 
 
 def render_transcript(turns: Sequence[dict[str, Any]], labels: dict[str, str] | None = None) -> str:

@@ -176,6 +176,9 @@ def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str,
             lines += ["*Heuristic baseline: a lexicon count of CBT markers, not a competence rating.*", ""]
         lines += ["### CBT-tuned vs instruct (paired by profile × seed, CTRS total 0-66)", ""]
         lines += _paired_table(result["paired_cbt_vs_instruct"]) + [""]
+        for contrast, table in result.get("paired_conditions", {}).items():
+            a, b = contrast.split("_vs_")
+            lines += [f"### {a} vs {b} (paired, difference = {a} − {b})", ""] + _paired_table(table) + [""]
         lines += ["### Between models (one-way repeated-measures ANOVA per condition)", ""]
         lines += _anova_lines(result["between_models"]) + [""]
         two_way = result["model_by_condition"]

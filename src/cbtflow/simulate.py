@@ -1,7 +1,10 @@
 """Simulated therapy sessions: a therapist model (instruct or CBT-tuned) and a patient LLM.
 
 One job handles all eval profiles of one (model, condition, seed): the therapist loads
-once and every session's turn is generated in the same batch.
+once and every session's turn is generated in the same batch. Conditions: ``instruct``
+(base, short neutral prompt, as in the study), ``cbt`` (base + our adapter, same prompt),
+``prompted`` (base with a detailed CBT prompt: the strong baseline the study lacked) and
+``external`` (a given checkpoint, e.g. the study's released model, same short prompt).
 """
 
 from __future__ import annotations
@@ -9,18 +12,19 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from cbtflow import prompts
-from cbtflow.dialogue import Party, Session, run_sessions
+from cbtflow.dialogue import Party, Session, role_breaks, run_sessions
 from cbtflow.llm import Client
 
 
 def simulate(client: Client, profiles: Sequence[dict[str, Any]], therapist: Party, patient: Party,
-             therapist_template: str, patient_template: str, max_turns: int, seed: int) -> list[Session]:
+             therapist_template: str, patient_template: str, max_turns: int, seed: int,
+             max_context_tokens: int | None = None) -> list[Session]:
     system = prompts.render(therapist_template)
     sessions = [Session(therapist_system=system,
                         patient_system=prompts.render(patient_template, p=p, summary=""),
                         seed=seed * 10_007 + index)
                 for index, p in enumerate(profiles)]
-    return run_sessions(client, sessions, therapist, patient, max_turns)
+    return run_sessions(client, sessions, therapist, patient, max_turns, max_context_tokens)
 
 
 def transcript_document(profile: dict[str, Any], session: Session, *, model: str, condition: str, seed: int,
@@ -31,5 +35,6 @@ def transcript_document(profile: dict[str, Any], session: Session, *, model: str
         "therapist": {**therapist.endpoint.identity(), "sampling": therapist.sampling},
         "patient": {**patient.endpoint.identity(), "sampling": patient.sampling},
         "template_hashes": template_hashes, "ending": session.ending, "turns": session.turns,
+        "role_breaks": role_breaks(session.turns),
         "n_tokens": sum(t["completion_tokens"] for t in session.turns),
     }

@@ -80,16 +80,22 @@ def _pairs(frame: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def per_model_paired(totals: pd.DataFrame) -> dict[str, Any]:
+# Condition contrasts beyond the study's cbt vs instruct, run when both sides are present.
+EXTRA_CONTRASTS = [("prompted", "instruct"), ("cbt", "prompted"), ("external", "instruct"), ("cbt", "external")]
+
+
+def per_model_paired(totals: pd.DataFrame, tuned: str = CONDITION_TUNED,
+                     baseline: str = CONDITION_BASELINE) -> dict[str, Any]:
+    """Paired ``tuned`` − ``baseline`` per model, and pooled over models (the study's 11.33)."""
     out: dict[str, Any] = {}
     wide = _pairs(totals)
-    if CONDITION_TUNED not in wide or CONDITION_BASELINE not in wide:
-        return {"_all": skipped(f"needs both conditions '{CONDITION_TUNED}' and '{CONDITION_BASELINE}'")}
+    if tuned not in wide or baseline not in wide:
+        return {"_all": skipped(f"needs both conditions '{tuned}' and '{baseline}'")}
     for model, group in wide.groupby("model"):
-        g = group.dropna(subset=[CONDITION_TUNED, CONDITION_BASELINE])
-        out[str(model)] = paired_test(g[CONDITION_TUNED].to_numpy(), g[CONDITION_BASELINE].to_numpy())
-    complete = wide.dropna(subset=[CONDITION_TUNED, CONDITION_BASELINE])
-    out["_pooled"] = paired_test(complete[CONDITION_TUNED].to_numpy(), complete[CONDITION_BASELINE].to_numpy())
+        g = group.dropna(subset=[tuned, baseline])
+        out[str(model)] = paired_test(g[tuned].to_numpy(), g[baseline].to_numpy())
+    complete = wide.dropna(subset=[tuned, baseline])
+    out["_pooled"] = paired_test(complete[tuned].to_numpy(), complete[baseline].to_numpy())
     return out
 
 
@@ -296,6 +302,8 @@ def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
             "n_transcripts": int(len(totals)),
             "descriptives": descriptives(totals),
             "paired_cbt_vs_instruct": per_model_paired(totals),
+            "paired_conditions": {f"{a}_vs_{b}": per_model_paired(totals, a, b) for a, b in EXTRA_CONTRASTS
+                                  if a in conditions and b in conditions},
             "between_models": {c: rm_anova_models(totals, c) for c in conditions},
             "model_by_condition": rm_anova_two_way(totals),
             "mixed_model": mixed_model(totals),

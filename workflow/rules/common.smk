@@ -102,16 +102,30 @@ def judge_settings(wildcards):
 def same_base_predecessor(wildcards, stage):
     """Order identical work so the call cache answers it.
 
-    The instruct condition of two models on the same base makes exactly the same calls
-    (same base, prompts, sampling and seeds). Making the later model's job wait for the
-    earlier one's usage log means the later job is answered from the cache for free
-    instead of both computing in parallel.
+    The instruct and prompted conditions of two models on the same base make exactly the
+    same calls (same base, prompts, sampling and seeds). Making the later model's job wait
+    for the earlier one's usage log means the later job is answered from the cache for
+    free instead of both computing in parallel.
     """
-    if wildcards.condition != "instruct":
+    if wildcards.condition not in ("instruct", "prompted"):
         return []
     base = therapist_base(wildcards)
     earlier = [m for m in MODELS[: MODELS.index(wildcards.model)] if config["models"][m]["base"] == base]
     if not earlier:
         return []
     judge = f"{wildcards.judge}/" if stage == "judge" else ""
-    return [f"results/usage/{stage}/{judge}{earlier[-1]}/instruct/seed{wildcards.seed}.json"]
+    return [f"results/usage/{stage}/{judge}{earlier[-1]}/{wildcards.condition}/seed{wildcards.seed}.json"]
+
+
+def therapist_template(wildcards):
+    """The detailed CBT prompt for `prompted`; the study's short neutral prompt otherwise."""
+    name = "therapist_prompted" if wildcards.condition == "prompted" else "therapist_system"
+    return f"{PROMPTS}/{name}.j2"
+
+
+def therapist_model(wildcards):
+    """The therapist's weights: the model's external checkpoint, or its base."""
+    entry = config["models"][wildcards.model]
+    if wildcards.condition == "external":
+        return f"local/{entry['external']}"
+    return f"local/{base_location(entry['base'])}"

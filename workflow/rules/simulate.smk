@@ -6,7 +6,8 @@ rule simulate:
     input:
         profiles="results/profiles/eval.jsonl",
         adapter=adapter_for,
-        **templates("therapist_system", "patient_system"),
+        therapist_system=therapist_template,
+        patient_system=f"{PROMPTS}/patient_system.j2",
         base=lambda wc: base_inputs(therapist_base(wc)) + role_inputs(config["roles"]["patient"]),
         after=lambda wc: same_base_predecessor(wc, "simulate"),
     output:
@@ -14,8 +15,7 @@ rule simulate:
                            profile=EVAL_IDS),
         usage="results/usage/simulate/{model}/{condition}/seed{seed}.json",
     params:
-        therapist=lambda wc: {"model": f"local/{base_location(therapist_base(wc))}",
-                              "sampling": config["therapist"]["sampling"]},
+        therapist=lambda wc: {"model": therapist_model(wc), "sampling": config["therapist"]["sampling"]},
         patient=lambda wc: {**endpoint_spec(config["roles"]["patient"]),
                             "sampling": config["roles"]["patient"]["sampling"]},
         session=lambda wc: config["simulation"],
