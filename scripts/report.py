@@ -1,15 +1,19 @@
 """Rule report: scores table, statistics, figures and report.md."""
 from pathlib import Path
 
+import polars as pl
+
 from cbtflow import report
 from cbtflow.io import read_json, write_bytes_atomic, write_json
 from cbtflow.runtime import setup
-from cbtflow.scores import scores_table
+from cbtflow.scores import read_scores, scores_table
 from cbtflow.stats import analyse
 
 log = setup(snakemake.log[0])
 out = snakemake.output
 scores = scores_table([read_json(p) for p in snakemake.input.scores])
+if snakemake.input.human:  # human ratings join the judges: the reliability section then shows judge-human ICC
+    scores = pl.concat([scores, read_scores(snakemake.input.human).select(scores.columns)], how="vertical")
 tmp = Path(out.scores).with_suffix(".parquet.partial")
 scores.write_parquet(tmp)
 write_bytes_atomic(out.scores, tmp.read_bytes())

@@ -52,3 +52,28 @@ def test_snakemake_stops_before_any_job(tmp_path, mutate, field):
     assert done.returncode != 0
     assert field in done.stdout + done.stderr
     assert "Job stats" not in done.stdout
+
+
+def test_preflight_names_role_model_and_variable():
+    from cbtflow.preflight import missing_keys
+
+    config = broken(lambda c: c["roles"]["patient"].update(model="deepseek/deepseek-chat"))
+    problems = missing_keys(config, environ={})
+    assert problems == ["roles.patient uses deepseek/deepseek-chat, which needs the environment variable "
+                        "DEEPSEEK_API_KEY; export DEEPSEEK_API_KEY=... before running"]
+    assert missing_keys(config, environ={"DEEPSEEK_API_KEY": "x"}) == []
+    assert missing_keys(copy.deepcopy(DEFAULT), environ={}) == [], "local models need no key"
+
+
+def test_missing_key_stops_the_run_before_any_job(tmp_path):
+    config = broken(lambda c: c["judges"].update(gemini={"kind": "llm", "model": "gemini/gemini-1.5-pro-002"}))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "resources").symlink_to(ROOT / "resources")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GEMINI_API_KEY"}
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--snakefile", str(ROOT / "Snakefile"),
+                           "--directory", str(tmp_path), "results/profiles/train.jsonl"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "judges.gemini" in out and "GEMINI_API_KEY" in out
+    assert not (tmp_path / "results").exists(), "no job ran"

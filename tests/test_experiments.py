@@ -43,3 +43,22 @@ def test_paper_courses_job_writes_58_course_files():
     assert done.returncode == 0, done.stderr[-2000:]
     outputs = set(re.findall(r"results/courses/hermes3-405b/(train-\d+)\.json", done.stdout))
     assert len(outputs) == 58
+
+
+def test_open_questions_experiment_plans_four_conditions_and_two_judges():
+    counts = job_counts(dry_run("experiments/open-questions.yaml"))
+    assert counts["simulate"] == 3 * 4 * 3
+    assert counts["judge"] == 3 * 3 * 4 * 3
+
+
+@pytest.mark.parametrize("experiment", ["experiments/paper.yaml", "experiments/open-questions.yaml", "config.yaml"])
+def test_estimate_prints_calls_tokens_and_cost_per_stage(experiment):
+    done = subprocess.run([sys.executable, "-m", "cbtflow.cli", "estimate", "--configfile", experiment], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for stage in ("courses", "simulate", "judge"):
+        assert re.search(rf"^{stage}\s", out, re.M)
+    assert "total (upper bound" in out
+    rows = [line.split() for line in out.splitlines() if re.match(r"^(courses|simulate|judge)\s", line)]
+    assert all(int(r[-4]) >= 0 for r in rows)

@@ -47,3 +47,39 @@ def test_endpoint_providers_and_key_env():
     assert Endpoint("local/dir").is_local and Endpoint("local/dir").key_env is None
     with pytest.raises(ValueError, match="unknown keys"):
         Endpoint.from_spec({"model": "x", "api_key": "secret"})
+
+
+def test_batched_and_sequential_greedy_generation_agree(embedded_model):
+    """Left padding must not change what a session says (greedy decoding)."""
+    from cbtflow.llm import local
+
+    ep = Endpoint(f"local/{embedded_model}")
+    conversations = [
+        [{"role": "system", "content": "You are a CBT therapist."}, {"role": "user", "content": "I feel low."}],
+        [{"role": "user", "content": "Hello"}],
+        [{"role": "system", "content": "You are a client in therapy, feeling hopeless after losing your job."},
+         {"role": "user", "content": "What brings you here today, and how has your week been?"}],
+    ]
+    sampling = {"temperature": 0.0, "max_tokens": 16}
+    batched = local.generate_batch(ep, conversations, sampling, seed=1)
+    alone = [local.generate_batch(ep, [c], sampling, seed=1)[0] for c in conversations]
+    assert [r["text"] for r in batched] == [r["text"] for r in alone]
+    assert all(r["completion_tokens"] > 0 for r in batched)
+
+
+def test_cache_cli_stats_and_prune(scripted, tmp_path, capsys):
+    import json as _json
+    import time
+
+    from cbtflow.cli import main
+
+    client = scripted(lambda m, s: "x", cache_dir=tmp_path)
+    client.chat(Endpoint("local/a"), [{"role": "user", "content": "hi"}], {}, 1)
+    client.chat(Endpoint("gemini/b"), [{"role": "user", "content": "hi"}], {}, 1)
+    assert main(["cache", "stats", "--dir", str(tmp_path)]) == 0
+    stats = _json.loads(capsys.readouterr().out)
+    assert stats["entries"] == 2 and stats["by_model"] == {"gemini/b": 1, "local/a": 1}
+    client.cache._conn.execute("UPDATE calls SET created = ? WHERE model = 'local/a'", (time.time() - 40 * 86400,))
+    assert main(["cache", "prune", "--dir", str(tmp_path), "--older-than-days", "30"]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    assert client.cache.stats()["entries"] == 1

@@ -1,6 +1,7 @@
 """The real workflow, end to end, on a tiny config in a temporary directory."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,8 +38,12 @@ TINY = {
 }
 
 
+PLANTED_KEY = "sk-planted-0123456789abcdef"
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
+    env = {**os.environ, "OPENAI_API_KEY": PLANTED_KEY, "GEMINI_API_KEY": PLANTED_KEY}
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=1200)
 
 
@@ -89,6 +94,13 @@ def test_dataset_loads_and_counts_rejections(run):
     rejected = sum(len(s["rejections"]) for c in courses for s in c["sessions"]) + sum(
         len(d["rejections"]) for c in courses for d in c.get("dropped_sessions", []))
     assert sum(stats["rejections_by_reason"].values()) == rejected
+
+
+def test_planted_key_is_in_no_file(run):
+    needle = PLANTED_KEY.encode()
+    leaks = [str(p) for p in run.rglob("*") if p.is_file() and p.stat().st_size < 200_000_000
+             and needle in p.read_bytes()]
+    assert not leaks
 
 
 def test_rerun_has_nothing_to_do(run):

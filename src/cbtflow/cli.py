@@ -1,4 +1,5 @@
-"""``cbtflow`` console command: validate artifacts, run the statistics, show a transcript."""
+"""``cbtflow`` console command: validate artifacts, run the statistics, show a transcript,
+estimate a run's cost."""
 
 from __future__ import annotations
 
@@ -55,6 +56,55 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from cbtflow.llm.cache import CallCache
+
+    if not (Path(args.dir) / "calls.sqlite").exists():
+        print(f"{args.dir}: no call cache here", file=sys.stderr)
+        return 1
+    cache = CallCache(args.dir)
+    if args.action == "stats":
+        print(json.dumps(cache.stats(), indent=2))
+    else:
+        print(f"removed {cache.prune(args.older_than_days)} entries older than {args.older_than_days} days")
+    return 0
+
+
+def cmd_export_ratings(args: argparse.Namespace) -> int:
+    from cbtflow.judge.rubric import load_rubric
+    from cbtflow.ratings import export_ratings
+
+    paths = sorted(Path(args.transcripts).rglob("*.json"))
+    if not paths:
+        print(f"{args.transcripts}: no transcripts found", file=sys.stderr)
+        return 1
+    n = export_ratings(paths, args.out, load_rubric(args.rubric, args.variant), seed=args.seed)
+    print(f"wrote {n} blinded transcripts, {args.out}/sheet.csv and {args.out}/key.json (keep the key from raters)")
+    return 0
+
+
+def cmd_import_ratings(args: argparse.Namespace) -> int:
+    from cbtflow.judge.rubric import load_rubric
+    from cbtflow.ratings import import_ratings
+
+    table = import_ratings(args.sheet, args.key, load_rubric(args.rubric, args.variant))
+    table.write_parquet(args.output) if args.output.endswith(".parquet") else table.write_csv(args.output)
+    print(f"wrote {table.height} rows to {args.output}; set report.human_ratings to it and rerun the report")
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cbtflow.config import validate_config
+    from cbtflow.estimate import format_plan, plan
+
+    config = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8"))
+    validate_config(config)
+    print(format_plan(plan(config)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cbtflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +119,28 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("show", help="pretty-print a course or transcript")
     p.add_argument("path")
     p.set_defaults(func=cmd_show)
+    p = sub.add_parser("cache", help="inspect or prune the call cache")
+    p.add_argument("action", choices=["stats", "prune"])
+    p.add_argument("--dir", default=".cbtflow-cache")
+    p.add_argument("--older-than-days", type=float, default=90.0)
+    p.set_defaults(func=cmd_cache)
+    for name, func, help_text in (("export-ratings", cmd_export_ratings, "blinded transcripts + an empty rating sheet"),
+                                  ("import-ratings", cmd_import_ratings, "a filled rating sheet -> scores table")):
+        p = sub.add_parser(name, help=help_text)
+        if name == "export-ratings":
+            p.add_argument("--transcripts", default="results/transcripts")
+            p.add_argument("--out", default="ratings")
+            p.add_argument("--seed", type=int, default=0)
+        else:
+            p.add_argument("sheet")
+            p.add_argument("--key", required=True)
+            p.add_argument("-o", "--output", required=True)
+        p.add_argument("--rubric", default="resources/ctrs/ctrs.yaml")
+        p.add_argument("--variant", default="ctrs-modified")
+        p.set_defaults(func=func)
+    p = sub.add_parser("estimate", help="planned calls, tokens and cost per stage and role (no call is made)")
+    p.add_argument("--configfile", default="config.yaml")
+    p.set_defaults(func=cmd_estimate)
     args = parser.parse_args(argv)
     return args.func(args)
 

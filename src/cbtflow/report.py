@@ -28,6 +28,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
+        if abs(value) < 1e-12:  # numerical zero, e.g. an ICC of two judges that never agree
+            value = 0.0
         return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
     return str(value)
 
@@ -174,7 +176,14 @@ def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str,
         lines += [f"## Judge `{judge}`{tag}", ""]
         if result.get("heuristic"):
             lines += ["*Heuristic baseline: a lexicon count of CBT markers, not a competence rating.*", ""]
-        lines += ["### CBT-tuned vs instruct (paired by profile × seed, CTRS total 0-66)", ""]
+        lines += ["### Scores (mean ± SD; the study's table reads like the percent column)", "",
+                  "| model | condition | n | total (0-66) | percent |", "|---|---|---|---|---|"]
+        for model, per in result["descriptives"].items():
+            for condition, d in per.items():
+                pct = result["descriptives_percent"][model][condition]
+                lines.append(f"| {model} | {condition} | {d['n']} | {_fmt(d['mean'])} ± {_fmt(d['sd'])} | "
+                             f"{_fmt(pct['mean'])} ± {_fmt(pct['sd'])} |")
+        lines += ["", "### CBT-tuned vs instruct (paired by profile × seed, CTRS total 0-66)", ""]
         lines += _paired_table(result["paired_cbt_vs_instruct"]) + [""]
         for contrast, table in result.get("paired_conditions", {}).items():
             a, b = contrast.split("_vs_")

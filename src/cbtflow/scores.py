@@ -30,6 +30,8 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
             rows.append({**base, "item": item, "score": float(value["score"]), "repeat": None})
         rows.append({**base, "item": "total", "score": float(doc["total"]), "repeat": None})
         rows.append({**base, "item": "percent", "score": float(doc["percent"]), "repeat": None})
+        if doc.get("safety"):  # apart from the total, risk profiles only
+            rows.append({**base, "item": "safety", "score": float(doc["safety"]["score"]), "repeat": None})
         repeat_scores = {item: value.get("repeat_scores") for item, value in doc["items"].items()}
         if all(repeat_scores.values()):
             for r in range(len(next(iter(repeat_scores.values())))):
@@ -50,4 +52,5 @@ def read_scores(path: str) -> pl.DataFrame:
         raise ValueError(f"{path}: column 'judge' has empty values")
     if "repeat" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("repeat"))
-    return frame.with_columns(pl.col("score").cast(pl.Float64), pl.col("seed").cast(pl.Int64))
+    return frame.with_columns(pl.col("score").cast(pl.Float64), pl.col("seed").cast(pl.Int64),
+                              pl.col("repeat").cast(pl.Int64, strict=False))

@@ -301,6 +301,7 @@ def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
             "heuristic": bool(jframe["heuristic"].iloc[0]) if "heuristic" in jframe else False,
             "n_transcripts": int(len(totals)),
             "descriptives": descriptives(totals),
+            "descriptives_percent": descriptives(jframe[jframe["item"] == "percent"]),
             "paired_cbt_vs_instruct": per_model_paired(totals),
             "paired_conditions": {f"{a}_vs_{b}": per_model_paired(totals, a, b) for a, b in EXTRA_CONTRASTS
                                   if a in conditions and b in conditions},

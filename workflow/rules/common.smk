@@ -8,6 +8,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from cbtflow.config import ConfigError, validate_config
+from cbtflow.preflight import missing_keys
 from cbtflow.profiles import profile_ids
 
 try:
@@ -16,6 +17,14 @@ except ConfigError as err:
     raise WorkflowError(str(err))
 
 CACHE = config.get("cache_dir", ".cbtflow-cache")
+
+
+onstart:
+    # Runs before the first job of a real run (not for a dry run, which makes no call).
+    problems = missing_keys(config)
+    if problems:
+        raise WorkflowError("missing API keys:\n  " + "\n  ".join(problems))
+
 MODELS = sorted(config["models"])
 CONDITIONS = list(config["conditions"])
 SEEDS = [int(s) for s in config["seeds"]]

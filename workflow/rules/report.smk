@@ -9,6 +9,7 @@ rule report:
                       model=MODELS, condition=CONDITIONS, seed=SEEDS, profile=EVAL_IDS),
         adapters=expand("results/adapters/{model}/seed{seed}", model=MODELS, seed=SEEDS)
         if "cbt" in CONDITIONS else [],
+        human=config["report"].get("human_ratings", []),
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
         + expand("results/usage/simulate/{model}/{condition}/seed{seed}.json", model=MODELS,
                  condition=CONDITIONS, seed=SEEDS)

@@ -55,6 +55,21 @@ def computed_feature(name: str, turns: Sequence[str]) -> float:
     raise ValueError(f"unknown computed lexicon feature {name!r}")
 
 
+def _score_features(features: Sequence[dict[str, Any]], therapist: Sequence[str]) -> dict[str, Any]:
+    values, weighted, weights = {}, 0.0, 0.0
+    for feature in features:
+        if "computed" in feature:
+            value = computed_feature(feature["computed"], therapist)
+        else:
+            text = "\n".join(_window(therapist, feature.get("turns")))
+            cap = int(feature.get("cap", 1))
+            value = min(len(_regex(feature["pattern"]).findall(text)), cap) / cap
+        values[feature["name"]] = round(value, 4)
+        weighted += float(feature["weight"]) * value
+        weights += float(feature["weight"])
+    return {"score": round(min(6.0, max(0.0, 6.0 * weighted / weights)), 4), "features": values}
+
+
 def score_transcript(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], item_ids: Sequence[str]) -> dict[str, Any]:
     """Per item: a 0-6 score and the feature values behind it."""
     therapist = [t["text"] for t in turns if t["role"] == "therapist"]
@@ -63,16 +78,10 @@ def score_transcript(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], i
         features = lexicon["items"].get(item)
         if not features:
             raise ValueError(f"lexicon has no features for rubric item {item!r}")
-        values, weighted, weights = {}, 0.0, 0.0
-        for feature in features:
-            if "computed" in feature:
-                value = computed_feature(feature["computed"], therapist)
-            else:
-                text = "\n".join(_window(therapist, feature.get("turns")))
-                cap = int(feature.get("cap", 1))
-                value = min(len(_regex(feature["pattern"]).findall(text)), cap) / cap
-            values[feature["name"]] = round(value, 4)
-            weighted += float(feature["weight"]) * value
-            weights += float(feature["weight"])
-        items[item] = {"score": round(min(6.0, max(0.0, 6.0 * weighted / weights)), 4), "features": values}
+        items[item] = _score_features(features, therapist)
     return items
+
+
+def score_safety(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The safety item: risk asked about directly, and a safe response."""
+    return _score_features(lexicon["safety"], [t["text"] for t in turns if t["role"] == "therapist"])

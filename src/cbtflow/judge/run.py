@@ -30,6 +30,10 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
         samples = [_score_once(client, transcript, out_paths[index], judge, rubric, templates, lexicon, seed * 1000 + r)
                    for r in range(repeats)]
         items = _consensus(samples)
+        safety = None
+        if transcript.get("risk_level", "none") != "none":
+            safety = _consensus([_score_safety(client, transcript, out_paths[index], judge, rubric, templates, lexicon,
+                                               seed * 1000 + r) for r in range(repeats)])["safety"]
         documents[index] = {
             "kind": "ctrs", "judge": judge["name"], "judge_kind": kind, "heuristic": kind == "lexicon",
             "rubric": rubric["name"], "profile_id": transcript["profile_id"], "model": transcript["model"],
@@ -37,6 +41,8 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
             "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
             "transcript_tokens": transcript.get("n_tokens", 0), "transcript_turns": len(transcript["turns"]),
             "items": items, **summarise(rubric, {k: v["score"] for k, v in items.items()}),
+            # Scored apart from the CTRS total, and only when the patient carries risk.
+            "safety": safety,
         }
     return documents  # type: ignore[return-value]
 
@@ -57,6 +63,20 @@ def _score_once(client: Client, transcript: dict[str, Any], out_path: str, judge
                                             seed, int(judge.get("retries", 2)), raw)
     return llm_judge.score_api(client, endpoint, rubric, text, templates["judge_all"], sampling, seed,
                                int(judge.get("retries", 2)), raw)
+
+
+def _score_safety(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],
+                  rubric: dict[str, Any], templates: dict[str, str], lexicon: dict[str, Any] | None,
+                  seed: int) -> dict[str, Any]:
+    if judge["kind"] == "lexicon":
+        return {"safety": lexicon_judge.score_safety(lexicon, transcript["turns"])}
+    safety_rubric = {**rubric, "items": [rubric["safety"]]}
+    endpoint = Endpoint.from_spec(judge["endpoint"])
+    if endpoint.is_local:
+        return llm_judge.score_local(client, endpoint, safety_rubric, blind_text(transcript), templates["judge_item"])
+    return llm_judge.score_api_per_item(client, endpoint, safety_rubric, blind_text(transcript),
+                                        templates["judge_item_json"], judge.get("sampling", {"temperature": 0.0}),
+                                        seed, int(judge.get("retries", 2)), Path(out_path).with_suffix(".raw.txt"))
 
 
 def _consensus(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""Batched session loop vs one session at a time, same sessions, same run.
+
+Both variants run the real simulate loop on the embedded model (greedy, so they generate
+the same turns), with the therapist and the patient on the same base, on N eval-like
+profiles; no call cache. Prints tokens/s of each and ends with
+`simulate_batched_speedup: R` (batched tokens/s ÷ sequential tokens/s).
+
+    python bench/simulate.py [--sessions 4] [--turns 4] [--max-tokens 48] [--base DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--base", default=str(ROOT / "resources/models/smollm2-135m"))
+    args = parser.parse_args()
+
+    import torch
+
+    from cbtflow.dialogue import Party
+    from cbtflow.llm import Client, Endpoint
+    from cbtflow.llm import local
+    from cbtflow.profiles import load_attributes, sample_splits
+    from cbtflow.simulate import simulate
+
+    torch.set_num_threads(2)
+    profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, args.sessions, seed=7)["eval"]
+    endpoint = Endpoint(f"local/{args.base}")
+    sampling = {"temperature": 0.0, "max_tokens": args.max_tokens, "repetition_penalty": 1.1, "no_repeat_ngram_size": 4}
+    party = Party(endpoint, sampling)
+    templates = [str(ROOT / "resources/prompts/therapist_system.j2"), str(ROOT / "resources/prompts/patient_system.j2")]
+    local.load(endpoint)  # load once, outside both timings
+    simulate(Client(), profiles[:1], party, party, *templates, max_turns=2, seed=1)  # warm-up
+
+    def timed(groups):
+        client = Client()
+        start = time.perf_counter()
+        sessions = [s for group in groups for s in simulate(client, group, party, party, *templates, args.turns, seed=1)]
+        seconds = time.perf_counter() - start
+        return sessions, client.usage.totals()["completion_tokens"], seconds
+
+    seq_sessions, seq_tokens, seq_seconds = timed([[p] for p in profiles])
+    bat_sessions, bat_tokens, bat_seconds = timed([profiles])
+    same = sum(a.turns[i]["text"] == b.turns[i]["text"] for a, b in zip(seq_sessions, bat_sessions)
+               for i in range(min(len(a.turns), len(b.turns))))
+    total = sum(len(s.turns) for s in seq_sessions)
+    print(f"{'variant':<28}{'sessions':>9}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}")
+    print(f"{'one session at a time':<28}{len(profiles):>9}{seq_tokens:>8}{seq_seconds:>9.1f}{seq_tokens / seq_seconds:>10.1f}")
+    print(f"{'batched loop':<28}{len(profiles):>9}{bat_tokens:>8}{bat_seconds:>9.1f}{bat_tokens / bat_seconds:>10.1f}")
+    print(f"identical turns (greedy): {same}/{total}")
+    print(f"simulate_batched_speedup: {(bat_tokens / bat_seconds) / (seq_tokens / seq_seconds):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

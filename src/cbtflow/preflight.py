@@ -1,0 +1,31 @@
+"""Before any job runs: does every API role have its key?
+
+A long run that fails at its first paid call hours in wastes a queue slot and money;
+this check names the role, the model and the environment variable instead. It reads only
+whether the variable is set, never its value.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cbtflow.llm.endpoint import Endpoint
+
+
+def roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
+    out.update({f"judges.{name}": judge for name, judge in config["judges"].items() if judge["kind"] == "llm"})
+    return out
+
+
+def missing_keys(config: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
+    environ = os.environ if environ is None else environ
+    problems = []
+    for where, role in roles(config).items():
+        endpoint = Endpoint(model=role["model"], api_base=role.get("api_base"))
+        variable = endpoint.key_env
+        if variable and not environ.get(variable):
+            problems.append(f"{where} uses {role['model']}, which needs the environment variable {variable}; "
+                            f"export {variable}=... before running")
+    return problems
