@@ -10,7 +10,7 @@ log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
 t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
-therapist = Party(Endpoint(model=t["model"], adapter=adapter), t["sampling"])
+therapist = Party(Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template")), t["sampling"])
 patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k != "sampling"}), p["sampling"])
 profiles = read_jsonl(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir)

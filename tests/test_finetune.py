@@ -107,3 +107,16 @@ def test_cpu_backend_never_imports_unsloth(monkeypatch, embedded_model):
     model, tok = finetune._load_for_backend("peft-cpu", embedded_model, recipe, seed=1)
     assert "unsloth" not in sys.modules
     assert model.peft_config["default"].r == 4
+
+
+def test_named_chat_template_overrides_the_base(embedded_model):
+    from cbtflow.llm import Endpoint
+    from cbtflow.llm.local import load_tokenizer
+
+    llama3 = str(ROOT / "resources/chat_templates/llama3.jinja")
+    tok = load_tokenizer(embedded_model, llama3)
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert "<|start_header_id|>user<|end_header_id|>" in text
+    plain = Endpoint(f"local/{embedded_model}").identity()
+    templated = Endpoint(f"local/{embedded_model}", chat_template=llama3).identity()
+    assert plain != templated, "a different template is a different cache identity"

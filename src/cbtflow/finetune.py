@@ -125,6 +125,8 @@ def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int
 
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=base, max_seq_length=recipe["training"]["max_seq_length"], load_in_4bit=True)
+        if recipe.get("chat_template"):
+            tokenizer.chat_template = Path(recipe["chat_template"]).read_text(encoding="utf-8")
         model = FastLanguageModel.get_peft_model(
             model, r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
             target_modules=list(lora["target_modules"]), use_gradient_checkpointing="unsloth", random_state=seed)
@@ -135,7 +137,7 @@ def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int
 
     from cbtflow.llm.local import load_tokenizer
 
-    tokenizer = load_tokenizer(base)
+    tokenizer = load_tokenizer(base, recipe.get("chat_template"))
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if backend == "peft-bnb":
         from transformers import BitsAndBytesConfig
@@ -151,6 +153,25 @@ def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int
     config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                         target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM")
     return get_peft_model(model, config), tokenizer
+
+
+def _plain_loss_trainer(sft_trainer: type) -> type:
+    """SFTTrainer with transformers' own causal-LM loss on our labels.
+
+    TRL 1.16 computes the loss through a chunked "fused" lm head that also yields entropy
+    and token accuracy for its logs; on a CPU that path ran at 0.55x the tokens/s of a
+    plain Trainer (bench/finetune.py). The loss is the same mean cross-entropy over the
+    unmasked (therapist) tokens; dataset preparation, collation and the training loop stay
+    TRL's. Unsloth patches its own loss, so its backend keeps SFTTrainer untouched.
+    """
+    from transformers import Trainer
+
+    class PlainLossSFTTrainer(sft_trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    return PlainLossSFTTrainer
 
 
 def _peak_memory_mb(backend: str) -> float:
@@ -207,8 +228,12 @@ def train_adapter(*, base: str, dataset_dir: str, recipe: dict[str, Any], seed: 
         max_length=max_len, logging_steps=1, save_strategy="no", report_to=[],
         eval_strategy="epoch" if val_rows else "no", dataloader_num_workers=0,
         bf16=backend != "peft-cpu", use_cpu=backend == "peft-cpu", disable_tqdm=False,
+        # TRL turns activation checkpointing on by default; it buys GPU memory with ~30% more
+        # compute, a bad trade for a small model on a CPU (bench/finetune.py).
+        gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", backend != "peft-cpu")),
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+    trainer_class = SFTTrainer if backend == "unsloth" else _plain_loss_trainer(SFTTrainer)
+    trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
                          processing_class=tokenizer, callbacks=[Record()])
     start = time.perf_counter()

@@ -58,6 +58,12 @@ def base_inputs(base):
     return [f"resources/models/{base}"] if base in EMBEDDED_BASES else []
 
 
+def chat_template_of(base):
+    """The named chat-template file for a base, or None to use the base's own."""
+    name = config["bases"][base].get("chat_template")
+    return f"resources/chat_templates/{name}.jinja" if name else None
+
+
 def local_base(model_string):
     return model_string[len("local/"):] if model_string.startswith("local/") else None
 
@@ -66,14 +72,17 @@ def endpoint_spec(role):
     """A role's endpoint with `local/<base>` resolved to the directory it loads from."""
     base = local_base(role["model"])
     spec = {"model": f"local/{base_location(base)}" if base else role["model"]}
+    if base and chat_template_of(base):
+        spec["chat_template"] = chat_template_of(base)
     if role.get("api_base"):
         spec["api_base"] = role["api_base"]
     return spec
 
 
 def role_inputs(role):
+    """A local role needs its prepared base and, if named, its chat-template file."""
     base = local_base(role["model"])
-    return base_inputs(base) if base else []
+    return base_inputs(base) + ([chat_template_of(base)] if chat_template_of(base) else []) if base else []
 
 
 def therapist_base(wildcards):
@@ -138,3 +147,7 @@ def therapist_model(wildcards):
     if wildcards.condition == "external":
         return f"local/{entry['external']}"
     return f"local/{base_location(entry['base'])}"
+
+
+def therapist_chat_template(wildcards):
+    return chat_template_of(config["models"][wildcards.model]["base"])

@@ -5,11 +5,12 @@ rule finetune:
     input:
         dataset=f"results/datasets/{GENERATOR}.hf",
         jsonl=f"results/datasets/{GENERATOR}.jsonl",
-        base=lambda wc: base_inputs(therapist_base(wc)),
+        base=lambda wc: base_inputs(therapist_base(wc))
+        + ([chat_template_of(therapist_base(wc))] if chat_template_of(therapist_base(wc)) else []),
     output:
         directory("results/adapters/{model}/seed{seed}"),
     params:
-        recipe=lambda wc: config["models"][wc.model],
+        recipe=lambda wc: {**config["models"][wc.model], "chat_template": chat_template_of(therapist_base(wc))},
         base=lambda wc: base_location(therapist_base(wc)),
     threads: 2
     resources:

@@ -8,14 +8,16 @@ rule simulate:
         adapter=adapter_for,
         therapist_system=therapist_template,
         patient_system=f"{PROMPTS}/patient_system.j2",
-        base=lambda wc: base_inputs(therapist_base(wc)) + role_inputs(config["roles"]["patient"]),
+        base=lambda wc: base_inputs(therapist_base(wc)) + role_inputs(config["roles"]["patient"])
+        + ([therapist_chat_template(wc)] if therapist_chat_template(wc) else []),
         after=lambda wc: same_base_predecessor(wc, "simulate"),
     output:
         transcripts=expand("results/transcripts/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
                            profile=EVAL_IDS),
         usage="results/usage/simulate/{model}/{condition}/seed{seed}.json",
     params:
-        therapist=lambda wc: {"model": therapist_model(wc), "sampling": config["therapist"]["sampling"]},
+        therapist=lambda wc: {"model": therapist_model(wc), "chat_template": therapist_chat_template(wc),
+                              "sampling": config["therapist"]["sampling"]},
         patient=lambda wc: {**endpoint_spec(config["roles"]["patient"]),
                             "sampling": config["roles"]["patient"]["sampling"]},
         session=lambda wc: config["simulation"],

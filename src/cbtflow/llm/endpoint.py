@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cbtflow.io import sha256_dir
+from cbtflow.io import sha256_dir, sha256_file
 
 LOCAL_PREFIX = "local/"
 
@@ -43,19 +43,21 @@ class Endpoint:
     model: str
     adapter: str | None = None
     api_base: str | None = None
+    chat_template: str | None = None  # a Jinja file, for local bases that ship none
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any] | str) -> "Endpoint":
         if isinstance(spec, str):
             return cls(model=spec)
-        unknown = set(spec) - {"model", "adapter", "api_base", "extra"}
+        unknown = set(spec) - {"model", "adapter", "api_base", "chat_template", "extra"}
         if unknown:
             raise ValueError(f"endpoint spec has unknown keys {sorted(unknown)}")
         if "model" not in spec:
             raise ValueError("endpoint spec needs a 'model'")
         return cls(model=spec["model"], adapter=spec.get("adapter") or None,
-                   api_base=spec.get("api_base"), extra=dict(spec.get("extra") or {}))
+                   api_base=spec.get("api_base"), chat_template=spec.get("chat_template"),
+                   extra=dict(spec.get("extra") or {}))
 
     @property
     def is_local(self) -> bool:
@@ -89,4 +91,7 @@ class Endpoint:
 
     def identity(self) -> dict[str, Any]:
         """What makes two endpoints answer alike: goes into cache keys and transcripts."""
-        return {"model": self.model, "adapter_sha": self.adapter_sha, "api_base": self.api_base}
+        identity = {"model": self.model, "adapter_sha": self.adapter_sha, "api_base": self.api_base}
+        if self.chat_template:
+            identity["chat_template_sha"] = sha256_file(self.chat_template)[:16]
+        return identity

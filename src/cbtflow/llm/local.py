@@ -29,14 +29,20 @@ def pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_tokenizer(path: str):
+def load_tokenizer(path: str, chat_template: str | None = None):
+    """The base's tokenizer; ``chat_template`` (a Jinja file) overrides or supplies its template."""
+    from pathlib import Path
+
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if chat_template:
+        tokenizer.chat_template = Path(chat_template).read_text(encoding="utf-8")
     if not tokenizer.chat_template:
-        raise ValueError(f"{path}: the tokenizer has no chat template; set 'chat_template' for this model in config")
+        raise ValueError(f"{path}: the tokenizer has no chat template; set bases.<name>.chat_template in config "
+                         "(e.g. chatml or llama3, from resources/chat_templates)")
     return tokenizer
 
 
@@ -48,7 +54,7 @@ def load(endpoint: Endpoint) -> LoadedModel:
 
     device = pick_device()
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    tokenizer = load_tokenizer(endpoint.local_path)
+    tokenizer = load_tokenizer(endpoint.local_path, endpoint.chat_template)
     model = AutoModelForCausalLM.from_pretrained(endpoint.local_path, dtype=dtype)
     if endpoint.adapter:
         from peft import PeftModel
