@@ -1,4 +1,5 @@
 """Rule report: scores table, statistics, figures and report.md."""
+import io
 from pathlib import Path
 
 import polars as pl
@@ -14,10 +15,9 @@ out = snakemake.output
 scores = scores_table([read_json(p) for p in snakemake.input.scores])
 if snakemake.input.human:  # human ratings join the judges: the reliability section then shows judge-human ICC
     scores = pl.concat([scores, read_scores(snakemake.input.human).select(scores.columns)], how="vertical")
-tmp = Path(out.scores).with_suffix(".parquet.partial")
-scores.write_parquet(tmp)
-write_bytes_atomic(out.scores, tmp.read_bytes())
-tmp.unlink()
+buffer = io.BytesIO()
+scores.write_parquet(buffer)
+write_bytes_atomic(out.scores, buffer.getvalue())
 stats = analyse(scores, threshold=float(snakemake.params.threshold))
 stats["primary_judge"] = snakemake.params.primary_judge
 write_json(out.stats, {"kind": "stats", **stats})

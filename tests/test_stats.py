@@ -178,3 +178,22 @@ def test_cli_stats_reads_csv_and_parquet(tmp_path):
     pl.DataFrame({"model": ["x"]}).write_csv(tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="lacks columns"):
         main(["stats", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "c.json")])
+
+
+def test_context_length_slopes_against_scipy():
+    rng = np.random.default_rng(11)
+    docs = []
+    for i in range(30):
+        tokens, turns = int(rng.integers(200, 6000)), int(rng.integers(4, 40))
+        total = 50 - 2.0 * tokens / 1000 + rng.normal(0, 1)
+        docs.append({"judge": "j", "model": "m", "condition": "cbt", "seed": 1, "profile_id": f"eval-{i:03d}",
+                     "items": {"a": {"score": 1.0}}, "total": total, "percent": 0.0, "transcript_tokens": tokens,
+                     "transcript_turns": turns})
+    table = scores_table(docs)
+    ctx = stats.analyse(table)["judges"]["j"]["context_length"]
+    t = table.filter(pl.col("item") == "total").to_pandas()
+    ref = sps.linregress(t["transcript_tokens"], t["score"])
+    assert ctx["slope_per_1000_tokens"] == pytest.approx(ref.slope * 1000, abs=1e-9)
+    assert ctx["ci95_per_1000_tokens"][0] < -2.0 * 0.8 and ctx["ci95_per_1000_tokens"][1] > -2.0 * 1.2
+    ref_turn = sps.linregress(t["transcript_turns"], t["score"])
+    assert ctx["per_turn"]["slope"] == pytest.approx(ref_turn.slope, abs=1e-9)

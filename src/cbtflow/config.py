@@ -29,10 +29,6 @@ def load_schema(name: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def field_path(error: jsonschema.ValidationError) -> str:
-    return "config" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-
-
 def schema_errors(instance: Any, schema: dict[str, Any], root: str = "config") -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     messages = []
@@ -41,8 +37,6 @@ def schema_errors(instance: Any, schema: dict[str, Any], root: str = "config") -
         if error.validator == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             messages.append(f"{where}: unknown key(s) {extra}; allowed: {sorted(error.schema.get('properties', {}))}")
-        elif error.validator == "required":
-            messages.append(f"{where}: {error.message}")
         else:
             messages.append(f"{where}: {error.message}")
     return messages

@@ -16,12 +16,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from cbtflow.io import write_text_atomic  # noqa: E402
+from cbtflow.io import write_bytes_atomic, write_text_atomic  # noqa: E402
 
 CTRS_ORDER = ["agenda", "feedback", "understanding", "interpersonal", "collaboration", "pacing", "guided_discovery",
               "focus", "strategy", "techniques", "homework"]
 DISCLAIMER = ("Research software. These are simulated sessions scored by automated judges; nothing here is "
               "clinical advice or evidence that any model is safe to use with people.")
+
+
+def _save(fig, path: Path) -> None:
+    """Render to memory, then write atomically: a killed job leaves no half PNG."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -51,8 +61,7 @@ def fig_paired_totals(scores: pl.DataFrame, judge: str, path: Path) -> None:
     axes[0][0].set_ylabel(f"CTRS total (0-66), judge {judge}")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_item_heatmap(stats: dict[str, Any], judge: str, path: Path) -> None:
@@ -69,8 +78,7 @@ def fig_item_heatmap(stats: dict[str, Any], judge: str, path: Path) -> None:
     fig.colorbar(image, ax=ax, label="cbt − instruct")
     ax.set_title(f"Item-level change, judge {judge}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_judge_distributions(scores: pl.DataFrame, path: Path) -> None:
@@ -83,8 +91,7 @@ def fig_judge_distributions(scores: pl.DataFrame, path: Path) -> None:
     ax.set_ylabel("CTRS total (0-66)")
     ax.set_title("Totals per judge and condition", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_loss_curves(train_logs: dict[str, dict[str, Any]], path: Path) -> None:
@@ -97,8 +104,7 @@ def fig_loss_curves(train_logs: dict[str, dict[str, Any]], path: Path) -> None:
     ax.legend(fontsize=7)
     ax.set_title("Fine-tuning loss", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def usage_by_stage(usage_logs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -120,8 +126,7 @@ def fig_usage(usage: dict[str, dict[str, float]], path: Path) -> None:
     for ax in axes:
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _paired_table(paired: dict[str, Any]) -> list[str]:
@@ -205,7 +210,10 @@ def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str,
         lines += ["### Score against transcript length", "",
                   (f"Slope {_fmt(ctx['slope_per_1000_tokens'])} points per 1,000 tokens "
                    f"[95% CI {_fmt(ctx['ci95_per_1000_tokens'][0])}, {_fmt(ctx['ci95_per_1000_tokens'][1])}], n = {ctx['n']}."
-                   if ctx.get("ran") else f"Not run: {ctx['reason']}"), ""]
+                   if ctx.get("ran") else f"Not run: {ctx['reason']}")]
+        turn = ctx.get("per_turn", {})
+        lines += [(f"Slope {_fmt(turn['slope'])} points per turn [95% CI {_fmt(turn['ci95'][0])}, {_fmt(turn['ci95'][1])}]."
+                   if turn.get("ran", True) and "slope" in turn else f"Per turn: not run ({turn.get('reason', 'no data')})."), ""]
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
     lines += _icc_lines("Across judges (consensus scores; which judge the main analysis uses is stated above)",
                         stats.get("reliability_across_judges", {}))

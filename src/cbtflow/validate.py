@@ -12,16 +12,18 @@ from typing import Any
 
 from cbtflow.config import load_schema, schema_errors
 
-KIND_BY_NAME = {
-    "train_log.json": "train_log", "provenance.json": "provenance", "stats.json": "stats",
-    "base.json": "base", "adapter_config.json": None,
-}
+# Files that transformers, peft and datasets write beside ours; their formats are theirs.
+FOREIGN_FILES = {"adapter_config.json", "config.json", "generation_config.json", "tokenizer.json",
+                 "tokenizer_config.json", "dataset_dict.json", "dataset_info.json", "state.json",
+                 "special_tokens_map.json"}
+KIND_BY_NAME = {"train_log.json": "train_log", "provenance.json": "provenance", "stats.json": "stats",
+                "base.json": "base"}
 
 
 def infer_kind(path: Path, document: Any) -> str:
     if isinstance(document, dict) and "kind" in document:
         return document["kind"]
-    if path.name in KIND_BY_NAME and KIND_BY_NAME[path.name]:
+    if path.name in KIND_BY_NAME:
         return KIND_BY_NAME[path.name]
     if path.name.endswith(".stats.json"):
         return "dataset_stats"
@@ -40,10 +42,8 @@ def validate_path(path: str | Path) -> list[str]:
     if path.is_dir():
         problems = []
         for child in sorted(path.rglob("*")):
-            if child.is_file() and (child.suffix in {".json", ".jsonl", ".parquet"}) and ".partial" not in str(child) \
-                    and child.name not in {"adapter_config.json", "config.json", "generation_config.json",
-                                           "tokenizer.json", "tokenizer_config.json", "dataset_dict.json",
-                                           "dataset_info.json", "state.json", "special_tokens_map.json"}:
+            ours = child.suffix in {".json", ".jsonl", ".parquet"} and child.name not in FOREIGN_FILES
+            if child.is_file() and ours and ".partial" not in str(child):
                 problems += validate_path(child)
         return problems
     if path.suffix == ".parquet":
