@@ -4,8 +4,9 @@ from pathlib import Path
 from cbtflow import prompts
 from cbtflow.courses import course_document, generate_courses, load_phases
 from cbtflow.dialogue import Party
-from cbtflow.io import read_jsonl, write_json
+from cbtflow.io import write_json
 from cbtflow.llm import Endpoint
+from cbtflow.profiles import load_profiles
 from cbtflow.runtime import client, setup
 
 log = setup(snakemake.log[0], snakemake.threads)
@@ -13,8 +14,8 @@ names = ["course_therapist", "patient_system", "course_session", "course_summary
 templates = {n: snakemake.input[n] for n in names}
 spec = dict(snakemake.params.generator)
 generator = Party(Endpoint.from_spec({k: v for k, v in spec.items() if k != "sampling"}), spec["sampling"])
-profiles = read_jsonl(snakemake.input.profiles)
-llm = client(snakemake.params.cache_dir)
+profiles = load_profiles(snakemake.input.profiles)
+llm = client(snakemake.params.cache_dir, snakemake.config)
 courses = generate_courses(llm, generator, profiles, load_phases(snakemake.input.phases), snakemake.params.settings,
                            templates, snakemake.params.seed)
 hashes = prompts.template_hashes(templates)

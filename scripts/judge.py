@@ -2,7 +2,7 @@
 from cbtflow.io import read_json, write_json
 from cbtflow.judge.lexicon import load_lexicon
 from cbtflow.judge.rubric import load_rubric
-from cbtflow.judge.run import judge_transcripts
+from cbtflow.judge.run import check_transcript, judge_transcripts
 from cbtflow.runtime import client, setup
 
 log = setup(snakemake.log[0], snakemake.threads)
@@ -10,7 +10,9 @@ judge = dict(snakemake.params.judge)
 rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
 lexicon = load_lexicon(snakemake.input.lexicon) if judge["kind"] == "lexicon" else None
 transcripts = [read_json(p) for p in snakemake.input.transcripts]
-llm = client(snakemake.params.cache_dir)
+for path, transcript in zip(snakemake.input.transcripts, transcripts):
+    check_transcript(transcript, path)
+llm = client(snakemake.params.cache_dir, snakemake.config)
 documents = judge_transcripts(llm, transcripts, snakemake.output.scores, judge, rubric,
                               {n: snakemake.input[n] for n in ("judge_item", "judge_all", "judge_item_json")},
                               lexicon, seed=int(snakemake.wildcards.seed))

@@ -1,8 +1,9 @@
 """Rule simulate: all eval sessions of one model × condition × seed."""
 from cbtflow import prompts
 from cbtflow.dialogue import Party
-from cbtflow.io import read_jsonl, write_json
+from cbtflow.io import write_json
 from cbtflow.llm import Endpoint
+from cbtflow.profiles import load_profiles
 from cbtflow.runtime import client, setup
 from cbtflow.simulate import simulate, transcript_document
 
@@ -12,8 +13,8 @@ t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
 therapist = Party(Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template")), t["sampling"])
 patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k != "sampling"}), p["sampling"])
-profiles = read_jsonl(snakemake.input.profiles)
-llm = client(snakemake.params.cache_dir)
+profiles = load_profiles(snakemake.input.profiles)
+llm = client(snakemake.params.cache_dir, snakemake.config)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
 sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],
                     snakemake.params.session["max_turns"], int(w.seed),

@@ -83,3 +83,24 @@ def test_cache_cli_stats_and_prune(scripted, tmp_path, capsys):
     assert main(["cache", "prune", "--dir", str(tmp_path), "--older-than-days", "30"]) == 0
     assert "removed 1" in capsys.readouterr().out
     assert client.cache.stats()["entries"] == 1
+
+
+def test_budget_stops_paid_calls_across_clients(tmp_path):
+    from cbtflow.llm import BudgetExceeded, Client
+
+    class PaidClient(Client):
+        def generate(self, conversations, endpoint, sampling, seeds):
+            self.check_budget() if not endpoint.is_local else None
+            return [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 1, "seconds": 0.0, "cost_usd": 0.4}
+                    for _ in conversations]
+
+    first = PaidClient(cache_dir=tmp_path, budget_usd=1.0)
+    for i in range(3):
+        first.chat(Endpoint("gemini/x"), [{"role": "user", "content": str(i)}], {}, 1)
+    # Another job sharing the cache sees the 1.2 USD already spent and stops before paying.
+    second = PaidClient(cache_dir=tmp_path, budget_usd=1.0)
+    with pytest.raises(BudgetExceeded, match="max_cost_usd"):
+        second.chat(Endpoint("gemini/x"), [{"role": "user", "content": "new"}], {}, 1)
+    # What is already paid for is still answered from the cache.
+    assert second.chat(Endpoint("gemini/x"), [{"role": "user", "content": "0"}], {}, 1)["cached"] is True
+    assert second.cache.total_cost() == pytest.approx(1.2)

@@ -19,6 +19,24 @@ def roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def unknown_providers(config: dict[str, Any]) -> list[str]:
+    """API roles whose provider litellm does not know (imports litellm only if there are any)."""
+    api_roles = {where: role for where, role in roles(config).items() if not role["model"].startswith("local/")}
+    if not api_roles:
+        return []
+    from cbtflow.llm.api import _litellm
+
+    litellm = _litellm()
+    problems = []
+    for where, role in api_roles.items():
+        try:
+            litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base"))
+        except Exception:
+            problems.append(f"config.{where}.model: '{role['model']}' names no provider litellm knows; use "
+                            "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base")
+    return problems
+
+
 def missing_keys(config: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     problems = []

@@ -117,3 +117,16 @@ def sample_splits(attrs: dict[str, Any], n_train: int, n_eval: int, seed: int,
 def profile_ids(split: str, count: int) -> list[str]:
     """Ids are known from the config alone, so Snakemake can plan per-profile targets."""
     return [f"{split}-{i:03d}" for i in range(count)]
+
+
+def load_profiles(path: str | Path) -> list[dict[str, Any]]:
+    """Profiles from a split file; an empty or damaged file is an error that names it."""
+    from cbtflow.io import read_jsonl
+
+    profiles = read_jsonl(path)
+    if not profiles:
+        raise ProfileError(f"{path}: holds no profiles; delete it and rerun its profiles rule")
+    missing = [i for i, p in enumerate(profiles, start=1) if "id" not in p or "hash" not in p]
+    if missing:
+        raise ProfileError(f"{path}: line(s) {missing} are not profiles (no id/hash); delete it and rerun")
+    return profiles

@@ -38,5 +38,7 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
     return logger
 
 
-def client(cache_dir: str | None) -> Client:
-    return Client(cache_dir=cache_dir)
+def client(cache_dir: str | None, config: dict | None = None) -> Client:
+    """The job's client. The budget is read from the config itself, not from params, so
+    raising ``max_cost_usd`` never makes finished jobs rerun."""
+    return Client(cache_dir=cache_dir, budget_usd=(config or {}).get("max_cost_usd"))

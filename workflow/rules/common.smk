@@ -8,7 +8,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from cbtflow.config import ConfigError, validate_config
-from cbtflow.preflight import missing_keys
+from cbtflow.preflight import missing_keys, unknown_providers
 from cbtflow.profiles import profile_ids
 
 try:
@@ -21,9 +21,9 @@ CACHE = config.get("cache_dir", ".cbtflow-cache")
 
 onstart:
     # Runs before the first job of a real run (not for a dry run, which makes no call).
-    problems = missing_keys(config)
+    problems = unknown_providers(config) + missing_keys(config)
     if problems:
-        raise WorkflowError("missing API keys:\n  " + "\n  ".join(problems))
+        raise WorkflowError("preflight failed, no job was run:\n  " + "\n  ".join(problems))
 
 MODELS = sorted(config["models"])
 CONDITIONS = list(config["conditions"])

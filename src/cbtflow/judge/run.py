@@ -13,6 +13,18 @@ from cbtflow.judge.rubric import item_ids, summarise
 from cbtflow.llm import Client, Endpoint
 
 
+def check_transcript(transcript: dict[str, Any], path: str) -> None:
+    """A transcript a judge can score: turns from both speakers, the therapist first."""
+    from cbtflow.quality import gate_both_speakers
+
+    if not transcript.get("turns"):
+        raise ValueError(f"{path}: transcript has no turns; delete it and rerun its simulate job")
+    if gate_both_speakers(transcript["turns"], {}):
+        roles = sorted({t["role"] for t in transcript["turns"]})
+        raise ValueError(f"{path}: transcript has only one speaker ({', '.join(roles)}); delete it and rerun its "
+                         "simulate job")
+
+
 def blind_text(transcript: dict[str, Any]) -> str:
     """What a judge sees: the turns with neutral labels, nothing about their origin."""
     return render_transcript(transcript["turns"])

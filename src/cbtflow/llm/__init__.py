@@ -18,7 +18,7 @@ from cbtflow.llm.usage import UsageLog
 
 Messages = Sequence[dict[str, str]]
 
-__all__ = ["Client", "Endpoint", "CallCache", "UsageLog", "chat"]
+__all__ = ["BudgetExceeded", "Client", "Endpoint", "CallCache", "UsageLog", "chat"]
 
 
 def _batch_seed(seeds: Sequence[int]) -> int:
@@ -31,13 +31,32 @@ def _batch_seed(seeds: Sequence[int]) -> int:
     return int(digest[:8], 16)
 
 
-class Client:
-    """Cache + usage accounting in front of the local and API backends."""
+class BudgetExceeded(RuntimeError):
+    """The run has spent its ``max_cost_usd``; nothing already paid for is lost."""
 
-    def __init__(self, cache_dir: str | Path | None = None, usage: UsageLog | None = None, concurrency: int = 8):
+
+class Client:
+    """Cache + usage accounting + budget in front of the local and API backends."""
+
+    def __init__(self, cache_dir: str | Path | None = None, usage: UsageLog | None = None, concurrency: int = 8,
+                 budget_usd: float | None = None):
         self.cache = CallCache(cache_dir) if cache_dir else None
         self.usage = usage or UsageLog()
         self.concurrency = concurrency
+        self.budget_usd = budget_usd
+
+    def check_budget(self) -> None:
+        """Stop before a paid call once the shared cache records ``budget_usd`` spent.
+
+        Every job writes each reply's cost to the same cache as it returns, so the sum is
+        the whole run's spend, across jobs and reruns.
+        """
+        if self.budget_usd is None:
+            return
+        spent = self.cache.total_cost() if self.cache else self.usage.totals()["cost_usd"]
+        if spent >= self.budget_usd:
+            raise BudgetExceeded(f"spent {spent:.4f} USD of max_cost_usd = {self.budget_usd}; raise max_cost_usd "
+                                 "in config to continue (every completed call is cached and will not be paid again)")
 
     def chat(self, endpoint: Endpoint, messages: Messages, sampling: dict[str, Any], seed: int) -> dict[str, Any]:
         return self.chat_batch(endpoint, [messages], sampling, [seed])[0]
@@ -69,6 +88,7 @@ class Client:
             return local.generate_batch(endpoint, conversations, sampling, _batch_seed(seeds))
         from cbtflow.llm import api
 
+        self.check_budget()
         return api.complete_many(endpoint, conversations, sampling, seeds, self.concurrency)
 
     def score(self, endpoint: Endpoint, conversations: Sequence[Messages], candidates: Sequence[str],

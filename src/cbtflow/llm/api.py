@@ -6,12 +6,16 @@ its import fetches the price list from the network.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from cbtflow.llm.endpoint import Endpoint
+
+
+log = logging.getLogger(__name__)
 
 
 class APICallError(RuntimeError):
@@ -27,8 +31,14 @@ def _litellm():
     return litellm
 
 
+RETRYABLE = ("RateLimitError", "InternalServerError", "ServiceUnavailableError", "APIConnectionError", "Timeout",
+             "BadGatewayError")
+
+
 def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: dict[str, Any],
              seed: int) -> dict[str, Any]:
+    """One call with our own retries: 429 and 5xx are retried with exponential back-off and
+    logged; anything else (bad request, auth) fails at once with the provider's message."""
     litellm = _litellm()
     kwargs: dict[str, Any] = {
         "model": endpoint.model,
@@ -36,7 +46,7 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
         "temperature": float(sampling.get("temperature", 0.0)),
         "max_tokens": int(sampling.get("max_tokens", 512)),
         "seed": int(seed),
-        "num_retries": int(sampling.get("num_retries", 4)),
+        "num_retries": 0,  # retries are ours, so that each one is logged
         "timeout": float(sampling.get("timeout", 120)),
     }
     if "top_p" in sampling:
@@ -49,11 +59,20 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
         kwargs["api_base"] = endpoint.api_base
         kwargs.setdefault("api_key", os.environ.get("OPENAI_API_KEY", "none"))
     kwargs.update(endpoint.extra)
+    retries, backoff = int(sampling.get("num_retries", 4)), float(sampling.get("retry_backoff", 2.0))
     start = time.perf_counter()
-    try:
-        response = litellm.completion(**kwargs)
-    except Exception as err:  # litellm raises provider-specific classes
-        raise APICallError(f"{endpoint.model}: {type(err).__name__}: {err}") from err
+    for attempt in range(retries + 1):
+        try:
+            response = litellm.completion(**kwargs)
+            break
+        except Exception as err:  # litellm raises provider-specific classes
+            status = getattr(err, "status_code", None)
+            message = f"{endpoint.model}: {type(err).__name__} (status {status}): {err}"
+            if type(err).__name__ not in RETRYABLE or attempt == retries:
+                raise APICallError(message) from err
+            wait = backoff * 2**attempt
+            log.warning("retry %d/%d in %.2fs after %s from %s", attempt + 1, retries, wait, status, endpoint.model)
+            time.sleep(wait)
     seconds = time.perf_counter() - start
     usage = getattr(response, "usage", None)
     try:

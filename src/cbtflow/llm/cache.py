@@ -49,10 +49,17 @@ class CallCache:
                 (key, model, json.dumps(reply, ensure_ascii=False), time.time()),
             )
 
+    def total_cost(self) -> float:
+        """USD spent on every call stored here: the running total all jobs share."""
+        with self._lock:
+            row = self._conn.execute("SELECT SUM(json_extract(reply, '$.cost_usd')) FROM calls").fetchone()
+        return float(row[0] or 0.0)
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             rows = self._conn.execute("SELECT model, COUNT(*) FROM calls GROUP BY model ORDER BY model").fetchall()
-        return {"path": str(self.path), "entries": sum(n for _, n in rows), "by_model": dict(rows)}
+        return {"path": str(self.path), "entries": sum(n for _, n in rows), "by_model": dict(rows),
+                "cost_usd": self.total_cost()}
 
     def prune(self, older_than_days: float) -> int:
         cutoff = time.time() - older_than_days * 86400

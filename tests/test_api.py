@@ -1,0 +1,82 @@
+"""The API path for real: litellm's openai provider against an HTTP server on loopback."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from cbtflow.llm import Client, Endpoint
+from cbtflow.llm.api import APICallError
+
+REPLY = {"id": "x", "object": "chat.completion", "created": 0, "model": "test-model",
+         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from loopback."},
+                      "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}}
+
+
+def serve(statuses):
+    """A loopback server answering each request with the next status (200 = a completion)."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            status = statuses[min(len(seen) - 1, len(statuses) - 1)]
+            body = json.dumps(REPLY if status == 200 else {"error": {"message": f"status {status}"}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+SAMPLING = {"temperature": 0.0, "max_tokens": 16, "num_retries": 3, "retry_backoff": 0.01, "timeout": 10}
+
+
+def test_429_twice_then_200_succeeds_with_retries_logged(tmp_path, caplog):
+    server, seen = serve([429, 429, 200])
+    try:
+        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+        client = Client(cache_dir=tmp_path)
+        with caplog.at_level("WARNING", logger="cbtflow.llm.api"):
+            reply = client.chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
+        assert reply["text"] == "Hello from loopback." and reply["completion_tokens"] == 4
+        assert len(seen) == 3
+        retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+        assert len(retries) == 2 and all("429" in r for r in retries)
+        assert seen[0]["seed"] == 1 and seen[0]["messages"] == [{"role": "user", "content": "hi"}]
+        # The reply is cached: asking again makes no request.
+        client.chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
+        assert len(seen) == 3 and client.usage.totals()["cache_hits"] == 1
+    finally:
+        server.shutdown()
+
+
+def test_persistent_500_fails_with_the_status(tmp_path):
+    server, seen = serve([500])
+    try:
+        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+        with pytest.raises(APICallError, match="500"):
+            Client(cache_dir=tmp_path).chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
+        assert len(seen) == 4, "first try + 3 retries"
+    finally:
+        server.shutdown()
+
+
+def test_bad_request_is_not_retried(tmp_path):
+    server, seen = serve([400])
+    try:
+        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+        with pytest.raises(APICallError, match="400"):
+            Client().chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
+        assert len(seen) == 1
+    finally:
+        server.shutdown()
