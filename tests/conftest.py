@@ -24,7 +24,7 @@ class ScriptedClient(Client):
         self.calls: list[list[dict[str, str]]] = []
         self.seeds: list[int] = []
 
-    def generate(self, conversations, endpoint, sampling, seeds) -> list[dict[str, Any]]:
+    def generate(self, conversations, endpoint, sampling, seeds, on_reply=None) -> list[dict[str, Any]]:
         out = []
         for conv, seed in zip(conversations, seeds):
             self.calls.append(list(conv))
@@ -32,6 +32,8 @@ class ScriptedClient(Client):
             text = self.reply(conv, seed)
             out.append({"text": text, "prompt_tokens": sum(len(m["content"].split()) for m in conv),
                         "completion_tokens": len(text.split()), "seconds": 0.0, "cost_usd": 0.0})
+            if on_reply:
+                on_reply(len(out) - 1, out[-1])
         return out
 
 

@@ -80,3 +80,18 @@ def test_bad_request_is_not_retried(tmp_path):
         assert len(seen) == 1
     finally:
         server.shutdown()
+
+
+def test_a_failing_call_keeps_the_paid_ones_before_it(tmp_path):
+    server, seen = serve([200, 400])
+    try:
+        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+        client = Client(cache_dir=tmp_path, concurrency=1)
+        conversations = [[{"role": "user", "content": "first"}], [{"role": "user", "content": "second"}]]
+        with pytest.raises(APICallError):
+            client.chat_batch(endpoint, conversations, SAMPLING, [1, 2])
+        assert client.cache.stats()["entries"] == 1
+        again = Client(cache_dir=tmp_path).chat(endpoint, conversations[0], SAMPLING, seed=1)
+        assert again["cached"] is True and len(seen) == 2
+    finally:
+        server.shutdown()

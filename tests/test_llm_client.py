@@ -89,10 +89,13 @@ def test_budget_stops_paid_calls_across_clients(tmp_path):
     from cbtflow.llm import BudgetExceeded, Client
 
     class PaidClient(Client):
-        def generate(self, conversations, endpoint, sampling, seeds):
-            self.check_budget() if not endpoint.is_local else None
-            return [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 1, "seconds": 0.0, "cost_usd": 0.4}
-                    for _ in conversations]
+        def generate(self, conversations, endpoint, sampling, seeds, on_reply=None):
+            self.check_budget()
+            out = [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 1, "seconds": 0.0, "cost_usd": 0.4}
+                   for _ in conversations]
+            for i, reply in enumerate(out):
+                on_reply(i, reply)
+            return out
 
     first = PaidClient(cache_dir=tmp_path, budget_usd=1.0)
     for i in range(3):

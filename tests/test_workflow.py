@@ -103,6 +103,46 @@ def test_planted_key_is_in_no_file(run):
     assert not leaks
 
 
+def test_killed_simulation_reruns_only_the_missing_calls(run, tmp_path):
+    """SIGKILL mid-simulation, rerun with --rerun-incomplete: only the unfinished calls are made,
+    and the transcripts equal the uninterrupted run's."""
+    import signal
+    import sqlite3
+    import time
+
+    target = "results/usage/simulate/tiny/instruct/seed1.json"
+    reference = json.loads((run / target).read_text())["totals"]
+    total = reference["calls"] + reference["cache_hits"]
+    work = tmp_path / "fault"
+    shutil.copytree(run, work, symlinks=True, ignore=shutil.ignore_patterns("calls.sqlite*"))
+    shutil.rmtree(work / "results/transcripts/tiny/instruct")
+    (work / target).unlink()
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", target], cwd=work,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db, stored, deadline = work / ".cache/calls.sqlite", 0, time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=1) as conn:
+                    stored = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+        if stored >= total // 2:  # about half the turns done
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    proc.wait()
+    assert total // 2 <= stored < total, f"the kill came too late ({stored} of {total} calls stored)"
+    done = snakemake(work, "--rerun-incomplete", target)
+    assert done.returncode == 0, done.stderr[-3000:]
+    usage = json.loads((work / target).read_text())["totals"]
+    assert usage["cache_hits"] == stored and usage["calls"] == total - stored
+    for profile in ("eval-000", "eval-001"):
+        again = json.loads((work / f"results/transcripts/tiny/instruct/seed1/{profile}.json").read_text())
+        first = json.loads((run / f"results/transcripts/tiny/instruct/seed1/{profile}.json").read_text())
+        assert [t["text"] for t in again["turns"]] == [t["text"] for t in first["turns"]]
+
+
 def test_rerun_has_nothing_to_do(run):
     done = snakemake(run, "-n")
     assert done.returncode == 0

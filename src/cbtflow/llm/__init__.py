@@ -72,15 +72,20 @@ class Client:
         replies: list[dict[str, Any] | None] = [self._lookup(endpoint, key) for key in keys]
         missing = [i for i, reply in enumerate(replies) if reply is None]
         if missing:
-            fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
-                                  [int(seeds[i]) for i in missing])
+            if endpoint.is_local:  # one batch: stored together, in one transaction
+                fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
+                                      [int(seeds[i]) for i in missing])
+                self._store(endpoint, [keys[i] for i in missing], fresh)
+            else:  # paid calls: each stored the moment it returns
+                fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
+                                      [int(seeds[i]) for i in missing],
+                                      on_reply=lambda j, reply: self._store(endpoint, [keys[missing[j]]], [reply]))
             for i, reply in zip(missing, fresh):
-                self._store(endpoint, keys[i], reply)
                 replies[i] = {**reply, "cached": False}
         return replies  # type: ignore[return-value]
 
     def generate(self, conversations: Sequence[Messages], endpoint: Endpoint, sampling: dict[str, Any],
-                 seeds: Sequence[int]) -> list[dict[str, Any]]:
+                 seeds: Sequence[int], on_reply=None) -> list[dict[str, Any]]:
         """Uncached backend call: one local batch, or concurrent API calls."""
         if endpoint.is_local:
             from cbtflow.llm import local
@@ -89,7 +94,7 @@ class Client:
         from cbtflow.llm import api
 
         self.check_budget()
-        return api.complete_many(endpoint, conversations, sampling, seeds, self.concurrency)
+        return api.complete_many(endpoint, conversations, sampling, seeds, self.concurrency, on_reply)
 
     def score(self, endpoint: Endpoint, conversations: Sequence[Messages], candidates: Sequence[str],
               assistant_prefix: str = "") -> list[dict[str, Any]]:
@@ -106,8 +111,8 @@ class Client:
 
             fresh = local.score_distributions(endpoint, [conversations[i] for i in missing], candidates,
                                               assistant_prefix)
+            self._store(endpoint, [keys[i] for i in missing], fresh)
             for i, reply in zip(missing, fresh):
-                self._store(endpoint, keys[i], reply)
                 results[i] = {**reply, "cached": False}
         return results  # type: ignore[return-value]
 
@@ -118,12 +123,14 @@ class Client:
             return {**hit, "cached": True}
         return None
 
-    def _store(self, endpoint: Endpoint, key: str, reply: dict[str, Any]) -> None:
+    def _store(self, endpoint: Endpoint, keys: Sequence[str], replies: Sequence[dict[str, Any]]) -> None:
+        """Cache a batch the moment it returns (one transaction), then count it."""
         if self.cache:
-            self.cache.put(key, endpoint.model, reply)
-        self.usage.record(endpoint.model, cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
-                          completion_tokens=reply.get("completion_tokens", 0),
-                          seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0))
+            self.cache.put_many([(key, endpoint.model, reply) for key, reply in zip(keys, replies)])
+        for reply in replies:
+            self.usage.record(endpoint.model, cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
+                              completion_tokens=reply.get("completion_tokens", 0),
+                              seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0))
 
 
 _default: Client | None = None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Callable, Sequence
 
 from cbtflow.llm.endpoint import Endpoint
 
@@ -89,8 +89,20 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
 
 
 def complete_many(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]],
-                  sampling: dict[str, Any], seeds: Sequence[int], concurrency: int = 8) -> list[dict[str, Any]]:
-    """Concurrent calls (threads; litellm's sync client is thread-safe), order preserved."""
+                  sampling: dict[str, Any], seeds: Sequence[int], concurrency: int = 8,
+                  on_reply: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Concurrent calls (threads; litellm's sync client is thread-safe), order preserved.
+
+    ``on_reply(index, reply)`` runs as each call returns, so a paid reply is stored before
+    the others finish: a crash loses only the calls still in flight.
+    """
+    results: list[dict[str, Any] | None] = [None] * len(conversations)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return list(pool.map(lambda args: complete(endpoint, args[0], sampling, args[1]),
-                             zip(conversations, seeds)))
+        futures = {pool.submit(complete, endpoint, conv, sampling, seed): i
+                   for i, (conv, seed) in enumerate(zip(conversations, seeds))}
+        for future in as_completed(futures):
+            index = futures[future]
+            results[index] = future.result()
+            if on_reply:
+                on_reply(index, results[index])
+    return results  # type: ignore[return-value]

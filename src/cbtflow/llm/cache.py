@@ -43,11 +43,22 @@ class CallCache:
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, model: str, reply: dict[str, Any]) -> None:
+        self.put_many([(key, model, reply)])
+
+    def put_many(self, entries: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Store a batch in one transaction: a killed job keeps all of a batch or none of it,
+        so a rerun regenerates exactly the batch that was in flight, with the same seed."""
+        now = time.time()
+        rows = [(key, model, json.dumps(reply, ensure_ascii=False), now) for key, model, reply in entries]
         with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO calls (key, model, reply, created) VALUES (?, ?, ?, ?)",
-                (key, model, json.dumps(reply, ensure_ascii=False), time.time()),
-            )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO calls (key, model, reply, created) VALUES (?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def total_cost(self) -> float:
         """USD spent on every call stored here: the running total all jobs share."""
