@@ -212,6 +212,90 @@ def test_snakemake_html_report_zip(run):
         assert all(zf.read(n)[:4] == b"\x89PNG" for n in pngs)
 
 
+def linked_copy(run: Path, dest: Path) -> Path:
+    """A hard-linked copy of the finished run: instant, and every mtime is the original's.
+    Edit a file in it only after unlinking it (see `rewrite`)."""
+    shutil.copytree(run, dest, symlinks=True, copy_function=os.link)
+    return dest
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.unlink()
+    path.write_text(text)
+
+
+def planned_jobs(workdir: Path) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    import re
+
+    done = snakemake(workdir, "-n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", done.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if rule:
+            wildcards = re.search(r"wildcards: (.*)", block)
+            jobs.add((rule.group(1), wildcards.group(1).strip() if wildcards else ""))
+    return jobs
+
+
+def edit_config(workdir: Path, change) -> None:
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    change(config)
+    rewrite(workdir / "config.yaml", yaml.safe_dump(config))
+
+
+JUDGE_JOBS = lambda model, condition: {("judge", f"judge={j}, model={model}, condition={condition}, seed=1")  # noqa: E731
+                                       for j in ("lexicon", "smollm2")}
+END = {("report", ""), ("all", "")}
+
+
+def test_minimal_rerun_learning_rate(run, tmp_path):
+    work = linked_copy(run, tmp_path / "lr")
+    edit_config(work, lambda c: c["models"]["tiny"]["training"].update(learning_rate=5e-4))
+    assert planned_jobs(work) == {("finetune", "model=tiny, seed=1"),
+                                  ("simulate", "model=tiny, condition=cbt, seed=1")} | JUDGE_JOBS("tiny", "cbt") | END
+
+
+def test_minimal_rerun_new_model(run, tmp_path):
+    work = linked_copy(run, tmp_path / "new")
+    edit_config(work, lambda c: c["models"].update(tiny2={**c["models"]["tiny"], "lora": {**c["models"]["tiny"]["lora"], "r": 8}}))
+    expected = {("finetune", "model=tiny2, seed=1")} | END
+    for condition in ("instruct", "cbt", "prompted"):
+        expected |= {("simulate", f"model=tiny2, condition={condition}, seed=1")} | JUDGE_JOBS("tiny2", condition)
+    assert planned_jobs(work) == expected
+
+
+def test_minimal_rerun_judge_settings(run, tmp_path):
+    work = linked_copy(run, tmp_path / "judge")
+    edit_config(work, lambda c: c["judges"]["smollm2"].update(retries=5))
+    assert planned_jobs(work) == {("judge", f"judge=smollm2, model=tiny, condition={c}, seed=1")
+                                  for c in ("instruct", "cbt", "prompted")} | END
+
+
+def test_minimal_rerun_one_more_eval_profile(run, tmp_path):
+    work = linked_copy(run, tmp_path / "eval")
+    edit_config(work, lambda c: c["profiles"].update(eval=3))
+    expected = {("profiles_eval", "")} | END
+    for condition in ("instruct", "cbt", "prompted"):
+        expected |= {("simulate", f"model=tiny, condition={condition}, seed=1")} | JUDGE_JOBS("tiny", condition)
+    assert planned_jobs(work) == expected
+
+
+def test_minimal_rerun_prompt_template(run, tmp_path):
+    work = linked_copy(run, tmp_path / "prompt")
+    template = work / "resources/prompts/therapist_prompted.j2"
+    rewrite(template, template.read_text() + " Keep it warm.\n")
+    assert planned_jobs(work) == {("simulate", "model=tiny, condition=prompted, seed=1")} \
+        | JUDGE_JOBS("tiny", "prompted") | END
+    summary = work / "resources/prompts/course_summary.j2"
+    rewrite(summary, summary.read_text() + "\nBe brief.\n")
+    jobs = planned_jobs(work)
+    assert {("courses", "generator=smollm2"), ("dataset", "generator=smollm2"), ("finetune", "model=tiny, seed=1"),
+            ("simulate", "model=tiny, condition=cbt, seed=1")} <= jobs
+    assert ("simulate", "model=tiny, condition=instruct, seed=1") not in jobs
+
+
 def test_editing_the_rubric_reruns_only_judging_and_report(run):
     """Last in this module: it edits the rubric of the shared run."""
     import re

@@ -151,3 +151,9 @@ def therapist_model(wildcards):
 
 def therapist_chat_template(wildcards):
     return chat_template_of(config["models"][wildcards.model]["base"])
+
+
+def api_job(role):
+    """1 when a role calls an API: jobs take an `api` token, so `--resources api=N` (or the
+    slurm profile) caps how many API-bound jobs run at once; 0 for local models."""
+    return 0 if role.get("kind") == "lexicon" or role["model"].startswith("local/") else 1

@@ -49,6 +49,7 @@ rule courses:
     threads: 1
     resources:
         mem_mb=3000,
+        api=api_job(config["roles"]["generator"]),
     log:
         "logs/courses/{generator}.log",
     benchmark:
