@@ -133,6 +133,7 @@ def test_killed_simulation_reruns_only_the_missing_calls(run, tmp_path):
         time.sleep(0.1)
     proc.wait()
     assert total // 2 <= stored < total, f"the kill came too late ({stored} of {total} calls stored)"
+    assert snakemake(work, "--unlock").returncode == 0  # what a user does after a kill -9 or a power loss
     done = snakemake(work, "--rerun-incomplete", target)
     assert done.returncode == 0, done.stderr[-3000:]
     usage = json.loads((work / target).read_text())["totals"]
