@@ -1,5 +1,6 @@
 """The API path for real: litellm's openai provider against an HTTP server on loopback."""
 
+import contextlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,13 +39,21 @@ def serve(statuses):
     return server, seen
 
 
+@contextlib.contextmanager
+def loopback(statuses):
+    """An endpoint on a loopback server answering with ``statuses``, and the requests it saw."""
+    server, seen = serve(statuses)
+    try:
+        yield Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1"), seen
+    finally:
+        server.shutdown()
+
+
 SAMPLING = {"temperature": 0.0, "max_tokens": 16, "num_retries": 3, "retry_backoff": 0.01, "timeout": 10}
 
 
 def test_429_twice_then_200_succeeds_with_retries_logged(tmp_path, caplog):
-    server, seen = serve([429, 429, 200])
-    try:
-        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+    with loopback([429, 429, 200]) as (endpoint, seen):
         client = Client(cache_dir=tmp_path)
         with caplog.at_level("WARNING", logger="cbtflow.llm.api"):
             reply = client.chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
@@ -56,36 +65,24 @@ def test_429_twice_then_200_succeeds_with_retries_logged(tmp_path, caplog):
         # The reply is cached: asking again makes no request.
         client.chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
         assert len(seen) == 3 and client.usage.totals()["cache_hits"] == 1
-    finally:
-        server.shutdown()
 
 
 def test_persistent_500_fails_with_the_status(tmp_path):
-    server, seen = serve([500])
-    try:
-        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+    with loopback([500]) as (endpoint, seen):
         with pytest.raises(APICallError, match="500"):
             Client(cache_dir=tmp_path).chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
         assert len(seen) == 4, "first try + 3 retries"
-    finally:
-        server.shutdown()
 
 
 def test_bad_request_is_not_retried(tmp_path):
-    server, seen = serve([400])
-    try:
-        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+    with loopback([400]) as (endpoint, seen):
         with pytest.raises(APICallError, match="400"):
             Client().chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
         assert len(seen) == 1
-    finally:
-        server.shutdown()
 
 
 def test_a_failing_call_keeps_the_paid_ones_before_it(tmp_path):
-    server, seen = serve([200, 400])
-    try:
-        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+    with loopback([200, 400]) as (endpoint, seen):
         client = Client(cache_dir=tmp_path, concurrency=1)
         conversations = [[{"role": "user", "content": "first"}], [{"role": "user", "content": "second"}]]
         with pytest.raises(APICallError):
@@ -93,5 +90,3 @@ def test_a_failing_call_keeps_the_paid_ones_before_it(tmp_path):
         assert client.cache.stats()["entries"] == 1
         again = Client(cache_dir=tmp_path).chat(endpoint, conversations[0], SAMPLING, seed=1)
         assert again["cached"] is True and len(seen) == 2
-    finally:
-        server.shutdown()
