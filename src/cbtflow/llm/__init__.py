@@ -66,20 +66,19 @@ class Client:
         """Answer every conversation; cache hits are free, misses run as one batch."""
         if len(conversations) != len(seeds):
             raise ValueError("chat_batch needs one seed per conversation")
-        keys = [call_key(endpoint.identity(), {"kind": "chat", "messages": list(conv), "sampling": sampling,
-                                               "seed": int(seed)})
+        identity = endpoint.identity()
+        keys = [call_key(identity, {"kind": "chat", "messages": list(conv), "sampling": sampling, "seed": int(seed)})
                 for conv, seed in zip(conversations, seeds)]
         replies: list[dict[str, Any] | None] = [self._lookup(endpoint, key) for key in keys]
         missing = [i for i, reply in enumerate(replies) if reply is None]
         if missing:
-            if endpoint.is_local:  # one batch: stored together, in one transaction
-                fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
-                                      [int(seeds[i]) for i in missing])
+            # A local batch is stored together, in one transaction; each paid API reply the moment it returns.
+            on_reply = None if endpoint.is_local else (
+                lambda j, reply: self._store(endpoint, [keys[missing[j]]], [reply]))
+            fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
+                                  [int(seeds[i]) for i in missing], on_reply=on_reply)
+            if endpoint.is_local:
                 self._store(endpoint, [keys[i] for i in missing], fresh)
-            else:  # paid calls: each stored the moment it returns
-                fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
-                                      [int(seeds[i]) for i in missing],
-                                      on_reply=lambda j, reply: self._store(endpoint, [keys[missing[j]]], [reply]))
             for i, reply in zip(missing, fresh):
                 replies[i] = {**reply, "cached": False}
         return replies  # type: ignore[return-value]
@@ -101,7 +100,8 @@ class Client:
         """Probability over ``candidates`` as the next token (local models only; G-Eval)."""
         if not endpoint.is_local:
             raise ValueError(f"{endpoint.model}: token probabilities are only read from local models")
-        keys = [call_key(endpoint.identity(), {"kind": "score", "messages": list(conv),
+        identity = endpoint.identity()
+        keys = [call_key(identity, {"kind": "score", "messages": list(conv),
                                                "candidates": list(candidates), "prefix": assistant_prefix})
                 for conv in conversations]
         results = [self._lookup(endpoint, key) for key in keys]
