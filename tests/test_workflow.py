@@ -251,6 +251,14 @@ JUDGE_JOBS = lambda model, condition: {("judge", f"judge={j}, model={model}, con
 END = {("report", ""), ("all", "")}
 
 
+def simulate_and_judge_jobs(model: str) -> set[tuple[str, str]]:
+    """Every condition's simulate job of ``model`` and its judge jobs."""
+    jobs: set[tuple[str, str]] = set()
+    for condition in TINY["conditions"]:
+        jobs |= {("simulate", f"model={model}, condition={condition}, seed=1")} | JUDGE_JOBS(model, condition)
+    return jobs
+
+
 def test_minimal_rerun_learning_rate(run, tmp_path):
     work = linked_copy(run, tmp_path / "lr")
     edit_config(work, lambda c: c["models"]["tiny"]["training"].update(learning_rate=5e-4))
@@ -261,10 +269,7 @@ def test_minimal_rerun_learning_rate(run, tmp_path):
 def test_minimal_rerun_new_model(run, tmp_path):
     work = linked_copy(run, tmp_path / "new")
     edit_config(work, lambda c: c["models"].update(tiny2={**c["models"]["tiny"], "lora": {**c["models"]["tiny"]["lora"], "r": 8}}))
-    expected = {("finetune", "model=tiny2, seed=1")} | END
-    for condition in ("instruct", "cbt", "prompted"):
-        expected |= {("simulate", f"model=tiny2, condition={condition}, seed=1")} | JUDGE_JOBS("tiny2", condition)
-    assert planned_jobs(work) == expected
+    assert planned_jobs(work) == {("finetune", "model=tiny2, seed=1")} | simulate_and_judge_jobs("tiny2") | END
 
 
 def test_minimal_rerun_judge_settings(run, tmp_path):
@@ -277,10 +282,7 @@ def test_minimal_rerun_judge_settings(run, tmp_path):
 def test_minimal_rerun_one_more_eval_profile(run, tmp_path):
     work = linked_copy(run, tmp_path / "eval")
     edit_config(work, lambda c: c["profiles"].update(eval=3))
-    expected = {("profiles_eval", "")} | END
-    for condition in ("instruct", "cbt", "prompted"):
-        expected |= {("simulate", f"model=tiny, condition={condition}, seed=1")} | JUDGE_JOBS("tiny", condition)
-    assert planned_jobs(work) == expected
+    assert planned_jobs(work) == {("profiles_eval", "")} | simulate_and_judge_jobs("tiny") | END
 
 
 def test_minimal_rerun_prompt_template(run, tmp_path):
