@@ -1,6 +1,5 @@
 """Bad inputs stop with a message that names the file or field, and delete nothing."""
 
-import json
 from pathlib import Path
 
 import pytest

@@ -1,9 +1,7 @@
 """Every statistic against an independent computation (scipy, statsmodels AnovaRM), to 1e-9."""
 
-import math
 
 import numpy as np
-import pandas as pd
 import polars as pl
 import pytest
 from scipy import stats as sps

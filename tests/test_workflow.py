@@ -10,54 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workspace import PLANTED_KEY, TINY, make_workspace, snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
-
-TINY = {
-    "cache_dir": ".cache",
-    "bases": {"smollm2-135m": {"source": "embedded"}},
-    "models": {"tiny": {"base": "smollm2-135m",
-                        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-                        "training": {"learning_rate": 1e-3, "epochs": 2, "batch_size": 1, "max_seq_length": 256}}},
-    "conditions": ["instruct", "cbt", "prompted"],
-    "seeds": [1],
-    "profiles": {"seed": 3, "train": 2, "eval": 2},
-    "courses": {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 2, "max_attempts": 3,
-                "on_exhausted": "drop"},
-    "dataset": {"validation_fraction": 0.5, "seed": 0},
-    "roles": {"generator": {"name": "smollm2", "model": "local/smollm2-135m",
-                            "sampling": {"temperature": 0.5, "top_p": 0.9, "max_tokens": 24, "repetition_penalty": 1.1,
-                                         "no_repeat_ngram_size": 4}},
-              "patient": {"model": "local/smollm2-135m", "sampling": {"temperature": 0.5, "max_tokens": 32}}},
-    "therapist": {"sampling": {"temperature": 0.5, "max_tokens": 24, "repetition_penalty": 1.1}},
-    "simulation": {"max_turns": 4},
-    "judges": {"lexicon": {"kind": "lexicon"}, "smollm2": {"kind": "llm", "model": "local/smollm2-135m"}},
-    "judging": {"rubric_variant": "ctrs-modified"},
-    "report": {"primary_judge": "lexicon", "competence_threshold": 40},
-}
-
-
-PLANTED_KEY = "sk-planted-0123456789abcdef"
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENAI_API_KEY": PLANTED_KEY, "GEMINI_API_KEY": PLANTED_KEY}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=1200)
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, embedded_model):
-    work = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "workflow", "scripts", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    shutil.copytree(ROOT / "resources", work / "resources", ignore=shutil.ignore_patterns("models"))
-    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    wheels = Path(embedded_model).parents[1] / "wheels"  # the wheel fetched once per machine
-    (work / ".cache").mkdir()
-    shutil.copytree(wheels, work / ".cache" / "wheels")
+    work = make_workspace(tmp_path_factory.mktemp("wf"), TINY, embedded_model)
     done = snakemake(work)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return work

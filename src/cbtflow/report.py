@@ -175,7 +175,7 @@ def _icc_lines(title: str, block: dict[str, Any]) -> list[str]:
 
 def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str, figures: dict[str, str],
                  usage: dict[str, dict[str, float]], train_logs: dict[str, dict[str, Any]], config_summary: str) -> None:
-    lines = [f"# cbtflow report", "", f"> {DISCLAIMER}", "", config_summary, ""]
+    lines = ["# cbtflow report", "", f"> {DISCLAIMER}", "", config_summary, ""]
     for judge, result in stats["judges"].items():
         tag = " (primary)" if judge == primary_judge else ""
         lines += [f"## Judge `{judge}`{tag}", ""]

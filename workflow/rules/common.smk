@@ -153,6 +153,14 @@ def therapist_chat_template(wildcards):
     return chat_template_of(config["models"][wildcards.model]["base"])
 
 
+def gpu_job(*roles):
+    """`gpus_per_job` when the job runs a local model (no roles given: it always does), else 0.
+    The slurm plugin turns the `gpu` resource into `--gpus`; torch then sees only the GPU
+    the scheduler gave (CUDA_VISIBLE_DEVICES)."""
+    local = not roles or any(r.get("kind") != "lexicon" and r["model"].startswith("local/") for r in roles)
+    return config.get("gpus_per_job", 0) if local else 0
+
+
 def api_job(role):
     """1 when a role calls an API: jobs take an `api` token, so `--resources api=N` (or the
     slurm profile) caps how many API-bound jobs run at once; 0 for local models."""

@@ -49,6 +49,7 @@ rule courses:
     threads: 1
     resources:
         mem_mb=3000,
+        gpu=gpu_job(config["roles"]["generator"]),
         api=api_job(config["roles"]["generator"]),
     log:
         "logs/courses/{generator}.log",

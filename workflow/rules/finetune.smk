@@ -15,6 +15,7 @@ rule finetune:
     threads: 2
     resources:
         mem_mb=6000,
+        gpu=gpu_job(),
     log:
         "logs/finetune/{model}/seed{seed}.log",
     benchmark:

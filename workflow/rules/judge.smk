@@ -20,6 +20,7 @@ rule judge:
     threads: 1
     resources:
         mem_mb=3000,
+        gpu=lambda wc: gpu_job(config["judges"][wc.judge]),
         api=lambda wc: api_job(config["judges"][wc.judge]),
     log:
         "logs/judge/{judge}/{model}/{condition}/seed{seed}.log",

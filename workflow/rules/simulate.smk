@@ -25,6 +25,7 @@ rule simulate:
     threads: 1
     resources:
         mem_mb=4000,
+        gpu=gpu_job(),  # the therapist is always a local model
         api=api_job(config["roles"]["patient"]),
     log:
         "logs/simulate/{model}/{condition}/seed{seed}.log",

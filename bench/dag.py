@@ -1,0 +1,69 @@
+"""How long Snakemake takes to plan the experiments: DAG build for a dry run, and a no-op rerun.
+
+For each experiment file, copies the workflow into an empty temporary directory (so no
+result exists and every job is planned) and times `snakemake -n --configfile F`, best of
+`--repeats`. If the repository holds a finished default run, also times `snakemake -n`
+there (a no-op rerun: "Nothing to be done"). No model is called. Prints a table and ends
+with `paper_dag_build_seconds: N`.
+
+    python bench/dag.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ("experiments/paper.yaml", "experiments/open-questions.yaml")
+
+
+def dry_run(workdir: Path, *args: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"snakemake -n {' '.join(args)} failed in {workdir}:\n{done.stderr[-3000:]}")
+    return seconds, done.stdout + done.stderr
+
+
+def planned_jobs(log: str) -> int:
+    match = re.search(r"^total\s+(\d+)", log, flags=re.M)
+    return int(match.group(1)) if match else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cbtflow-dag-") as tmp:
+        work = Path(tmp)
+        for name in ("Snakefile", "config.yaml", "workflow", "scripts", "profiles", "experiments"):
+            src = ROOT / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+        shutil.copytree(ROOT / "resources", work / "resources", ignore=shutil.ignore_patterns("models"))
+        for experiment in EXPERIMENTS:
+            runs = [dry_run(work, "--configfile", experiment) for _ in range(args.repeats)]
+            rows.append((f"dry run, {experiment}, empty dir", planned_jobs(runs[0][1]), min(s for s, _ in runs)))
+    if (ROOT / "results" / "report" / "report.md").exists():
+        runs = [dry_run(ROOT) for _ in range(args.repeats)]
+        jobs = 0 if "Nothing to be done" in runs[0][1] else planned_jobs(runs[0][1])
+        rows.append(("no-op rerun, default config, after a full run", jobs, min(s for s, _ in runs)))
+
+    print(f"| what | jobs planned | seconds (best of {args.repeats}) |\n|---|---|---|")
+    for what, jobs, seconds in rows:
+        print(f"| {what} | {jobs:,} | {seconds:.2f} |")
+    print(f"paper_dag_build_seconds: {rows[0][2]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
