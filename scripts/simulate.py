@@ -3,6 +3,7 @@ from cbtflow import prompts
 from cbtflow.dialogue import Party
 from cbtflow.io import write_json
 from cbtflow.llm import Endpoint
+from cbtflow.llm.vllm_server import serving
 from cbtflow.profiles import load_profiles
 from cbtflow.runtime import client, setup
 from cbtflow.simulate import simulate, transcript_document
@@ -11,14 +12,17 @@ log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
 t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
-therapist = Party(Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template")), t["sampling"])
+endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"),
+                    backend=t.get("backend", "transformers"))
 patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k != "sampling"}), p["sampling"])
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
-sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],
-                    snakemake.params.session["max_turns"], int(w.seed),
-                    snakemake.params.session.get("max_context_tokens"))
+with serving(endpoint, f"{snakemake.log[0]}.server", t.get("vllm")) as served:
+    therapist = Party(served, t["sampling"])
+    sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],
+                        snakemake.params.session["max_turns"], int(w.seed),
+                        snakemake.params.session.get("max_context_tokens"))
 hashes = prompts.template_hashes(templates)
 by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions)))
 for path in snakemake.output.transcripts:

@@ -90,3 +90,30 @@ def test_a_failing_call_keeps_the_paid_ones_before_it(tmp_path):
         assert client.cache.stats()["entries"] == 1
         again = Client(cache_dir=tmp_path).chat(endpoint, conversations[0], SAMPLING, seed=1)
         assert again["cached"] is True and len(seen) == 2
+
+
+def test_fallback_answers_when_the_model_keeps_failing(tmp_path, caplog):
+    """A role's `fallbacks` are tried after its retries; the reply, its cache entry and the
+    usage log name the model that answered."""
+    with loopback([503]) as (primary, failed), loopback([200]) as (backup, answered):
+        endpoint = Endpoint.from_spec({"model": primary.model, "api_base": primary.api_base,
+                                       "fallbacks": [{"model": "openai/backup-model", "api_base": backup.api_base}]})
+        client = Client(cache_dir=tmp_path)
+        with caplog.at_level("WARNING", logger="cbtflow.llm.api"):
+            reply = client.chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
+        assert len(failed) == 4 and len(answered) == 1 and answered[0]["model"] == "backup-model"
+        assert reply["text"] == "Hello from loopback." and reply["model"] == "openai/backup-model"
+        assert any("falling back to openai/backup-model" in r.getMessage() for r in caplog.records)
+        assert set(client.usage.by_model) == {"openai/backup-model"}
+        assert client.cache.stats()["by_model"] == {"openai/backup-model": 1}
+        # A rerun reproduces the fallback's reply from the cache, still attributed to it.
+        again = Client(cache_dir=tmp_path).chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
+        assert again["cached"] and again["model"] == "openai/backup-model" and len(answered) == 1
+
+
+def test_every_model_failing_names_each_failure():
+    with loopback([500]) as (primary, _), loopback([400]) as (backup, _):
+        endpoint = Endpoint(primary.model, api_base=primary.api_base,
+                            fallbacks=(("openai/backup-model", backup.api_base),))
+        with pytest.raises(APICallError, match=r"test-model.*500.*then openai/backup-model.*400"):
+            Client().chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)

@@ -65,6 +65,18 @@ def test_preflight_names_role_model_and_variable():
     assert missing_keys(copy.deepcopy(DEFAULT), environ={}) == [], "local models need no key"
 
 
+def test_preflight_checks_the_keys_of_fallbacks():
+    from cbtflow.preflight import missing_keys
+
+    config = broken(lambda c: c["roles"]["patient"].update(
+        model="deepseek/deepseek-chat", fallbacks=["openrouter/deepseek/deepseek-chat",
+                                                   {"model": "openai/local", "api_base": "http://127.0.0.1:1/v1"}]))
+    validate_config(copy.deepcopy(config))
+    problems = missing_keys(config, environ={"DEEPSEEK_API_KEY": "x"})
+    assert problems == ["roles.patient.fallbacks[0] uses openrouter/deepseek/deepseek-chat, which needs the "
+                        "environment variable OPENROUTER_API_KEY; export OPENROUTER_API_KEY=... before running"]
+
+
 def test_missing_key_stops_the_run_before_any_job(tmp_path):
     config = broken(lambda c: c["judges"].update(gemini={"kind": "llm", "model": "gemini/gemini-1.5-pro-002"}))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))

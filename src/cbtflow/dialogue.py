@@ -108,6 +108,8 @@ def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, 
                                   "completion_tokens": reply.get("completion_tokens", 0),
                                   "seconds": round(float(reply.get("seconds", 0.0)), 4),
                                   "cached": bool(reply.get("cached")), "cut_at_sentence": cut})
+            if reply.get("model", party.endpoint.model) != party.endpoint.model:
+                session.turns[-1]["answered_by"] = reply["model"]  # a configured fallback gave this turn
             if not text:
                 session.ending = "empty_reply"
             elif speaker == THERAPIST and ENDING.search(text) and index > 0:

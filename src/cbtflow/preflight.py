@@ -14,8 +14,12 @@ from cbtflow.llm.endpoint import Endpoint
 
 
 def roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every model a run may call, by where it is configured (fallbacks included)."""
     out = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
     out.update({f"judges.{name}": judge for name, judge in config["judges"].items() if judge["kind"] == "llm"})
+    for where, role in list(out.items()):
+        for i, fallback in enumerate(role.get("fallbacks") or []):
+            out[f"{where}.fallbacks[{i}]"] = fallback if isinstance(fallback, dict) else {"model": fallback}
     return out
 
 
@@ -32,7 +36,7 @@ def unknown_providers(config: dict[str, Any]) -> list[str]:
         try:
             litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base"))
         except Exception:
-            problems.append(f"config.{where}.model: '{role['model']}' names no provider litellm knows; use "
+            problems.append(f"config.{where}: '{role['model']}' names no provider litellm knows; use "
                             "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base")
     return problems
 

@@ -76,6 +76,8 @@ def endpoint_spec(role):
         spec["chat_template"] = chat_template_of(base)
     if role.get("api_base"):
         spec["api_base"] = role["api_base"]
+    if role.get("fallbacks"):
+        spec["fallbacks"] = list(role["fallbacks"])
     return spec
 
 

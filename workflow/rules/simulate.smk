@@ -17,7 +17,7 @@ rule simulate:
         usage="results/usage/simulate/{model}/{condition}/seed{seed}.json",
     params:
         therapist=lambda wc: {"model": therapist_model(wc), "chat_template": therapist_chat_template(wc),
-                              "sampling": config["therapist"]["sampling"]},
+                              **config["therapist"]},
         patient=lambda wc: {**endpoint_spec(config["roles"]["patient"]),
                             "sampling": config["roles"]["patient"]["sampling"]},
         session=lambda wc: config["simulation"],

@@ -51,8 +51,9 @@ def score_local(client: Client, endpoint: Endpoint, rubric: dict[str, Any], tran
 
 
 def _item_model(lo: int, hi: int) -> type[BaseModel]:
+    # A bounded justification also bounds a grammar-constrained reply (json_schema mode).
     return create_model("ItemScore", score=(int, Field(ge=lo, le=hi, strict=True)),
-                        justification=(str, Field(min_length=1)))
+                        justification=(str, Field(min_length=1, max_length=600)))
 
 
 def response_model(rubric: dict[str, Any]) -> type[BaseModel]:
@@ -71,11 +72,21 @@ def extract_json(text: str) -> Any:
     return json.loads(match.group(0))
 
 
+def response_format(model: type[BaseModel], structured_output: str) -> dict[str, Any]:
+    """What the provider is asked for: any JSON object (``json_object``: DeepSeek and most
+    providers), or JSON that matches our schema (``json_schema``: OpenAI, Gemini, vLLM and
+    llama.cpp constrain decoding to it, so invalid replies and their retries disappear)."""
+    if structured_output == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": model.model_json_schema()}}
+    return {"type": "json_object"}
+
+
 def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type[BaseModel],
-                    sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> BaseModel:
+                    sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path,
+                    structured_output: str = "json_object") -> BaseModel:
     """Ask, validate, re-ask with the validation error; after ``retries`` fail loudly."""
     messages = [{"role": "user", "content": prompt}]
-    sampling = {**sampling, "response_format": {"type": "json_object"}}
+    sampling = {**sampling, "response_format": response_format(model, structured_output)}
     raw_outputs = []
     for attempt in range(retries + 1):
         reply = client.chat(endpoint, messages, sampling, seed + attempt)
@@ -91,21 +102,24 @@ def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type
 
 
 def score_api(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
-              sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> dict[str, Any]:
+              sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path,
+              structured_output: str = "json_object") -> dict[str, Any]:
     """``all_items`` mode: one JSON call scores every item (cheaper, more halo)."""
     prompt = prompts.render(template, transcript=transcript, rubric=rubric)
-    parsed = _validated_call(client, endpoint, prompt, response_model(rubric), sampling, seed, retries, raw_path)
+    parsed = _validated_call(client, endpoint, prompt, response_model(rubric), sampling, seed, retries, raw_path,
+                             structured_output)
     return {k: {"score": v.score, "justification": v.justification} for k, v in parsed.items.__dict__.items()}
 
 
 def score_api_per_item(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
-                       sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path) -> dict[str, Any]:
+                       sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path,
+                       structured_output: str = "json_object") -> dict[str, Any]:
     """``per_item`` mode (CACTUS-style): one call per item, so items cannot colour each other."""
     model = _item_model(int(rubric["scale"]["min"]), int(rubric["scale"]["max"]))
     out = {}
     for item in rubric["items"]:
         prompt = prompts.render(template, transcript=transcript, item=item, rubric=rubric)
         parsed = _validated_call(client, endpoint, prompt, model, sampling, seed, retries,
-                                 Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt")))
+                                 Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt")), structured_output)
         out[item["id"]] = {"score": parsed.score, "justification": parsed.justification}
     return out

@@ -73,11 +73,11 @@ class Client:
         missing = [i for i, reply in enumerate(replies) if reply is None]
         if missing:
             # A local batch is stored together, in one transaction; each paid API reply the moment it returns.
-            on_reply = None if endpoint.is_local else (
+            on_reply = None if endpoint.in_process else (
                 lambda j, reply: self._store(endpoint, [keys[missing[j]]], [reply]))
             fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
                                   [int(seeds[i]) for i in missing], on_reply=on_reply)
-            if endpoint.is_local:
+            if endpoint.in_process:
                 self._store(endpoint, [keys[i] for i in missing], fresh)
             for i, reply in zip(missing, fresh):
                 replies[i] = {**reply, "cached": False}
@@ -86,12 +86,19 @@ class Client:
     def generate(self, conversations: Sequence[Messages], endpoint: Endpoint, sampling: dict[str, Any],
                  seeds: Sequence[int], on_reply=None) -> list[dict[str, Any]]:
         """Uncached backend call: one local batch, or concurrent API calls."""
-        if endpoint.is_local:
+        if endpoint.in_process:
             from cbtflow.llm import local
 
             return local.generate_batch(endpoint, conversations, sampling, _batch_seed(seeds))
         from cbtflow.llm import api
 
+        if endpoint.is_local:  # a local model behind a job-scoped server: all sessions at once
+            def as_local(j: int, reply: dict[str, Any]) -> None:
+                reply["model"] = endpoint.model
+                if on_reply:
+                    on_reply(j, reply)
+
+            return api.complete_many(endpoint.served(sampling), conversations, sampling, seeds, len(conversations), as_local)
         self.check_budget()
         return api.complete_many(endpoint, conversations, sampling, seeds, self.concurrency, on_reply)
 
@@ -119,16 +126,16 @@ class Client:
     def _lookup(self, endpoint: Endpoint, key: str) -> dict[str, Any] | None:
         hit = self.cache.get(key) if self.cache else None
         if hit is not None:
-            self.usage.record(endpoint.model, cached=True)
+            self.usage.record(hit.get("model", endpoint.model), cached=True)
             return {**hit, "cached": True}
         return None
 
     def _store(self, endpoint: Endpoint, keys: Sequence[str], replies: Sequence[dict[str, Any]]) -> None:
         """Cache a batch the moment it returns (one transaction), then count it."""
         if self.cache:
-            self.cache.put_many([(key, endpoint.model, reply) for key, reply in zip(keys, replies)])
+            self.cache.put_many([(key, reply.get("model", endpoint.model), reply) for key, reply in zip(keys, replies)])
         for reply in replies:
-            self.usage.record(endpoint.model, cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
+            self.usage.record(reply.get("model", endpoint.model), cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
                               completion_tokens=reply.get("completion_tokens", 0),
                               seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0))
 

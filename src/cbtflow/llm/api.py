@@ -38,10 +38,27 @@ RETRYABLE = ("RateLimitError", "InternalServerError", "ServiceUnavailableError",
 def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: dict[str, Any],
              seed: int) -> dict[str, Any]:
     """One call with our own retries: 429 and 5xx are retried with exponential back-off and
-    logged; anything else (bad request, auth) fails at once with the provider's message."""
+    logged; anything else (bad request, auth) fails at once with the provider's message.
+
+    If the model still fails and the role lists ``fallbacks``, each is tried in turn (with
+    the same retries), logged; the reply names the model that gave it (``model``).
+    """
+    failures = []
+    for model, api_base in ((endpoint.model, endpoint.api_base), *endpoint.fallbacks):
+        if failures:
+            log.warning("%s failed; falling back to %s", endpoint.model, model)
+        try:
+            return _complete_one(model, api_base, endpoint.extra, messages, sampling, seed)
+        except APICallError as err:
+            failures.append(str(err))
+    raise APICallError(" | then ".join(failures))
+
+
+def _complete_one(model: str, api_base: str | None, extra: dict[str, Any], messages: Sequence[dict[str, str]],
+                  sampling: dict[str, Any], seed: int) -> dict[str, Any]:
     litellm = _litellm()
     kwargs: dict[str, Any] = {
-        "model": endpoint.model,
+        "model": model,
         "messages": list(messages),
         "temperature": float(sampling.get("temperature", 0.0)),
         "max_tokens": int(sampling.get("max_tokens", 512)),
@@ -55,10 +72,10 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
         kwargs["stop"] = list(sampling["stop"])
     if sampling.get("response_format"):
         kwargs["response_format"] = sampling["response_format"]
-    if endpoint.api_base:
-        kwargs["api_base"] = endpoint.api_base
+    if api_base:
+        kwargs["api_base"] = api_base
         kwargs.setdefault("api_key", os.environ.get("OPENAI_API_KEY", "none"))
-    kwargs.update(endpoint.extra)
+    kwargs.update(extra)
     retries, backoff = int(sampling.get("num_retries", 4)), float(sampling.get("retry_backoff", 2.0))
     start = time.perf_counter()
     for attempt in range(retries + 1):
@@ -67,11 +84,11 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
             break
         except Exception as err:  # litellm raises provider-specific classes
             status = getattr(err, "status_code", None)
-            message = f"{endpoint.model}: {type(err).__name__} (status {status}): {err}"
+            message = f"{model}: {type(err).__name__} (status {status}): {err}"
             if type(err).__name__ not in RETRYABLE or attempt == retries:
                 raise APICallError(message) from err
             wait = backoff * 2**attempt
-            log.warning("retry %d/%d in %.2fs after %s from %s", attempt + 1, retries, wait, status, endpoint.model)
+            log.warning("retry %d/%d in %.2fs after %s from %s", attempt + 1, retries, wait, status, model)
             time.sleep(wait)
     seconds = time.perf_counter() - start
     usage = getattr(response, "usage", None)
@@ -81,6 +98,7 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
         cost = 0.0
     return {
         "text": (response.choices[0].message.content or "").strip(),
+        "model": model,
         "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
         "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
         "seconds": seconds,

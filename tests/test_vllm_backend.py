@@ -1,0 +1,70 @@
+"""The vLLM therapist backend: its command line, and the start / route / stop logic around
+it, against a stand-in OpenAI-compatible server (vLLM itself needs a GPU: unverified here)."""
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cbtflow.llm import Client, Endpoint
+from cbtflow.llm import vllm_server
+from cbtflow.llm.vllm_server import OpenAIServer, ServerStartError, served_name, server_command, serving
+
+STUB = Path(__file__).parent / "data" / "openai_stub_server.py"
+
+
+@pytest.fixture
+def adapter(tmp_path):
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 12, "lora_alpha": 24}))
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    return str(folder)
+
+
+def test_command_loads_the_adapter_as_a_named_lora_module(adapter):
+    endpoint = Endpoint("local/models/llama", adapter=adapter, chat_template="t.jinja", backend="vllm")
+    cmd = server_command(endpoint, 8123, {"max_model_len": 8192, "extra_args": ["--enforce-eager"]})
+    assert Path(cmd[0]).name == "vllm" and cmd[1:3] == ["serve", "models/llama"]
+    assert cmd[cmd.index("--port") + 1] == "8123"
+    assert cmd[cmd.index("--lora-modules") + 1] == f"{served_name(endpoint)}={adapter}"
+    assert served_name(endpoint).startswith("lora-") and cmd[cmd.index("--max-lora-rank") + 1] == "16", "r 12 -> vLLM's next rank"
+    assert cmd[cmd.index("--chat-template") + 1] == "t.jinja" and cmd[-1] == "--enforce-eager"
+    base = server_command(Endpoint("local/models/llama", backend="vllm"), 8123)
+    assert "--enable-lora" not in base and served_name(Endpoint("local/models/llama")) == "base"
+
+
+def test_served_sessions_route_to_the_lora_module_and_keep_the_local_identity(adapter, tmp_path, monkeypatch):
+    monkeypatch.setattr(vllm_server, "server_command", lambda endpoint, port, settings=None: [
+        sys.executable, str(STUB), str(port), "base", served_name(endpoint)])
+    endpoint = Endpoint("local/models/llama", adapter=adapter, backend="vllm")
+    client = Client(cache_dir=tmp_path / "cache")
+    conversations = [[{"role": "user", "content": f"session {i}"}] for i in range(3)]
+    with serving(endpoint, tmp_path / "server.log") as served:
+        assert served.serve_url.startswith("http://127.0.0.1:")
+        replies = client.chat_batch(served, conversations, {"temperature": 0, "repetition_penalty": 1.1}, [1, 2, 3])
+    assert [r["text"] for r in replies] == [f"served by {served_name(endpoint)} rp=1.1"] * 3
+    assert set(client.usage.by_model) == {"local/models/llama"}
+    assert served.identity() == {**Endpoint("local/models/llama", adapter=adapter).identity(), "backend": "vllm"}
+    assert "127.0.0.1" not in json.dumps(served.identity()), "the port never enters a cache key"
+    with pytest.raises(OSError):  # stopped with the block
+        urllib.request.urlopen(f"{served.serve_url}/models", timeout=2)
+    # The same calls, whatever port a server gets next time, come from the cache.
+    again = Client(cache_dir=tmp_path / "cache").chat_batch(endpoint, conversations,
+                                                            {"temperature": 0, "repetition_penalty": 1.1}, [1, 2, 3])
+    assert all(r["cached"] for r in again)
+
+
+def test_transformers_backend_starts_nothing(tmp_path):
+    endpoint = Endpoint("local/models/llama")
+    with serving(endpoint, tmp_path / "server.log") as served:
+        assert served is endpoint and not (tmp_path / "server.log").exists()
+
+
+def test_a_server_that_dies_fails_with_its_log(tmp_path):
+    crash = [sys.executable, "-c", "import sys; print('CUDA out of memory'); sys.exit(3)"]
+    with pytest.raises(ServerStartError, match=r"(?s)status 3.*CUDA out of memory"):
+        with OpenAIServer(crash, 1, "base", tmp_path / "server.log", startup_timeout=30):
+            pass
