@@ -65,7 +65,7 @@ def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_p
                                               "sampling": {"temperature": 0.5, "max_tokens": 32, "timeout": 120}}},
         "judges": {"lexicon": {"kind": "lexicon"},
                    "served": {"kind": "llm", "model": "openai/smollm2", "api_base": server,
-                              "structured_output": "json_schema", "mode": "per_item", "retries": 1,
+                              "structured_output": "json_object_schema", "mode": "per_item", "retries": 1,
                               "sampling": {"temperature": 0.0, "max_tokens": 200, "timeout": 300}}},
     }
     work = make_workspace(tmp_path, config, embedded_model)

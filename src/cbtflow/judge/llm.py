@@ -74,10 +74,15 @@ def extract_json(text: str) -> Any:
 
 def response_format(model: type[BaseModel], structured_output: str) -> dict[str, Any]:
     """What the provider is asked for: any JSON object (``json_object``: DeepSeek and most
-    providers), or JSON that matches our schema (``json_schema``: OpenAI, Gemini, vLLM and
-    llama.cpp constrain decoding to it, so invalid replies and their retries disappear)."""
+    providers), or JSON that matches our schema, which the server enforces while decoding so
+    invalid replies and their paid re-asks disappear: ``json_schema`` (OpenAI's form: OpenAI,
+    Gemini, vLLM) or ``json_object_schema`` (llama-cpp-python's server: a json_object with
+    a ``schema``)."""
+    schema = model.model_json_schema()
     if structured_output == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": model.model_json_schema()}}
+        return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": schema}}
+    if structured_output == "json_object_schema":
+        return {"type": "json_object", "schema": schema}
     return {"type": "json_object"}
 
 
