@@ -50,15 +50,25 @@ def main() -> int:
         seconds = time.perf_counter() - start
         return sessions, client.usage.totals()["completion_tokens"], seconds
 
-    seq_sessions, seq_tokens, seq_seconds = timed([[p] for p in profiles])
+    skinny = local.SKINNY_ROWS
+    local.SKINNY_ROWS = range(0)  # every layer on F.linear: the batched loop as first shipped
+    plain_sessions, plain_tokens, plain_seconds = timed([profiles])
+    local.SKINNY_ROWS = skinny
+    seq_sessions, seq_tokens, seq_seconds = timed([[p] for p in profiles])  # one row: F.linear either way
     bat_sessions, bat_tokens, bat_seconds = timed([profiles])
-    same = sum(a.turns[i]["text"] == b.turns[i]["text"] for a, b in zip(seq_sessions, bat_sessions)
-               for i in range(min(len(a.turns), len(b.turns))))
+
+    def same(runs):
+        return sum(a.turns[i]["text"] == b.turns[i]["text"] for a, b in zip(seq_sessions, runs)
+                   for i in range(min(len(a.turns), len(b.turns))))
+
     total = sum(len(s.turns) for s in seq_sessions)
-    print(f"{'variant':<28}{'sessions':>9}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}")
-    print(f"{'one session at a time':<28}{len(profiles):>9}{seq_tokens:>8}{seq_seconds:>9.1f}{seq_tokens / seq_seconds:>10.1f}")
-    print(f"{'batched loop':<28}{len(profiles):>9}{bat_tokens:>8}{bat_seconds:>9.1f}{bat_tokens / bat_seconds:>10.1f}")
-    print(f"identical turns (greedy): {same}/{total}")
+    print("| variant | sessions | tokens | seconds | tokens/s | turns identical to sequential (greedy) |")
+    print("|---|---|---|---|---|---|")
+    for name, tokens, seconds, runs in (
+            ("one session at a time", seq_tokens, seq_seconds, seq_sessions),
+            ("batched loop, F.linear everywhere", plain_tokens, plain_seconds, plain_sessions),
+            ("batched loop, W @ x.T at 2-16 rows (current)", bat_tokens, bat_seconds, bat_sessions)):
+        print(f"| {name} | {len(profiles)} | {tokens} | {seconds:.1f} | {tokens / seconds:.1f} | {same(runs)}/{total} |")
     print(f"simulate_batched_speedup: {(bat_tokens / bat_seconds) / (seq_tokens / seq_seconds):.2f}")
     return 0
 

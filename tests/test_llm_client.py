@@ -107,3 +107,19 @@ def test_budget_stops_paid_calls_across_clients(tmp_path):
     # What is already paid for is still answered from the cache.
     assert second.chat(Endpoint("gemini/x"), [{"role": "user", "content": "0"}], {}, 1)["cached"] is True
     assert second.cache.total_cost() == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 64), (4, 1, 64), (16, 64), (3, 7, 64)])
+def test_skinny_linear_computes_what_linear_computes(shape):
+    """The decode-step matmul layout (W @ x.T for 2-16 rows) changes speed, not results."""
+    import torch
+
+    from cbtflow.llm import local
+
+    layer = torch.nn.Linear(64, 96)
+    x = torch.randn(*shape)
+    expected = layer(x)
+    assert local.use_skinny_linear(torch.nn.Sequential(layer)) == 1
+    got = layer(x)
+    assert got.shape == expected.shape and got.is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
