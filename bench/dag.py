@@ -2,11 +2,11 @@
 
 For each experiment file, copies the workflow into an empty temporary directory (so no
 result exists and every job is planned) and times `snakemake -n --configfile F`, best of
-`--repeats`. If the repository holds a finished default run, also times `snakemake -n`
-there (a no-op rerun: "Nothing to be done"). No model is called. Prints a table and ends
-with `paper_dag_build_seconds: N`.
+`--repeats`. With `--run DIR` (a finished default run, e.g. `bench/e2e.py --keep DIR`),
+also times `snakemake -n` there: a no-op rerun, which must find nothing to do. No model is
+called. Prints a table and ends with `paper_dag_build_seconds: N`.
 
-    python bench/dag.py [--repeats 3]
+    python bench/dag.py [--repeats 3] [--run DIR]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def planned_jobs(log: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--run", type=Path, help="a finished default run to time a no-op rerun in")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="cbtflow-dag-") as tmp:
@@ -53,10 +54,11 @@ def main() -> int:
         for experiment in EXPERIMENTS:
             runs = [dry_run(work, "--configfile", experiment) for _ in range(args.repeats)]
             rows.append((f"dry run, {experiment}, empty dir", planned_jobs(runs[0][1]), min(s for s, _ in runs)))
-    if (ROOT / "results" / "report" / "report.md").exists():
-        runs = [dry_run(ROOT) for _ in range(args.repeats)]
-        jobs = 0 if "Nothing to be done" in runs[0][1] else planned_jobs(runs[0][1])
-        rows.append(("no-op rerun, default config, after a full run", jobs, min(s for s, _ in runs)))
+    if args.run:
+        runs = [dry_run(args.run) for _ in range(args.repeats)]
+        if "Nothing to be done" not in runs[0][1]:
+            raise SystemExit(f"{args.run} is not a finished run of this code: snakemake -n plans jobs")
+        rows.append(("no-op rerun, default config, after a full run", 0, min(s for s, _ in runs)))
 
     print(f"| what | jobs planned | seconds (best of {args.repeats}) |\n|---|---|---|")
     for what, jobs, seconds in rows:

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -16,12 +17,21 @@ REPLY = {"id": "x", "object": "chat.completion", "created": 0, "model": "test-mo
          "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}}
 
 
-def serve(statuses):
-    """A loopback server answering each request with the next status (200 = a completion)."""
-    seen = []
+def serve(statuses, delay=0.0):
+    """A loopback server answering each request with the next status (200 = a completion),
+    after `delay` seconds; `seen` gets each request, and the most requests in flight at once
+    is kept in `serve.peak`."""
+    seen, lock, flight = [], threading.Lock(), {"now": 0, "peak": 0}
+    serve.peak = flight
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
+            with lock:
+                flight["now"] += 1
+                flight["peak"] = max(flight["peak"], flight["now"])
+            time.sleep(delay)
+            with lock:
+                flight["now"] -= 1
             seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             status = statuses[min(len(seen) - 1, len(statuses) - 1)]
             body = json.dumps(REPLY if status == 200 else {"error": {"message": f"status {status}"}}).encode()
@@ -40,9 +50,9 @@ def serve(statuses):
 
 
 @contextlib.contextmanager
-def loopback(statuses):
+def loopback(statuses, delay=0.0):
     """An endpoint on a loopback server answering with ``statuses``, and the requests it saw."""
-    server, seen = serve(statuses)
+    server, seen = serve(statuses, delay)
     try:
         yield Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1"), seen
     finally:
@@ -117,3 +127,17 @@ def test_every_model_failing_names_each_failure():
                             fallbacks=(("openai/backup-model", backup.api_base),))
         with pytest.raises(APICallError, match=r"test-model.*500.*then openai/backup-model.*400"):
             Client().chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
+
+
+@pytest.mark.parametrize("limit, peak", [(1, 1), (None, 4)])
+def test_a_role_concurrency_limit_caps_calls_in_flight(limit, peak):
+    from cbtflow.runtime import client
+
+    with loopback([200], delay=0.3) as (endpoint, seen):
+        patient = {"model": endpoint.model, "api_base": endpoint.api_base, "sampling": {}}
+        if limit:
+            patient["concurrency"] = limit
+        llm = client(None, {"roles": {"patient": patient}, "judges": {}})
+        conversations = [[{"role": "user", "content": f"session {i}"}] for i in range(4)]
+        llm.chat_batch(endpoint, conversations, SAMPLING, [1, 2, 3, 4])
+        assert len(seen) == 4 and serve.peak["peak"] == peak

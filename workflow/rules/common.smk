@@ -113,7 +113,8 @@ def judge_inputs(wildcards):
 
 
 def judge_settings(wildcards):
-    judge = dict(config["judges"][wildcards.judge])
+    # concurrency only paces calls (read at run time), so it stays out of params.
+    judge = {k: v for k, v in config["judges"][wildcards.judge].items() if k != "concurrency"}
     if judge["kind"] == "llm":
         judge["endpoint"] = endpoint_spec(judge)
     return {"name": wildcards.judge, **judge}

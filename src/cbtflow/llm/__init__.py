@@ -39,10 +39,11 @@ class Client:
     """Cache + usage accounting + budget in front of the local and API backends."""
 
     def __init__(self, cache_dir: str | Path | None = None, usage: UsageLog | None = None, concurrency: int = 8,
-                 budget_usd: float | None = None):
+                 budget_usd: float | None = None, concurrency_by_model: dict[str, int] | None = None):
         self.cache = CallCache(cache_dir) if cache_dir else None
         self.usage = usage or UsageLog()
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # API calls in flight at once, unless a role sets its own
+        self.concurrency_by_model = dict(concurrency_by_model or {})
         self.budget_usd = budget_usd
 
     def check_budget(self) -> None:
@@ -100,7 +101,8 @@ class Client:
 
             return api.complete_many(endpoint.served(sampling), conversations, sampling, seeds, len(conversations), as_local)
         self.check_budget()
-        return api.complete_many(endpoint, conversations, sampling, seeds, self.concurrency, on_reply)
+        limit = self.concurrency_by_model.get(endpoint.model, self.concurrency)
+        return api.complete_many(endpoint, conversations, sampling, seeds, limit, on_reply)
 
     def score(self, endpoint: Endpoint, conversations: Sequence[Messages], candidates: Sequence[str],
               assistant_prefix: str = "") -> list[dict[str, Any]]:
