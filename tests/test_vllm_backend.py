@@ -44,7 +44,8 @@ def test_served_sessions_route_to_the_lora_module_and_keep_the_local_identity(ad
     conversations = [[{"role": "user", "content": f"session {i}"}] for i in range(3)]
     with serving(endpoint, tmp_path / "server.log") as served:
         assert served.serve_url.startswith("http://127.0.0.1:")
-        replies = client.chat_batch(served, conversations, {"temperature": 0, "repetition_penalty": 1.1}, [1, 2, 3])
+        sampling = {"temperature": 0, "repetition_penalty": 1.1}
+        replies = client.chat_batch(served, conversations, sampling, [1, 2, 3])
     assert [r["text"] for r in replies] == [f"served by {served_name(endpoint)} rp=1.1"] * 3
     assert set(client.usage.by_model) == {"local/models/llama"}
     assert served.identity() == {**Endpoint("local/models/llama", adapter=adapter).identity(), "backend": "vllm"}
@@ -52,8 +53,7 @@ def test_served_sessions_route_to_the_lora_module_and_keep_the_local_identity(ad
     with pytest.raises(OSError):  # stopped with the block
         urllib.request.urlopen(f"{served.serve_url}/models", timeout=2)
     # The same calls, whatever port a server gets next time, come from the cache.
-    again = Client(cache_dir=tmp_path / "cache").chat_batch(endpoint, conversations,
-                                                            {"temperature": 0, "repetition_penalty": 1.1}, [1, 2, 3])
+    again = Client(cache_dir=tmp_path / "cache").chat_batch(endpoint, conversations, sampling, [1, 2, 3])
     assert all(r["cached"] for r in again)
 
 

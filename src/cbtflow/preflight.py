@@ -36,7 +36,8 @@ def unknown_providers(config: dict[str, Any]) -> list[str]:
         try:
             litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base"))
         except Exception:
-            problems.append(f"config.{where}: '{role['model']}' names no provider litellm knows; use "
+            field = f"config.{where}" if where.endswith("]") else f"config.{where}.model"  # a fallback, or a role
+            problems.append(f"{field}: '{role['model']}' names no provider litellm knows; use "
                             "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base")
     return problems
 

@@ -30,9 +30,15 @@ read -r cpus mem < <(slurmd -C | awk '/^NodeName/ {
   for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } print v["CPUs"], v["RealMemory"] }')
 mem=$(( mem * 9 / 10 ))
 
+MARK="# One-node SLURM for cbtflow's tests"
+if [ -f /etc/slurm/slurm.conf ] && ! grep -qF "$MARK" /etc/slurm/slurm.conf; then
+  echo "slurm_up: /etc/slurm/slurm.conf belongs to another SLURM setup; not touching it" >&2
+  exit 1
+fi
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
+touch "$STATE/wrote-slurm.conf"
 cat > /etc/slurm/slurm.conf <<CONF
-# One-node SLURM for cbtflow's tests (written by tests/cluster/slurm_up.sh)
+$MARK (written by tests/cluster/slurm_up.sh)
 ClusterName=cbtflow-test
 SlurmctldHost=${node}
 SlurmUser=root

@@ -124,7 +124,7 @@ def score_api_per_item(client: Client, endpoint: Endpoint, rubric: dict[str, Any
     out = {}
     for item in rubric["items"]:
         prompt = prompts.render(template, transcript=transcript, item=item, rubric=rubric)
-        parsed = _validated_call(client, endpoint, prompt, model, sampling, seed, retries,
-                                 Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt")), structured_output)
+        item_raw = Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt"))
+        parsed = _validated_call(client, endpoint, prompt, model, sampling, seed, retries, item_raw, structured_output)
         out[item["id"]] = {"score": parsed.score, "justification": parsed.justification}
     return out

@@ -99,7 +99,8 @@ class Client:
                 if on_reply:
                     on_reply(j, reply)
 
-            return api.complete_many(endpoint.served(sampling), conversations, sampling, seeds, len(conversations), as_local)
+            return api.complete_many(endpoint.served(sampling), conversations, sampling, seeds,
+                                     len(conversations), as_local)
         self.check_budget()
         limit = self.concurrency_by_model.get(endpoint.model, self.concurrency)
         return api.complete_many(endpoint, conversations, sampling, seeds, limit, on_reply)
@@ -134,10 +135,11 @@ class Client:
 
     def _store(self, endpoint: Endpoint, keys: Sequence[str], replies: Sequence[dict[str, Any]]) -> None:
         """Cache a batch the moment it returns (one transaction), then count it."""
+        answered_by = [reply.get("model", endpoint.model) for reply in replies]  # a fallback, or the endpoint
         if self.cache:
-            self.cache.put_many([(key, reply.get("model", endpoint.model), reply) for key, reply in zip(keys, replies)])
-        for reply in replies:
-            self.usage.record(reply.get("model", endpoint.model), cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
+            self.cache.put_many(list(zip(keys, answered_by, replies)))
+        for model, reply in zip(answered_by, replies):
+            self.usage.record(model, cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
                               completion_tokens=reply.get("completion_tokens", 0),
                               seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0))
 
