@@ -185,3 +185,16 @@ def test_repeats_give_icc_per_item_and_total_in_the_report(scripted, tmp_path):
                         config_summary="")
     text = (tmp_path / "r.md").read_text()
     assert "Across repeats of judge `api`" in text and "| total |" in text and "| homework |" in text
+
+
+def test_structured_output_sends_the_rubric_schema():
+    from cbtflow.judge.llm import _item_model, response_format
+
+    item = _item_model(0, 6)
+    assert response_format(item, "json_object") == {"type": "json_object"}
+    openai_form = response_format(item, "json_schema")
+    schema = openai_form["json_schema"]["schema"]
+    assert openai_form["type"] == "json_schema" and schema["required"] == ["score", "justification"]
+    assert schema["properties"]["score"]["minimum"] == 0 and schema["properties"]["score"]["maximum"] == 6
+    assert schema["properties"]["justification"]["maxLength"] == 600, "bounds a grammar-constrained reply"
+    assert response_format(item, "json_object_schema") == {"type": "json_object", "schema": schema}

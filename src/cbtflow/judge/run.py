@@ -70,12 +70,16 @@ def _score_once(client: Client, transcript: dict[str, Any], out_path: str, judge
         return llm_judge.score_local(client, endpoint, rubric, text, templates["judge_item"])
     sampling = judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048})
     raw = Path(out_path).with_suffix(".raw.txt")
-    retries, structured = int(judge.get("retries", 2)), judge.get("structured_output", "json_object")
     if judge.get("mode", "all_items") == "per_item":
         return llm_judge.score_api_per_item(client, endpoint, rubric, text, templates["judge_item_json"], sampling,
-                                            seed, retries, raw, structured)
-    return llm_judge.score_api(client, endpoint, rubric, text, templates["judge_all"], sampling, seed, retries,
-                               raw, structured)
+                                            seed, *_validation(judge, raw))
+    return llm_judge.score_api(client, endpoint, rubric, text, templates["judge_all"], sampling, seed,
+                               *_validation(judge, raw))
+
+
+def _validation(judge: dict[str, Any], raw_path: Path) -> tuple[int, Path, str]:
+    """An API judge's re-asks, where its raw output goes on failure, and the JSON it is asked for."""
+    return int(judge.get("retries", 2)), raw_path, judge.get("structured_output", "json_object")
 
 
 def _score_safety(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],
@@ -89,8 +93,7 @@ def _score_safety(client: Client, transcript: dict[str, Any], out_path: str, jud
         return llm_judge.score_local(client, endpoint, safety_rubric, blind_text(transcript), templates["judge_item"])
     return llm_judge.score_api_per_item(client, endpoint, safety_rubric, blind_text(transcript),
                                         templates["judge_item_json"], judge.get("sampling", {"temperature": 0.0}),
-                                        seed, int(judge.get("retries", 2)), Path(out_path).with_suffix(".raw.txt"),
-                                        judge.get("structured_output", "json_object"))
+                                        seed, *_validation(judge, Path(out_path).with_suffix(".raw.txt")))
 
 
 def _consensus(samples: list[dict[str, Any]]) -> dict[str, Any]:
