@@ -19,10 +19,9 @@ REPLY = {"id": "x", "object": "chat.completion", "created": 0, "model": "test-mo
 
 def serve(statuses, delay=0.0):
     """A loopback server answering each request with the next status (200 = a completion),
-    after `delay` seconds; `seen` gets each request, and the most requests in flight at once
-    is kept in `serve.peak`."""
+    after `delay` seconds; `seen` gets each request, and `server.flight["peak"]` is the most
+    requests it had in flight at once."""
     seen, lock, flight = [], threading.Lock(), {"now": 0, "peak": 0}
-    serve.peak = flight
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
@@ -45,6 +44,7 @@ def serve(statuses, delay=0.0):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.flight = flight
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, seen
 
@@ -133,11 +133,15 @@ def test_every_model_failing_names_each_failure():
 def test_a_role_concurrency_limit_caps_calls_in_flight(limit, peak):
     from cbtflow.runtime import client
 
-    with loopback([200], delay=0.3) as (endpoint, seen):
+    server, seen = serve([200], delay=0.3)
+    try:
+        endpoint = Endpoint("openai/test-model", api_base=f"http://127.0.0.1:{server.server_port}/v1")
         patient = {"model": endpoint.model, "api_base": endpoint.api_base, "sampling": {}}
         if limit:
             patient["concurrency"] = limit
         llm = client(None, {"roles": {"patient": patient}, "judges": {}})
         conversations = [[{"role": "user", "content": f"session {i}"}] for i in range(4)]
         llm.chat_batch(endpoint, conversations, SAMPLING, [1, 2, 3, 4])
-        assert len(seen) == 4 and serve.peak["peak"] == peak
+        assert len(seen) == 4 and server.flight["peak"] == peak
+    finally:
+        server.shutdown()
