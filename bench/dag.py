@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from e2e import ROOT, copy_tree  # bench/ is on sys.path when this script runs
 EXPERIMENTS = ("experiments/paper.yaml", "experiments/open-questions.yaml")
 
 
@@ -47,10 +47,8 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="cbtflow-dag-") as tmp:
         work = Path(tmp)
-        for name in ("Snakefile", "config.yaml", "workflow", "scripts", "profiles", "experiments"):
-            src = ROOT / name
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-        shutil.copytree(ROOT / "resources", work / "resources", ignore=shutil.ignore_patterns("models"))
+        copy_tree(work)
+        shutil.copytree(ROOT / "experiments", work / "experiments")
         for experiment in EXPERIMENTS:
             runs = [dry_run(work, "--configfile", experiment) for _ in range(args.repeats)]
             rows.append((f"dry run, {experiment}, empty dir", planned_jobs(runs[0][1]), min(s for s, _ in runs)))

@@ -37,6 +37,7 @@ def _node_state() -> str:
 
 @pytest.fixture(scope="module")
 def slurm():
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[test]' installs the plugin")
     if _node_state() in {"idle", "mixed", "allocated"}:
         yield
         return
@@ -45,14 +46,15 @@ def slurm():
         if os.environ.get("CBTFLOW_REQUIRE_SLURM") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    up = subprocess.run(["bash", str(CLUSTER / "slurm_up.sh")], capture_output=True, text=True, timeout=900)
-    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-    yield
-    subprocess.run(["bash", str(CLUSTER / "slurm_down.sh")], capture_output=True, text=True, timeout=120)
+    try:
+        up = subprocess.run(["bash", str(CLUSTER / "slurm_up.sh")], capture_output=True, text=True, timeout=900)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        yield
+    finally:  # also after a half-failed start: stop whatever did start
+        subprocess.run(["bash", str(CLUSTER / "slurm_down.sh")], capture_output=True, text=True, timeout=120)
 
 
 def test_workflow_runs_as_slurm_jobs(slurm, tmp_path, embedded_model):
-    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[cluster]'")
     work = make_workspace(tmp_path, SLURM_CONFIG, embedded_model)
     done = snakemake(work, "--profile", str(work / "profiles/slurm"), "--executor", "slurm", "--jobs", "2",
                      "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",

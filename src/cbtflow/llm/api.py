@@ -43,14 +43,15 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
     If the model still fails and the role lists ``fallbacks``, each is tried in turn (with
     the same retries), logged; the reply names the model that gave it (``model``).
     """
-    failures = []
+    failures, tried = [], None
     for model, api_base in ((endpoint.model, endpoint.api_base), *endpoint.fallbacks):
-        if failures:
-            log.warning("%s failed; falling back to %s", endpoint.model, model)
+        if tried:
+            log.warning("%s failed; falling back to %s", tried, model)
         try:
             return _complete_one(model, api_base, endpoint.extra, messages, sampling, seed)
         except APICallError as err:
             failures.append(str(err))
+            tried = model
     raise APICallError(" | then ".join(failures))
 
 

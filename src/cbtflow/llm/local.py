@@ -53,26 +53,25 @@ def load_tokenizer(path: str, chat_template: str | None = None):
 SKINNY_ROWS = range(2, 17)
 
 
-def _skinny_linear(self, x):
-    import torch.nn.functional as F
-
-    rows = x.numel() // x.shape[-1]
-    if rows not in SKINNY_ROWS:
-        return F.linear(x, self.weight, self.bias)
-    # contiguous(): a transposed result would make every later op (rotary, KV cache) strided and slow
-    y = (self.weight @ x.reshape(rows, -1).T).T.contiguous().reshape(*x.shape[:-1], self.weight.shape[0])
-    return y if self.bias is None else y + self.bias
-
-
 def use_skinny_linear(model) -> int:
-    """Route the model's CPU linear layers through ``_skinny_linear``; returns how many."""
+    """Route the model's CPU linear layers with 2-16 input rows through ``W @ x.T``;
+    returns how many layers. Called once per load, so the forward itself imports nothing."""
     import types
 
     import torch
+    import torch.nn.functional as F
+
+    def forward(self, x):
+        rows = x.numel() // x.shape[-1]
+        if rows not in SKINNY_ROWS:
+            return F.linear(x, self.weight, self.bias)
+        # contiguous(): a transposed result would make every later op (rotary, KV cache) strided and slow
+        y = (self.weight @ x.reshape(rows, -1).T).T.contiguous().reshape(*x.shape[:-1], self.weight.shape[0])
+        return y if self.bias is None else y + self.bias
 
     layers = [m for m in model.modules() if type(m) is torch.nn.Linear]
     for layer in layers:
-        layer.forward = types.MethodType(_skinny_linear, layer)
+        layer.forward = types.MethodType(forward, layer)
     return len(layers)
 
 
