@@ -53,8 +53,8 @@ def test_export_is_blinded_and_import_gives_a_scores_table(tmp_path):
     totals = table.filter(table["item"] == "total")
     assert set(totals["judge"]) == {"human:anna"} and totals.height == 8
     assert sorted(set(totals["score"])) == [11.0, 44.0]
-    result = stats.analyse(table)["judges"]["human:anna"]["paired_cbt_vs_instruct"]["secret-model"]
-    assert result["mean_difference"] == pytest.approx(33.0)
+    result = stats.analyse(table)["judges"]["human:anna"]["primary"]["cbt_vs_instruct"]["secret-model"]
+    assert result["estimate"] == pytest.approx(33.0)
 
 
 def test_import_names_bad_cells(tmp_path):

@@ -109,13 +109,19 @@ def test_rerun_has_nothing_to_do(run):
     assert "Nothing to be done" in done.stdout + done.stderr
 
 
-def test_stats_and_report_hold_the_paired_result(run):
+def test_stats_and_report_hold_the_primary_result(run):
+    from cbtflow.validate import validate_path
+
     stats = json.loads((run / "results/report/stats.json").read_text())
-    paired = stats["judges"]["lexicon"]["paired_cbt_vs_instruct"]["tiny"]
-    assert paired["n"] == 2
+    primary = stats["judges"]["lexicon"]["primary"]["cbt_vs_instruct"]["tiny"]
+    assert primary["n_units"] == 2 and primary["unit"].startswith("profile")  # 2 profiles, seeds averaged
+    assert primary["p_holm"] is None or primary["p_holm"] >= primary["p"]
     assert stats["judges"]["lexicon"]["between_models"]["cbt"]["ran"] is False  # one model: a stated reason
+    assert validate_path(run / "results/report/stats.json") == []
     report = (run / "results/report/report.md").read_text()
-    assert "CBT-tuned vs instruct" in report and "| tiny |" in report
+    assert report.index("### Primary result") < report.index("### The study's analysis")
+    assert "| tiny |" in report and "cbt − instruct [95% CI]" in report and "Holm p" in report
+    assert "as in the study: profile × seed treated as independent" in report
     assert "Research software" in report
     for png in (run / "results/report/figures").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -123,13 +129,14 @@ def test_stats_and_report_hold_the_paired_result(run):
 
 def test_three_conditions_are_simulated_and_compared(run):
     stats = json.loads((run / "results/report/stats.json").read_text())
-    contrasts = stats["judges"]["lexicon"]["paired_conditions"]
-    assert set(contrasts) == {"prompted_vs_instruct", "cbt_vs_prompted"}
-    assert contrasts["prompted_vs_instruct"]["tiny"]["n"] == 2
+    contrasts = stats["judges"]["lexicon"]["primary"]
+    assert set(contrasts) == {"cbt_vs_instruct", "prompted_vs_instruct", "cbt_vs_prompted"}
+    assert contrasts["prompted_vs_instruct"]["tiny"]["n_units"] == 2
     prompted = json.loads((run / "results/transcripts/tiny/prompted/seed1/eval-000.json").read_text())
     assert prompted["therapist"]["adapter_sha"] is None
     report = (run / "results/report/report.md").read_text()
-    assert "### prompted vs instruct" in report and "### cbt vs prompted" in report
+    assert "**prompted vs instruct**" in report and "**cbt vs prompted**" in report
+    assert "| mean prompted | mean cbt |" in report, "every column names its condition"
 
 
 def test_training_loss_falls(run):

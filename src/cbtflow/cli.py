@@ -28,11 +28,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    """Fails (exit 2, nothing written) rather than write an empty or partial analysis."""
     from cbtflow.io import write_json
-    from cbtflow.scores import read_scores
+    from cbtflow.judge.rubric import load_rubric
+    from cbtflow.scores import DEFAULT_RUBRIC, read_scores
     from cbtflow.stats import analyse
 
-    write_json(args.output, analyse(read_scores(args.scores), threshold=args.threshold))
+    if not Path(args.scores).exists():
+        print(f"cbtflow stats: {args.scores}: no such file", file=sys.stderr)
+        return 2
+    try:
+        rubric = load_rubric(args.rubric or DEFAULT_RUBRIC, args.variant)
+        result = analyse(read_scores(args.scores, rubric), threshold=args.threshold)
+    except ValueError as err:
+        print(f"cbtflow stats: {err}", file=sys.stderr)
+        return 2
+    write_json(args.output, {"kind": "stats", "source": str(args.scores), **result})
+    for judge, block in result["judges"].items():
+        headline = block["primary"].get("cbt_vs_instruct", {}).get("_pooled", {})
+        if headline.get("ran"):
+            low, high = headline["ci95"]
+            print(f"{judge}: cbt − instruct {headline['estimate']:+.2f} [95% CI {low:.2f}, {high:.2f}], "
+                  f"p = {headline['p']:.3g}, n = {headline['n_units']} profiles")
     print(f"wrote {args.output}")
     return 0
 
@@ -114,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("stats", help="run the full analysis on a scores table (CSV or parquet)")
     p.add_argument("scores")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--threshold", type=float, default=40.0, help="competence threshold on the 0-66 total")
+    p.add_argument("--threshold", type=float, default=40.0, help="competence threshold on the total")
+    p.add_argument("--rubric", help="rubric YAML whose items make the totals of an item-only table "
+                   "(default: the project's CTRS)")
+    p.add_argument("--variant", default="ctrs-modified", help="rubric variant (default: ctrs-modified)")
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("show", help="pretty-print a course or transcript")
     p.add_argument("path")

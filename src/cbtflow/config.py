@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from cbtflow.conditions import CONTRASTS, contrasts_among
 from cbtflow.llm.endpoint import LOCAL_PREFIX
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
@@ -73,5 +74,8 @@ def validate_config(config: dict[str, Any]) -> None:
             problems.append(f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}")
         if "cbt" in config["conditions"] and "instruct" not in config["conditions"]:
             problems.append("config.conditions: the paired analysis needs 'instruct' beside 'cbt'")
+        elif not contrasts_among(config["conditions"]):
+            problems.append(f"config.conditions: {config['conditions']} contains no pair the analysis compares "
+                            f"(pairs: {[f'{a} vs {b}' for a, b in CONTRASTS]})")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

@@ -45,20 +45,23 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def fig_paired_totals(scores: pl.DataFrame, judge: str, path: Path) -> None:
+    """Each grey line is one simulated patient (its mean over seeds), the unit of the tests."""
     totals = scores.filter((pl.col("judge") == judge) & (pl.col("item") == "total")).to_pandas()
+    heuristic = bool(totals["heuristic"].iloc[0]) if "heuristic" in totals and len(totals) else False
     models = sorted(totals["model"].unique())
     conditions = [c for c in ["instruct", "cbt", "prompted", "external"] if c in set(totals["condition"])]
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.6), sharey=True, squeeze=False)
     for ax, model in zip(axes[0], models):
-        sub = totals[totals["model"] == model]
-        wide = sub.pivot_table(index=["profile", "seed"], columns="condition", values="score")
+        wide = totals[totals["model"] == model].pivot_table(index="profile", columns="condition", values="score",
+                                                             aggfunc="mean")
         for _, row in wide.iterrows():
             ax.plot(range(len(conditions)), [row.get(c, np.nan) for c in conditions], color="0.7", lw=0.8, marker="o", ms=3)
         ax.plot(range(len(conditions)), [wide[c].mean() if c in wide else np.nan for c in conditions], color="C3",
-                lw=2.5, marker="s", label="mean")
+                lw=2.5, marker="s", label="mean over profiles")
         ax.set_xticks(range(len(conditions)), conditions)
         ax.set_title(model, fontsize=9)
-    axes[0][0].set_ylabel(f"CTRS total (0-66), judge {judge}")
+    label = "CBT vocabulary (heuristic)" if heuristic else "total score"
+    axes[0][0].set_ylabel(f"{label}, profile mean over seeds\njudge {judge}", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
@@ -129,32 +132,106 @@ def fig_usage(usage: dict[str, dict[str, float]], path: Path) -> None:
     _save(fig, path)
 
 
-def _paired_table(paired: dict[str, Any]) -> list[str]:
-    lines = ["| model | n pairs | mean instruct | mean cbt | difference [95% CI] | t (df) | p | Cohen's dz | Wilcoxon p |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for model, r in paired.items():
+def _ci(pair: list[float] | None) -> str:
+    return f"[{_fmt(pair[0])}, {_fmt(pair[1])}]" if pair else "—"
+
+
+def _model_label(model: str) -> str:
+    return "pooled (all models)" if model == "_pooled" else model
+
+
+def _contrast_table(contrast: dict[str, Any], *, holm_column: bool = True) -> list[str]:
+    """One paired contrast; every column names its condition (no generic 'baseline')."""
+    any_block = next(iter(contrast.values()))
+    tuned, baseline = any_block.get("tuned", "cbt"), any_block.get("baseline", "instruct")
+    head = (f"| model | n units | mean {baseline} | mean {tuned} | {tuned} − {baseline} [95% CI] | t (df) | p |"
+            + (" Holm p |" if holm_column else "") + " Cohen's dz [95% CI] | Wilcoxon p |")
+    columns = head.count("|") - 1
+    lines = [head, "|" + "---|" * columns]
+    for model, r in contrast.items():
         if not r.get("ran"):
-            lines.append(f"| {model} | {r.get('n', '—')} | — | — | not run: {r['reason']} | | | | |")
+            lines.append(f"| {_model_label(model)} | {r.get('n_units', r.get('n', '—'))} | not run: {r['reason']} |"
+                         + " |" * (columns - 3))
             continue
-        ci = r.get("ci95") or [None, None]
         lines.append(
-            f"| {'pooled (all models)' if model == '_pooled' else model} | {r['n']} | {_fmt(r['mean_baseline'])} | "
-            f"{_fmt(r['mean_tuned'])} | {_fmt(r['mean_difference'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
-            f"{_fmt(r.get('t'))} ({r.get('df')}) | {_fmt(r.get('p'))} | {_fmt(r.get('cohens_dz'))} | "
-            f"{_fmt(r.get('wilcoxon', {}).get('p'))} |")
+            f"| {_model_label(model)} | {r['n_units']} | {_fmt(r['mean_baseline'])} | {_fmt(r['mean_tuned'])} | "
+            f"{_fmt(r['estimate'])} {_ci(r.get('ci95'))} | {_fmt(r.get('t'))} ({r.get('df')}) | {_fmt(r.get('p'))} |"
+            + (f" {_fmt(r.get('p_holm'))} |" if holm_column else "")
+            + f" {_fmt(r.get('cohens_dz'))} {_ci(r.get('cohens_dz_ci95'))} | {_fmt(r.get('wilcoxon', {}).get('p'))} |")
     return lines
 
 
 def _anova_lines(between: dict[str, Any]) -> list[str]:
-    lines = ["| condition | n subjects | F | df | p | p (GG) | partial η² | sphericity W (p) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| condition | n subjects | F | df | p | p (Greenhouse-Geisser) | sphericity W (p) | partial η² [95% CI] |",
+             "|---|---|---|---|---|---|---|---|"]
     for condition, r in between.items():
         if not r.get("ran"):
             lines.append(f"| {condition} | {r.get('n', '—')} | not run: {r['reason']} | | | | | |")
             continue
         sph = r["sphericity"]
-        lines.append(f"| {condition} | {r['n']} | {_fmt(r['F'])} | {r['df_effect']}, {r['df_error']} | {_fmt(r['p'])} | "
-                     f"{_fmt(r['p_gg'])} | {_fmt(r['partial_eta_squared'])} | {_fmt(sph['W'])} ({_fmt(sph['p'])}) |")
+        if r.get("identical_to_another_model"):
+            condition = f"{condition} ({', '.join(r['identical_to_another_model'])}: same transcripts, counted once)"
+        gg = _fmt(r["p_gg"]) if r.get("p_gg") is not None else "—"
+        if sph.get("holds") is False:
+            gg = f"**{gg}** (sphericity fails: use this)"
+        lines.append(f"| {condition} | {r['n']} | {_fmt(r['F'])} | {_fmt(r['df_effect'], 0)}, {_fmt(r['df_error'], 0)} | "
+                     f"{_fmt(r['p'])} | {gg} | {_fmt(sph['W'])} ({_fmt(sph['p'])}) | "
+                     f"{_fmt(r['partial_eta_squared'])} {_ci(r.get('partial_eta_squared_ci95'))} |")
     return lines
+
+
+def _posthoc_lines(between: dict[str, Any]) -> list[str]:
+    rows = [(c, t) for c, r in between.items() if r.get("ran") for t in r["posthoc_holm"]]
+    if not rows:
+        return ["Post-hoc tests: not run (needs the between-models ANOVA above).", ""]
+    lines = ["| condition | model A | model B | t (df) | p | Holm p |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c} | {t['a']} | {t['b']} | {_fmt(t['t'])} ({_fmt(t['df'], 0)}) | {_fmt(t['p'])} | {_fmt(t['p_holm'])} |"
+              for c, t in rows]
+    return lines + [""]
+
+
+def _two_way_lines(two_way: dict[str, Any]) -> list[str]:
+    if not two_way.get("ran"):
+        return [f"Model × condition RM-ANOVA not run: {two_way['reason']}", ""]
+    lines = [f"n = {two_way['n']} subjects ({two_way['unit']}).", "",
+             "| effect | F | df | p | p (Greenhouse-Geisser) | partial η² [95% CI] |", "|---|---|---|---|---|---|"]
+    lines += [f"| {k} | {_fmt(v['F'])} | {_fmt(v['df_effect'], 0)}, {_fmt(v['df_error'], 0)} | {_fmt(v['p'])} | "
+              f"{_fmt(v.get('p_gg'))} | {_fmt(v['partial_eta_squared'])} {_ci(v.get('partial_eta_squared_ci95'))} |"
+              for k, v in two_way["effects"].items()]
+    return lines + [""]
+
+
+def _item_lines(items: dict[str, Any]) -> list[str]:
+    if "_all" in items:
+        return [f"Item level: not run ({items['_all']['reason']}).", ""]
+    lines = ["| model | item | n profiles | mean instruct | mean cbt | cbt − instruct [95% CI] | p | Holm p (items) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model, per in items.items():
+        order = [i for i in CTRS_ORDER if i in per] + sorted(set(per) - set(CTRS_ORDER))
+        for item in order:
+            r = per[item]
+            if not r.get("ran"):
+                lines.append(f"| {model} | {item} | {r.get('n', '—')} | not run: {r['reason']} | | | | |")
+                continue
+            lines.append(f"| {model} | {item} | {r['n']} | {_fmt(r['mean_baseline'])} | {_fmt(r['mean_tuned'])} | "
+                         f"{_fmt(r['mean_difference'])} {_ci(r.get('ci95'))} | {_fmt(r.get('p'))} | "
+                         f"{_fmt(r.get('p_holm'))} |")
+    return lines + [""]
+
+
+def _mixed_lines(mixed: dict[str, Any]) -> list[str]:
+    if not mixed.get("ran"):
+        return [f"Not run: {mixed['reason']}.", ""]
+    lines = [f"`{mixed['formula']}`, {mixed['n_observations']} distinct transcripts, {mixed['n_profiles']} profiles, "
+             f"{mixed['n_adapter_runs']} adapter runs, converged: {'yes' if mixed['converged'] else 'NO'}.", "",
+             f"| model | {mixed['contrast']} [95% CI] | SE | p (Wald z) |", "|---|---|---|---|"]
+    for model, e in {**mixed["tuning_effect"], "mean over models": mixed["tuning_effect_mean_over_models"]}.items():
+        lines.append(f"| {model} | {_fmt(e['estimate'])} {_ci(e['ci95'])} | {_fmt(e['se'])} | {_fmt(e['p'])} |")
+    parts = ", ".join(f"{k} {_fmt(v)}" for k, v in mixed["variance_components"].items())
+    lines += ["", f"Variance components: {parts}."]
+    for name, why in mixed.get("components_dropped", {}).items():
+        lines.append(f"Not fitted: {name} ({why}).")
+    return lines + [f"{mixed['note']}", ""]
 
 
 def _icc_lines(title: str, block: dict[str, Any]) -> list[str]:
@@ -173,47 +250,65 @@ def _icc_lines(title: str, block: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[str]:
+    """One judge: the primary table first, then the tests behind it, then the study's analysis."""
+    lines = [f"## Judge `{judge}`{' (primary)' if primary else ''}", ""]
+    if result.get("heuristic"):
+        lines += ["*Heuristic baseline: a lexicon count of CBT markers, not a competence rating.*", ""]
+    lines += ["### Primary result (unit: the simulated patient)", "",
+              f"{result['n_profiles']} eval profiles; each profile's score per condition is its mean over seeds, so "
+              "every test below has n = profiles. Holm p is adjusted across this judge's family "
+              f"({len(result['multiplicity']['members'])} tests: {result['multiplicity']['scope']}).", ""]
+    for name, contrast in result["primary"].items():
+        tuned, baseline = name.split("_vs_")
+        lines += [f"**{tuned} vs {baseline}** (difference = {tuned} − {baseline}; positive means {tuned} scored higher)",
+                  ""] + _contrast_table(contrast) + [""]
+    lines += [f"*Variance sources.* {result['variance_sources']}", ""]
+    lines += ["### Scores (mean ± SD over transcripts)", "",
+              "| model | condition | n transcripts | n profiles | total | percent of maximum |", "|---|---|---|---|---|---|"]
+    for model, per in result["descriptives"].items():
+        for condition, d in per.items():
+            pct = result["descriptives_percent"].get(model, {}).get(condition, {"mean": None, "sd": None})
+            lines.append(f"| {model} | {condition} | {d['n']} | {d['n_profiles']} | {_fmt(d['mean'])} ± {_fmt(d['sd'])} | "
+                         f"{_fmt(pct['mean'])} ± {_fmt(pct['sd'])} |")
+    lines += ["", "### Between models (one-way repeated-measures ANOVA per condition, subject = profile)", ""]
+    lines += _anova_lines(result["between_models"]) + ["", "Post-hoc paired tests between models (Holm-adjusted "
+                                                             "within each condition):", ""]
+    lines += _posthoc_lines(result["between_models"])
+    lines += ["### Model × condition (two-way RM-ANOVA, subject = profile)", ""] + _two_way_lines(
+        result["model_by_condition"])
+    lines += ["### Item level, cbt vs instruct (profile means; Holm across each model's items)", ""]
+    lines += _item_lines(result["items_cbt_vs_instruct"])
+    lines += ["### Mixed model (accounts for the adapter training run)", ""] + _mixed_lines(result["mixed_model"])
+    study = result["as_in_study"]
+    lines += [f"### The study's analysis ({study['label']})", "",
+              "For comparison with the paper only: seeds re-sample the same simulated patient, so these p-values "
+              "overstate the evidence. They are not the headline.", ""]
+    for name, contrast in study["paired"].items():
+        tuned, baseline = name.split("_vs_")
+        lines += [f"**{tuned} vs {baseline}**, pairs = profile × seed", ""] + _contrast_table(
+            contrast, holm_column=False) + [""]
+    lines += ["Between models, subject = profile × seed:", ""] + _anova_lines(study["between_models"]) + [""]
+    comp = result["competence"]
+    lines += [f"### Competence (total ≥ {comp['threshold']:g})", "", "| model | condition | share | n transcripts |",
+              "|---|---|---|---|"]
+    lines += [f"| {m} | {c} | {_fmt(v['share'])} | {v['n']} |" for m, per in comp["by_model"].items()
+              for c, v in per.items()] + [""]
+    ctx = result["context_length"]
+    lines += ["### Score against transcript length (descriptive; unit: transcript)", "",
+              (f"Slope {_fmt(ctx['slope_per_1000_tokens'])} points per 1,000 tokens "
+               f"{_ci(ctx['ci95_per_1000_tokens'])}, n = {ctx['n']}." if ctx.get("ran") else f"Not run: {ctx['reason']}")]
+    turn = ctx.get("per_turn", {})
+    lines += [(f"Slope {_fmt(turn['slope'])} points per turn {_ci(turn['ci95'])}."
+               if "slope" in turn else f"Per turn: not run ({turn.get('reason', 'no data')})."), ""]
+    return lines
+
+
 def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str, figures: dict[str, str],
                  usage: dict[str, dict[str, float]], train_logs: dict[str, dict[str, Any]], config_summary: str) -> None:
     lines = ["# cbtflow report", "", f"> {DISCLAIMER}", "", config_summary, ""]
-    for judge, result in stats["judges"].items():
-        tag = " (primary)" if judge == primary_judge else ""
-        lines += [f"## Judge `{judge}`{tag}", ""]
-        if result.get("heuristic"):
-            lines += ["*Heuristic baseline: a lexicon count of CBT markers, not a competence rating.*", ""]
-        lines += ["### Scores (mean ± SD; the study's table reads like the percent column)", "",
-                  "| model | condition | n | total (0-66) | percent |", "|---|---|---|---|---|"]
-        for model, per in result["descriptives"].items():
-            for condition, d in per.items():
-                pct = result["descriptives_percent"][model][condition]
-                lines.append(f"| {model} | {condition} | {d['n']} | {_fmt(d['mean'])} ± {_fmt(d['sd'])} | "
-                             f"{_fmt(pct['mean'])} ± {_fmt(pct['sd'])} |")
-        lines += ["", "### CBT-tuned vs instruct (paired by profile × seed, CTRS total 0-66)", ""]
-        lines += _paired_table(result["paired_cbt_vs_instruct"]) + [""]
-        for contrast, table in result.get("paired_conditions", {}).items():
-            a, b = contrast.split("_vs_")
-            lines += [f"### {a} vs {b} (paired, difference = {a} − {b})", ""] + _paired_table(table) + [""]
-        lines += ["### Between models (one-way repeated-measures ANOVA per condition)", ""]
-        lines += _anova_lines(result["between_models"]) + [""]
-        two_way = result["model_by_condition"]
-        if two_way.get("ran"):
-            lines += ["### Model × condition (two-way RM-ANOVA)", "", "| effect | F | p | partial η² |", "|---|---|---|---|"]
-            lines += [f"| {k} | {_fmt(v['F'])} | {_fmt(v['p'])} | {_fmt(v['partial_eta_squared'])} |"
-                      for k, v in two_way["effects"].items()] + [""]
-        else:
-            lines += [f"Model × condition RM-ANOVA not run: {two_way['reason']}", ""]
-        comp = result["competence"]
-        lines += [f"### Competence (total ≥ {comp['threshold']:g} of 66)", "", "| model | condition | share | n |", "|---|---|---|---|"]
-        lines += [f"| {m} | {c} | {_fmt(v['share'])} | {v['n']} |" for m, per in comp["by_model"].items()
-                  for c, v in per.items()] + [""]
-        ctx = result["context_length"]
-        lines += ["### Score against transcript length", "",
-                  (f"Slope {_fmt(ctx['slope_per_1000_tokens'])} points per 1,000 tokens "
-                   f"[95% CI {_fmt(ctx['ci95_per_1000_tokens'][0])}, {_fmt(ctx['ci95_per_1000_tokens'][1])}], n = {ctx['n']}."
-                   if ctx.get("ran") else f"Not run: {ctx['reason']}")]
-        turn = ctx.get("per_turn", {})
-        lines += [(f"Slope {_fmt(turn['slope'])} points per turn [95% CI {_fmt(turn['ci95'][0])}, {_fmt(turn['ci95'][1])}]."
-                   if turn.get("ran", True) and "slope" in turn else f"Per turn: not run ({turn.get('reason', 'no data')})."), ""]
+    for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
+        lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge)
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
     lines += _icc_lines("Across judges (consensus scores; which judge the main analysis uses is stated above)",
                         stats.get("reliability_across_judges", {}))

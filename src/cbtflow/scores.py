@@ -1,21 +1,31 @@
 """The long-format scores table the statistics read: one row per judge × transcript × item.
 
 Columns: judge, heuristic, model, condition, seed, profile, item, score, plus the
-transcript's length. Each transcript also gets ``total`` and ``percent`` rows, so any
-analysis is a filter on ``item``. ``repeat`` is empty on the consensus rows every analysis
+transcript's length and content hash (``transcript``: identical transcripts, such as the
+instruct sessions of two models on one base, are then counted once where that matters).
+Each transcript also gets ``total`` and ``percent`` rows, so any analysis is a filter on
+``item``; a table of item rows only (a rater's sheet) gets them from the rubric's items. ``repeat`` is empty on the consensus rows every analysis
 uses; a judge run with ``repeats: k`` adds each repeat's item and total rows (repeat 0..k-1)
 for the reliability analysis.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
 import polars as pl
+
+from cbtflow.judge.rubric import item_ids, load_rubric, max_total
+
+DEFAULT_RUBRIC = Path(__file__).resolve().parents[2] / "resources" / "ctrs" / "ctrs.yaml"
 
 SCHEMA = {"judge": pl.Utf8, "heuristic": pl.Boolean, "model": pl.Utf8, "condition": pl.Utf8, "seed": pl.Int64,
           "profile": pl.Utf8, "item": pl.Utf8, "score": pl.Float64, "transcript_tokens": pl.Int64,
-          "transcript_turns": pl.Int64, "repeat": pl.Int64}
+          "transcript_turns": pl.Int64, "repeat": pl.Int64, "transcript": pl.Utf8}
+TRANSCRIPT_KEYS = ["judge", "model", "condition", "seed", "profile", "repeat"]
+NOT_RUBRIC_ITEMS = {"total", "percent", "safety"}
 KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"]
 
 
@@ -25,7 +35,8 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
         base = {"judge": doc["judge"], "heuristic": bool(doc.get("heuristic", False)), "model": doc["model"],
                 "condition": doc["condition"], "seed": int(doc["seed"]), "profile": doc["profile_id"],
                 "transcript_tokens": int(doc.get("transcript_tokens", 0)),
-                "transcript_turns": int(doc.get("transcript_turns", 0))}
+                "transcript_turns": int(doc.get("transcript_turns", 0)),
+                "transcript": doc.get("transcript_sha256")}
         for item, value in doc["items"].items():
             rows.append({**base, "item": item, "score": float(value["score"]), "repeat": None})
         rows.append({**base, "item": "total", "score": float(doc["total"]), "repeat": None})
@@ -42,15 +53,65 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SCHEMA).sort(["judge", "model", "condition", "seed", "profile", "item"])
 
 
-def read_scores(path: str) -> pl.DataFrame:
-    """Read a scores table from parquet or CSV and check it has the required columns."""
+def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Read a scores table from parquet or CSV, check its columns, and give every
+    transcript that has item rows but no ``total`` its total and percent from ``rubric``
+    (default: the project's CTRS)."""
     frame = pl.read_parquet(path) if str(path).endswith(".parquet") else pl.read_csv(path)
     missing = [c for c in KEY_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: scores table lacks columns {missing} (needs {KEY_COLUMNS})")
-    if "judge" in frame.columns and frame["judge"].null_count():
-        raise ValueError(f"{path}: column 'judge' has empty values")
-    if "repeat" not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("repeat"))
-    return frame.with_columns(pl.col("score").cast(pl.Float64), pl.col("seed").cast(pl.Int64),
-                              pl.col("repeat").cast(pl.Int64, strict=False))
+    for column in ("judge", "model", "condition", "seed", "profile", "item", "score"):
+        if frame[column].null_count():
+            raise ValueError(f"{path}: column '{column}' has {frame[column].null_count()} empty value(s)")
+    for column, dtype in (("repeat", pl.Int64), ("transcript", pl.Utf8)):
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))
+    frame = frame.with_columns(pl.col("score").cast(pl.Float64), pl.col("seed").cast(pl.Int64),
+                               pl.col("repeat").cast(pl.Int64, strict=False), pl.col("transcript").cast(pl.Utf8),
+                               pl.col("judge").cast(pl.Utf8), pl.col("model").cast(pl.Utf8),
+                               pl.col("condition").cast(pl.Utf8), pl.col("profile").cast(pl.Utf8),
+                               pl.col("item").cast(pl.Utf8))
+    return add_missing_totals(frame, rubric or load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), str(path))
+
+
+def _describe(key: tuple) -> str:
+    judge, model, condition, seed, profile, repeat = key
+    where = f"judge={judge} model={model} condition={condition} seed={seed} profile={profile}"
+    return where + ("" if pd.isna(repeat) else f" repeat={int(repeat)}")
+
+
+def add_missing_totals(frame: pl.DataFrame, rubric: dict[str, Any], source: str) -> pl.DataFrame:
+    """Totals (sum of the rubric's items) and percent rows for transcripts that have item
+    rows only. Fails naming the transcript and item when an item is missing, and naming the
+    columns when the table holds neither item nor total rows."""
+    table = frame.to_pandas()
+    wanted = item_ids(rubric)
+    has_total = set(map(tuple, table.loc[table["item"] == "total", TRANSCRIPT_KEYS].astype(object).to_numpy()))
+    items = table[~table["item"].isin(NOT_RUBRIC_ITEMS)]
+    if items.empty and not has_total:
+        raise ValueError(f"{source}: no 'total' rows and no item rows; the 'item' column must hold 'total' or the "
+                         f"rubric's items {wanted}")
+    keyed = items.assign(_key=list(map(tuple, items[TRANSCRIPT_KEYS].astype(object).to_numpy())))
+    need = keyed[~keyed["_key"].isin(has_total)]
+    if need.empty:
+        return frame
+    unknown = sorted(set(need["item"]) - set(wanted))
+    if unknown:
+        raise ValueError(f"{source}: items {unknown} are not in rubric '{rubric['name']}' {wanted}; pass the rubric "
+                         "they come from (cbtflow stats --rubric FILE --variant NAME) or add 'total' rows")
+    rows = []
+    for key, group in need.groupby("_key", sort=True):
+        lacking = [i for i in wanted if i not in set(group["item"])]
+        if lacking:
+            raise ValueError(f"{source}: transcript {_describe(key)} lacks item(s) {lacking}, so its total cannot "
+                             "be computed; add them or a 'total' row")
+        repeated = sorted(set(group.loc[group["item"].duplicated(), "item"]))
+        if repeated:
+            raise ValueError(f"{source}: transcript {_describe(key)} has item(s) {repeated} more than once")
+        first = group.iloc[0].drop(labels=["_key"])
+        total = float(group["score"].sum())
+        rows.append({**first.to_dict(), "item": "total", "score": total})
+        rows.append({**first.to_dict(), "item": "percent", "score": 100.0 * total / max_total(rubric)})
+    added = pl.from_pandas(pd.DataFrame(rows)[frame.columns]).cast(frame.schema)
+    return pl.concat([frame, added], how="vertical")

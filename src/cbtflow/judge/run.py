@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cbtflow.dialogue import render_transcript
+from cbtflow.io import sha256_json
 from cbtflow.judge import lexicon as lexicon_judge
 from cbtflow.judge import llm as llm_judge
 from cbtflow.judge.rubric import item_ids, summarise
@@ -23,6 +24,12 @@ def check_transcript(transcript: dict[str, Any], path: str) -> None:
         roles = sorted({t["role"] for t in transcript["turns"]})
         raise ValueError(f"{path}: transcript has only one speaker ({', '.join(roles)}); delete it and rerun its "
                          "simulate job")
+
+
+def transcript_hash(transcript: dict[str, Any]) -> str:
+    """Content hash of what was said (roles and texts): equal for the identical instruct
+    sessions of models on one base, so the analysis can count them once."""
+    return sha256_json([[turn["role"], turn["text"]] for turn in transcript["turns"]])
 
 
 def blind_text(transcript: dict[str, Any]) -> str:
@@ -52,6 +59,7 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
             "condition": transcript["condition"], "seed": transcript["seed"], "repeats": repeats,
             "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
             "transcript_tokens": transcript.get("n_tokens", 0), "transcript_turns": len(transcript["turns"]),
+            "transcript_sha256": transcript_hash(transcript),
             "items": items, **summarise(rubric, {k: v["score"] for k, v in items.items()}),
             # Scored apart from the CTRS total, and only when the patient carries risk.
             "safety": safety,

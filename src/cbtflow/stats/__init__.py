@@ -1,0 +1,132 @@
+"""The analysis a reviewer would accept, from a long-format scores table.
+
+The unit of every test is the simulated patient (eval profile): seeds are averaged within a
+profile before paired tests and RM-ANOVA (``units``). The headline per judge is the
+``primary`` block: for each contrast present, the tuned − baseline difference per model and
+pooled, with its 95% CI, p and Holm p across the judge's family of models × contrasts. The
+mixed model adds the adapter training run as a variance component. The study's own
+analysis (profile × seed as units) is kept under ``as_in_study`` for comparison, never as
+the headline. Every result records its n; a test that cannot run says why.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from cbtflow.conditions import BASELINE, TUNED, contrast_name, contrasts_among
+from cbtflow.stats.agreement import icc, reliability
+from cbtflow.stats.anova import rm_anova_models, rm_anova_two_way
+from cbtflow.stats.descriptive import competence, context_length, descriptives
+from cbtflow.stats.mixed import mixed_model
+from cbtflow.stats.paired import (adjust_family, cohens_dz_ci, holm, paired_t, paired_test,
+                                  partial_eta_squared_ci, profile_contrast, skipped, study_contrast)
+from cbtflow.stats.units import PROFILE_UNIT, STUDY_UNIT, profile_means
+
+__all__ = ["analyse", "cohens_dz_ci", "holm", "icc", "paired_t", "paired_test", "partial_eta_squared_ci",
+           "profile_contrast", "mixed_model", "rm_anova_models", "rm_anova_two_way", "VARIANCE_SOURCES"]
+
+STUDY_LABEL = "as in the study: profile × seed treated as independent"
+VARIANCE_SOURCES = (
+    "The primary tests use one difference per simulated patient (seeds averaged), so their CIs and p-values "
+    "account for between-patient variation in the effect and for sampling noise within a patient. They are "
+    "conditional on the adapters that were trained: a training run that came out well or badly shifts every "
+    "patient together. The mixed model adds that adapter-run variance (model × seed) and gives the estimate "
+    "that generalises to re-training.")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe numbers: NaN/inf become None, numpy scalars become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    return value
+
+
+def item_level(items: pd.DataFrame) -> dict[str, Any]:
+    """Per model and item: cbt − instruct on profile means, Holm across the model's items."""
+    out: dict[str, Any] = {}
+    for (model, item), group in items.groupby(["model", "item"]):
+        wide = profile_means(group).pivot_table(index="profile", columns="condition", values="score")
+        if TUNED not in wide or BASELINE not in wide:
+            continue
+        wide = wide.dropna(subset=[TUNED, BASELINE])
+        out.setdefault(str(model), {})[str(item)] = {**paired_test(wide[TUNED].to_numpy(), wide[BASELINE].to_numpy()),
+                                                     "unit": PROFILE_UNIT}
+    if not out:
+        return {"_all": skipped(f"needs item scores under both '{TUNED}' and '{BASELINE}'")}
+    for per_item in out.values():
+        names = sorted(per_item)
+        for name, p in zip(names, holm([per_item[i].get("p") for i in names])):
+            per_item[name]["p_holm"] = p
+    return out
+
+
+def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    judge = str(jframe["judge"].iloc[0])
+    totals = jframe[jframe["item"] == "total"]
+    items = jframe[~jframe["item"].isin(["total", "percent", "safety"])]
+    conditions = sorted(totals["condition"].unique())
+    pairs = contrasts_among(conditions)
+    if not pairs:
+        raise ValueError(f"judge '{judge}': conditions {conditions} contain no pair to compare; the analysis needs "
+                         f"'{TUNED}' and '{BASELINE}' (or another contrast pair) scored for the same profiles")
+    primary = {contrast_name(a, b): profile_contrast(totals, a, b) for a, b in pairs}
+    return {
+        "heuristic": bool(jframe["heuristic"].iloc[0]) if "heuristic" in jframe else False,
+        "n_transcripts": int(len(totals)),
+        "n_profiles": int(totals["profile"].nunique()),
+        "descriptives": descriptives(totals),
+        "descriptives_percent": descriptives(jframe[jframe["item"] == "percent"]),
+        "primary": primary,
+        "multiplicity": adjust_family(primary),
+        "variance_sources": VARIANCE_SOURCES,
+        "between_models": {c: rm_anova_models(totals, c) for c in conditions},
+        "model_by_condition": rm_anova_two_way(totals),
+        "mixed_model": (mixed_model(totals) if (TUNED, BASELINE) in pairs
+                        else skipped(f"needs both '{TUNED}' and '{BASELINE}'")),
+        "items_cbt_vs_instruct": item_level(items),
+        "as_in_study": {
+            "label": STUDY_LABEL, "unit": STUDY_UNIT,
+            "paired": {contrast_name(a, b): study_contrast(totals, a, b) for a, b in pairs},
+            "between_models": {c: rm_anova_models(totals, c, unit="profile_seed") for c in conditions},
+            "model_by_condition": rm_anova_two_way(totals, unit="profile_seed"),
+        },
+        "competence": competence(totals, threshold),
+        "context_length": context_length(totals),
+        "reliability_across_repeats": (reliability(repeats, "repeat") if len(repeats)
+                                       else skipped("judge ran with repeats: 1")),
+    }
+
+
+def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
+    """Every analysis, per judge; reliability across repeats and across judges.
+
+    Raises ValueError naming what is missing instead of returning an empty analysis.
+    """
+    everything = scores.to_pandas()
+    if "repeat" not in everything:
+        everything["repeat"] = np.nan
+    frame = everything[everything["repeat"].isna()]
+    if not (frame["item"] == "total").any():
+        raise ValueError("the scores table has no 'total' rows (and no item rows to sum); nothing to analyse")
+    judges = sorted(frame["judge"].unique())
+    result: dict[str, Any] = {"judges": {}}
+    result["reliability_across_judges"] = (reliability(frame, "judge") if len(judges) > 1
+                                           else skipped("needs at least 2 judges"))
+    for judge, jframe in frame.groupby("judge"):
+        repeats = everything[(everything["judge"] == judge) & everything["repeat"].notna()]
+        result["judges"][str(judge)] = _judge_analysis(jframe, repeats, threshold)
+    return _clean(result)

@@ -1,0 +1,144 @@
+"""The model-based analysis: a linear mixed model with crossed random effects (statsmodels).
+
+    score ~ 0 + C(baseline_group) + C(model):tuned
+            + (1 | profile) + (0 + tuned | profile) + (0 + tuned | adapter run)
+
+Why this form:
+- Fixed effects: one intercept per *baseline group* (models whose baseline transcripts are
+  identical, i.e. one base model) and one tuning effect per model, coded so that the
+  coefficient is tuned − baseline (instruct is the reference; positive = tuning helps). A
+  shared baseline transcript therefore enters once, not once per model.
+- ``(1 | profile)``: patients differ in how well any therapist does with them.
+- ``(0 + tuned | profile)``: patients differ in how much tuning helps them (the source of
+  the pseudo-replication the patient-level tests guard against). Fitted only when a profile
+  has more than one tuned observation; otherwise it is the residual.
+- ``(0 + tuned | adapter run)``: each model × seed trains its own adapter; a run that came
+  out better or worse shifts all its patients together. This is the variance the paired
+  tests on profile means condition on, and the reason the mixed model's CI for the tuning
+  effect is the one that generalises to re-training. Fitted when there are ≥ 2 runs.
+Profile and adapter run are crossed, so the model is fitted as one group with variance
+components (statsmodels' documented form for crossed effects). A component that cannot
+be estimated is dropped and the drop is reported, never silently.
+Its Wald z-tests are asymptotic; with few seeds, read the CI, not the p.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cbtflow.stats.paired import skipped
+from cbtflow.stats.units import baseline_groups, unique_transcripts
+
+COMPONENTS = {"profile": "0 + C(profile)", "profile_x_tuned": "0 + C(profile):tuned",
+              "adapter_run_x_tuned": "0 + C(adapter_run):tuned"}
+
+
+def _design(totals: pd.DataFrame, tuned: str, baseline: str) -> pd.DataFrame:
+    data = totals[totals["condition"].isin([tuned, baseline])]
+    groups = baseline_groups(data, baseline)
+    data = unique_transcripts(data)
+    return data.assign(tuned=(data["condition"] == tuned).astype(float),
+                       baseline_group=data["model"].map(groups),
+                       adapter_run=data["model"].astype(str) + "|seed" + data["seed"].astype(str),
+                       one=1).reset_index(drop=True)
+
+
+def _components(data: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """The random effects the data can identify, and why the others are left out."""
+    use, dropped = {"profile": COMPONENTS["profile"]}, {}
+    tuned_rows = data[data["tuned"] == 1]
+    if tuned_rows.groupby("profile").size().max() > 1:
+        use["profile_x_tuned"] = COMPONENTS["profile_x_tuned"]
+    else:
+        dropped["profile_x_tuned"] = "one tuned observation per profile: not separable from the residual"
+    if tuned_rows["adapter_run"].nunique() >= 2:
+        use["adapter_run_x_tuned"] = COMPONENTS["adapter_run_x_tuned"]
+    else:
+        dropped["adapter_run_x_tuned"] = "fewer than 2 adapter runs"
+    return use, dropped
+
+
+OPTIMIZERS = ("lbfgs", "powell", "nm")
+
+
+def _best_fit(model: Any) -> Any:
+    """REML fits from several optimizers, keeping the converged one with the highest
+    likelihood: variance components near zero (common with few seeds) stall gradient
+    methods on the boundary, where Powell and Nelder-Mead still reach the optimum."""
+    fits = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for method in OPTIMIZERS:
+            try:
+                fit = model.fit(reml=True, method=method)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            fit.method = method
+            fits.append((fit, fit.llf if np.isfinite(fit.llf) else -np.inf))
+    if not fits:
+        raise ValueError(f"no optimizer of {OPTIMIZERS} could fit the model")
+    converged = [f for f in fits if f[0].converged] or fits
+    return max(converged, key=lambda f: f[1])[0]
+
+
+def mixed_model(totals: pd.DataFrame, tuned: str = "cbt", baseline: str = "instruct") -> dict[str, Any]:
+    """Fit the model above; tuning effect per model and averaged over models, with 95% CIs."""
+    import statsmodels.formula.api as smf
+
+    if totals["profile"].nunique() < 3:
+        return skipped("needs at least 3 profiles for a profile random effect")
+    data = _design(totals, tuned, baseline)
+    if data["tuned"].nunique() < 2:
+        return skipped(f"needs both conditions '{tuned}' and '{baseline}'")
+    formula = "score ~ 0 + C(baseline_group) + C(model):tuned"
+    components, dropped = _components(data)
+    fit = None
+    while fit is None:
+        try:
+            fit = _best_fit(smf.mixedlm(formula, data, groups="one", re_formula="0", vc_formula=components))
+        except (ValueError, np.linalg.LinAlgError) as err:
+            optional = [c for c in components if c != "profile"]
+            if not optional:
+                return skipped(f"mixed model failed to fit: {err}")
+            dropped[optional[0]] = f"fit failed with it ({err})"
+            del components[optional[0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _summarise(fit, data, formula, components, dropped, tuned, baseline)
+
+
+def _summarise(fit: Any, data: pd.DataFrame, formula: str, components: dict[str, str], dropped: dict[str, str],
+               tuned: str, baseline: str) -> dict[str, Any]:
+    if not np.all(np.isfinite(np.asarray(fit.bse_fe))) or not fit.scale > 1e-12:
+        return skipped("mixed model is degenerate (no residual variance, e.g. identical scores within cells); "
+                       "see the paired tests")
+    names = [n for n in fit.fe_params.index if n.endswith(":tuned")]
+    effects = {}
+    conf = fit.conf_int()
+    for name in names:
+        model = name.split("[", 1)[1].split("]", 1)[0]
+        effects[model] = {"estimate": fit.fe_params[name], "se": fit.bse_fe[name], "p": fit.pvalues[name],
+                          "ci95": [conf.loc[name, 0], conf.loc[name, 1]]}
+    contrast = np.array([[1 / len(names) if n in names else 0.0 for n in fit.fe_params.index]])
+    average = fit.t_test(contrast)
+    low, high = np.asarray(average.conf_int()).ravel()
+    variances = dict(zip(fit.model.exog_vc.names, np.atleast_1d(fit.vcomp)))
+    return {
+        "ran": True, "formula": formula + " + " + " + ".join(
+            {"profile": "(1 | profile)", "profile_x_tuned": "(0 + tuned | profile)",
+             "adapter_run_x_tuned": "(0 + tuned | adapter run)"}[c] for c in components),
+        "contrast": f"{tuned} − {baseline}", "n_observations": int(fit.nobs),
+        "n_profiles": int(data["profile"].nunique()), "n_adapter_runs": int(data.loc[data["tuned"] == 1,
+                                                                                      "adapter_run"].nunique()),
+        "converged": bool(fit.converged), "optimizer": fit.method, "tuning_effect": effects,
+        "tuning_effect_mean_over_models": {"estimate": float(np.asarray(average.effect).ravel()[0]),
+                                           "se": float(np.asarray(average.sd).ravel()[0]),
+                                           "p": float(np.asarray(average.pvalue).ravel()[0]), "ci95": [low, high]},
+        "variance_components": {**{k: float(v) for k, v in variances.items()}, "residual": float(fit.scale)},
+        "components_dropped": dropped,
+        "note": "Wald z-tests (asymptotic); an adapter-run variance from few seeds is imprecise.",
+    }

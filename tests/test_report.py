@@ -1,0 +1,44 @@
+"""report.md shows what stats.json computes, primary table first, every column naming its
+condition; the paired figure draws one line per simulated patient."""
+
+import numpy as np
+import pytest
+
+from cbtflow import report, stats
+from test_stats import make_scores
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    scores = make_scores(np.random.default_rng(8), n_profiles=9, seeds=(1, 2, 3), effect={"a": 4.0},
+                         model_shift={"b": 5.0}, shared_baseline=("a", "b"))
+    return scores, stats.analyse(scores)
+
+
+def test_report_leads_with_the_primary_table_and_shows_every_analysis(analysed, tmp_path):
+    _, result = analysed
+    report.write_report(tmp_path / "r.md", stats=result, primary_judge="j", figures={}, usage={}, train_logs={},
+                        config_summary="")
+    text = (tmp_path / "r.md").read_text()
+    order = ["### Primary result", "### Between models", "Post-hoc paired tests", "### Item level",
+             "### Mixed model", "### The study's analysis"]
+    positions = [text.index(heading) for heading in order]
+    assert positions == sorted(positions)
+    primary = result["judges"]["j"]["primary"]["cbt_vs_instruct"]["a"]
+    low, high = primary["ci95"]
+    assert f"{primary['estimate']:.3f} [{low:.3f}, {high:.3f}]" in text
+    assert f"| {primary['p_holm']:.3g} |" in text or f"| {primary['p_holm']:.3f} |" in text
+    assert "| mean instruct | mean cbt | cbt − instruct [95% CI] |" in text
+    assert "p (Greenhouse-Geisser)" in text and "partial η² [95% CI]" in text
+    assert "(0 + tuned | adapter run)" in text and "Variance components:" in text
+    assert "as in the study: profile × seed treated as independent" in text
+    assert "adapter" in text.split("*Variance sources.*")[1].split("\n")[0]
+
+
+def test_paired_figure_plots_profile_means(analysed, tmp_path, monkeypatch):
+    scores, _ = analysed
+    captured = {}
+    monkeypatch.setattr(report, "_save", lambda fig, path: captured.setdefault("fig", fig))
+    report.fig_paired_totals(scores, "j", tmp_path / "f.png")
+    for ax in captured["fig"].axes:
+        assert len(ax.lines) == 9 + 1, "one line per profile (seeds averaged) and the mean"

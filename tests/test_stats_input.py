@@ -1,0 +1,81 @@
+"""``cbtflow stats`` reads what people have: full tables, item-only rater sheets (CSV or
+parquet), and fails naming what is missing instead of writing an empty analysis."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cbtflow.cli import main
+from cbtflow.judge.rubric import item_ids, load_rubric
+from cbtflow.scores import DEFAULT_RUBRIC, scores_table
+
+ITEMS = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
+
+
+def rater_table(seed: int = 0, models=("m1", "m2"), profiles: int = 6) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    docs = []
+    for model in models:
+        for p in range(profiles):
+            for s in (1, 2):
+                for condition in ("instruct", "cbt"):
+                    scores = rng.integers(0, 7, size=len(ITEMS)) + (condition == "cbt")
+                    scores = np.minimum(scores, 6)
+                    docs.append({"judge": "rater", "model": model, "condition": condition, "seed": s,
+                                 "profile_id": f"eval-{p:03d}", "items": {i: {"score": float(v)}
+                                                                          for i, v in zip(ITEMS, scores)},
+                                 "total": float(scores.sum()), "percent": 100 * float(scores.sum()) / 66})
+    return scores_table(docs)
+
+
+def run_stats(tmp_path, table: pl.DataFrame, name: str, capsys=None):
+    path = tmp_path / name
+    table.write_parquet(path) if name.endswith(".parquet") else table.write_csv(path)
+    out = tmp_path / (name + ".json")
+    code = main(["stats", str(path), "-o", str(out)])
+    return code, (json.loads(out.read_text()) if out.exists() else None)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_item_only_table_gives_the_same_analysis_as_with_totals(tmp_path, suffix):
+    full = rater_table()
+    items_only = full.filter(~pl.col("item").is_in(["total", "percent"])).select(
+        ["judge", "model", "condition", "seed", "profile", "item", "score"])
+    code_a, with_totals = run_stats(tmp_path, full, f"full.{suffix}")
+    code_b, from_items = run_stats(tmp_path, items_only, f"items.{suffix}")
+    assert code_a == code_b == 0
+    for result in (with_totals, from_items):
+        result.pop("source")
+    assert from_items["judges"]["rater"]["n_transcripts"] == 48
+    assert from_items == with_totals
+    primary = from_items["judges"]["rater"]["primary"]["cbt_vs_instruct"]
+    assert set(primary["m1"]) >= {"estimate", "ci95", "p", "p_holm", "n_units", "unit", "method"}
+
+
+def test_a_missing_item_names_the_transcript_and_the_item(tmp_path, capsys):
+    items_only = rater_table().filter(~pl.col("item").is_in(["total", "percent"]))
+    gap = items_only.filter(~((pl.col("model") == "m2") & (pl.col("profile") == "eval-003") & (pl.col("seed") == 2)
+                              & (pl.col("condition") == "cbt") & (pl.col("item") == "homework")))
+    code, written = run_stats(tmp_path, gap, "gap.csv")
+    err = capsys.readouterr().err
+    assert code == 2 and written is None
+    assert "model=m2 condition=cbt seed=2 profile=eval-003" in err and "['homework']" in err
+
+
+def test_neither_items_nor_totals_and_unknown_items_fail_naming_them(tmp_path, capsys):
+    percent_only = rater_table().filter(pl.col("item") == "percent")
+    code, written = run_stats(tmp_path, percent_only, "percent.csv")
+    assert code == 2 and written is None
+    assert "no 'total' rows and no item rows" in capsys.readouterr().err
+    renamed = rater_table().filter(pl.col("item") == "agenda").with_columns(pl.lit("warmth").alias("item"))
+    code, _ = run_stats(tmp_path, renamed, "renamed.csv")
+    assert code == 2 and "items ['warmth'] are not in rubric" in capsys.readouterr().err
+
+
+def test_missing_columns_and_one_condition_fail(tmp_path, capsys):
+    code, _ = run_stats(tmp_path, pl.DataFrame({"model": ["x"]}), "bad.csv")
+    assert code == 2 and "lacks columns" in capsys.readouterr().err
+    code, written = run_stats(tmp_path, rater_table().filter(pl.col("condition") == "cbt"), "one.csv")
+    assert code == 2 and written is None and "contain no pair" in capsys.readouterr().err
