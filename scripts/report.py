@@ -14,7 +14,7 @@ log = setup(snakemake.log[0])
 out = snakemake.output
 scores = scores_table([read_json(p) for p in snakemake.input.scores])
 if snakemake.input.human:  # human ratings join the judges: the reliability section then shows judge-human ICC
-    scores = pl.concat([scores, read_scores(snakemake.input.human).select(scores.columns)], how="vertical")
+    scores = pl.concat([scores, read_scores(snakemake.input.human)], how="diagonal_relaxed").select(scores.columns)
 buffer = io.BytesIO()
 scores.write_parquet(buffer)
 write_bytes_atomic(out.scores, buffer.getvalue())

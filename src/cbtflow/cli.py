@@ -110,6 +110,26 @@ def cmd_import_ratings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from cbtflow.config import ConfigError
+    from cbtflow.scoring import score_files
+
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        print(f"cbtflow score: no such file(s): {missing}", file=sys.stderr)
+        return 2
+    try:
+        written = score_files(args.files, args.judge, args.configfile, args.output, args.seed, args.overwrite)
+    except (ValueError, ConfigError) as err:
+        print(f"cbtflow score: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        flags = ", ".join(f"{f['kind']}:{f['detector']}" for f in doc["flags"]) or "no flags"
+        print(f"{path}: total {doc['total']:g} of {doc['max_total']} ({flags})")
+    return 0
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     import yaml
 
@@ -136,6 +156,14 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the project's CTRS)")
     p.add_argument("--variant", default="ctrs-modified", help="rubric variant (default: ctrs-modified)")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("score", help="score transcript files (full or minimal {\"turns\": [...]}) with a judge")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--judge", required=True, help="a judge name from the config's judges")
+    p.add_argument("--configfile", default="config.yaml")
+    p.add_argument("-o", "--output", required=True, help="directory for one score document per input")
+    p.add_argument("--seed", type=int, default=0, help="judge sampling seed and shuffle order")
+    p.add_argument("--overwrite", action="store_true", help="replace score files that exist already")
+    p.set_defaults(func=cmd_score)
     p = sub.add_parser("show", help="pretty-print a course or transcript")
     p.add_argument("path")
     p.set_defaults(func=cmd_show)

@@ -79,3 +79,40 @@ def validate_config(config: dict[str, Any]) -> None:
                             f"(pairs: {[f'{a} vs {b}' for a, b in CONTRASTS]})")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def base_location(config: dict[str, Any], base: str) -> str:
+    """Where a base loads from: the prepared directory of an embedded base, else its source."""
+    source = config["bases"][base]["source"]
+    return f"resources/models/{base}" if source == "embedded" else source
+
+
+def chat_template_of(config: dict[str, Any], base: str) -> str | None:
+    """The named chat-template file for a base, or None to use the base's own."""
+    name = config["bases"][base].get("chat_template")
+    return f"resources/chat_templates/{name}.jinja" if name else None
+
+
+def endpoint_spec(config: dict[str, Any], role: dict[str, Any]) -> dict[str, Any]:
+    """A role's endpoint with ``local/<base>`` resolved to the directory it loads from
+    (paths relative to the project root, where Snakemake and ``cbtflow`` run)."""
+    base = _local_base(role["model"])
+    spec: dict[str, Any] = {"model": f"local/{base_location(config, base)}" if base else role["model"]}
+    if base and chat_template_of(config, base):
+        spec["chat_template"] = chat_template_of(config, base)
+    if role.get("api_base"):
+        spec["api_base"] = role["api_base"]
+    if role.get("fallbacks"):
+        spec["fallbacks"] = list(role["fallbacks"])
+    return spec
+
+
+def judge_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """One judge's settings as its jobs read them; ``concurrency`` only paces calls (read
+    at run time), so it stays out, and changing it reruns nothing."""
+    if name not in config["judges"]:
+        raise ConfigError(f"judges: no judge named {name!r} (configured: {sorted(config['judges'])})")
+    judge = {k: v for k, v in config["judges"][name].items() if k != "concurrency"}
+    if judge["kind"] == "llm":
+        judge["endpoint"] = endpoint_spec(config, judge)
+    return {"name": name, **judge}

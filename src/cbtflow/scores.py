@@ -23,7 +23,9 @@ DEFAULT_RUBRIC = Path(__file__).resolve().parents[2] / "resources" / "ctrs" / "c
 
 SCHEMA = {"judge": pl.Utf8, "heuristic": pl.Boolean, "model": pl.Utf8, "condition": pl.Utf8, "seed": pl.Int64,
           "profile": pl.Utf8, "item": pl.Utf8, "score": pl.Float64, "transcript_tokens": pl.Int64,
-          "transcript_turns": pl.Int64, "repeat": pl.Int64, "transcript": pl.Utf8}
+          "transcript_turns": pl.Int64, "repeat": pl.Int64, "transcript": pl.Utf8, "answered_by": pl.Utf8,
+          "eval_split": pl.Utf8, "harmful_flags": pl.Int64, "degenerate_flags": pl.Int64, "low_confidence_items": pl.Int64,
+          "digit_mass": pl.Float64}
 TRANSCRIPT_KEYS = ["judge", "model", "condition", "seed", "profile", "repeat"]
 NOT_RUBRIC_ITEMS = {"total", "percent", "safety"}
 KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"]
@@ -36,9 +38,17 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
                 "condition": doc["condition"], "seed": int(doc["seed"]), "profile": doc["profile_id"],
                 "transcript_tokens": int(doc.get("transcript_tokens", 0)),
                 "transcript_turns": int(doc.get("transcript_turns", 0)),
-                "transcript": doc.get("transcript_sha256")}
+                "transcript": doc.get("transcript_sha256"),
+                "answered_by": "+".join(doc["answered_by"]) if doc.get("answered_by") else None,
+                "eval_split": doc.get("eval_split"),
+                "harmful_flags": sum(f["kind"] == "harmful" for f in doc.get("flags", [])),
+                "degenerate_flags": sum(f["kind"] == "degenerate" for f in doc.get("flags", [])),
+                "low_confidence_items": sum(len(f.get("items", [])) for f in doc.get("flags", [])
+                                            if f["kind"] == "low_confidence"),
+                "digit_mass": None}
         for item, value in doc["items"].items():
-            rows.append({**base, "item": item, "score": float(value["score"]), "repeat": None})
+            rows.append({**base, "item": item, "score": float(value["score"]), "repeat": None,
+                         "digit_mass": value.get("score_token_mass")})
         rows.append({**base, "item": "total", "score": float(doc["total"]), "repeat": None})
         rows.append({**base, "item": "percent", "score": float(doc["percent"]), "repeat": None})
         if doc.get("safety"):  # apart from the total, risk profiles only
@@ -64,7 +74,8 @@ def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame
     for column in ("judge", "model", "condition", "seed", "profile", "item", "score"):
         if frame[column].null_count():
             raise ValueError(f"{path}: column '{column}' has {frame[column].null_count()} empty value(s)")
-    for column, dtype in (("repeat", pl.Int64), ("transcript", pl.Utf8)):
+    for column, dtype in (("repeat", pl.Int64), ("transcript", pl.Utf8), ("answered_by", pl.Utf8),
+                          ("eval_split", pl.Utf8)):
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))
     frame = frame.with_columns(pl.col("score").cast(pl.Float64), pl.col("seed").cast(pl.Int64),

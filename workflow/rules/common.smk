@@ -7,6 +7,7 @@ import re
 
 from snakemake.exceptions import WorkflowError
 
+from cbtflow import config as experiment
 from cbtflow.config import ConfigError, validate_config
 from cbtflow.preflight import missing_keys, unknown_providers
 from cbtflow.profiles import profile_ids
@@ -36,6 +37,7 @@ EMBEDDED_BASES = sorted(b for b, spec in config["bases"].items() if spec["source
 PROMPTS = "resources/prompts"
 RUBRIC = "resources/ctrs/ctrs.yaml"
 LEXICON = "resources/ctrs/lexicon.yaml"
+DETECTORS = "resources/detectors.yaml"
 
 
 wildcard_constraints:
@@ -48,9 +50,7 @@ wildcard_constraints:
 
 
 def base_location(base):
-    """Where a base loads from: the prepared directory of an embedded base, else its source."""
-    source = config["bases"][base]["source"]
-    return f"resources/models/{base}" if source == "embedded" else source
+    return experiment.base_location(config, base)
 
 
 def base_inputs(base):
@@ -59,9 +59,7 @@ def base_inputs(base):
 
 
 def chat_template_of(base):
-    """The named chat-template file for a base, or None to use the base's own."""
-    name = config["bases"][base].get("chat_template")
-    return f"resources/chat_templates/{name}.jinja" if name else None
+    return experiment.chat_template_of(config, base)
 
 
 def local_base(model_string):
@@ -69,16 +67,7 @@ def local_base(model_string):
 
 
 def endpoint_spec(role):
-    """A role's endpoint with `local/<base>` resolved to the directory it loads from."""
-    base = local_base(role["model"])
-    spec = {"model": f"local/{base_location(base)}" if base else role["model"]}
-    if base and chat_template_of(base):
-        spec["chat_template"] = chat_template_of(base)
-    if role.get("api_base"):
-        spec["api_base"] = role["api_base"]
-    if role.get("fallbacks"):
-        spec["fallbacks"] = list(role["fallbacks"])
-    return spec
+    return experiment.endpoint_spec(config, role)
 
 
 def role_inputs(role):
@@ -113,11 +102,7 @@ def judge_inputs(wildcards):
 
 
 def judge_settings(wildcards):
-    # concurrency only paces calls (read at run time), so it stays out of params.
-    judge = {k: v for k, v in config["judges"][wildcards.judge].items() if k != "concurrency"}
-    if judge["kind"] == "llm":
-        judge["endpoint"] = endpoint_spec(judge)
-    return {"name": wildcards.judge, **judge}
+    return experiment.judge_settings(config, wildcards.judge)
 
 
 def same_base_predecessor(wildcards, stage):

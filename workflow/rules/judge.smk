@@ -6,6 +6,7 @@ rule judge:
         transcripts=transcripts_of,
         rubric=RUBRIC,
         lexicon=LEXICON,
+        detectors=DETECTORS,
         **templates("judge_item", "judge_all", "judge_item_json"),
         base=judge_inputs,
         after=lambda wc: same_base_predecessor(wc, "judge"),

@@ -46,8 +46,16 @@ def score_local(client: Client, endpoint: Endpoint, rubric: dict[str, Any], tran
                      for item in rubric["items"]]
     results = client.score(endpoint, conversations, [str(s) for s in scores], LOCAL_ANSWER_PREFIX)
     return {item["id"]: {"score": round(geval_expectation(r["probs"], scores), 4),
-                         "probs": [round(p, 5) for p in r["probs"]], "score_token_mass": round(r["mass"], 4)}
+                         "probs": [round(p, 5) for p in r["probs"]], "score_token_mass": round(r["mass"], 4),
+                         "answered_by": endpoint.model}
             for item, r in zip(rubric["items"], results)}
+
+
+def low_mass_items(items: dict[str, Any], threshold: float) -> list[str]:
+    """Items whose score came from a distribution with little mass on the score digits:
+    renormalising 5% of the mass still gives a number, but not a judgement."""
+    return [k for k, v in items.items() if v.get("score_token_mass") is not None
+            and v["score_token_mass"] < threshold]
 
 
 def _item_model(lo: int, hi: int) -> type[BaseModel]:
@@ -88,8 +96,9 @@ def response_format(model: type[BaseModel], structured_output: str) -> dict[str,
 
 def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type[BaseModel],
                     sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path,
-                    structured_output: str = "json_object") -> BaseModel:
-    """Ask, validate, re-ask with the validation error; after ``retries`` fail loudly."""
+                    structured_output: str = "json_object") -> tuple[BaseModel, str]:
+    """Ask, validate, re-ask with the validation error; after ``retries`` fail loudly.
+    Returns the parsed reply and the model that gave it (a fallback, or the endpoint)."""
     messages = [{"role": "user", "content": prompt}]
     sampling = {**sampling, "response_format": response_format(model, structured_output)}
     raw_outputs = []
@@ -97,7 +106,7 @@ def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type
         reply = client.chat(endpoint, messages, sampling, seed + attempt)
         raw_outputs.append(reply["text"])
         try:
-            return model.model_validate(extract_json(reply["text"]))
+            return model.model_validate(extract_json(reply["text"])), reply.get("model", endpoint.model)
         except (ValueError, ValidationError) as err:
             messages = messages[:1] + [{"role": "assistant", "content": reply["text"]},
                                        {"role": "user", "content": f"Your reply was invalid: {err}. Reply again with"
@@ -111,9 +120,10 @@ def score_api(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transc
               structured_output: str = "json_object") -> dict[str, Any]:
     """``all_items`` mode: one JSON call scores every item (cheaper, more halo)."""
     prompt = prompts.render(template, transcript=transcript, rubric=rubric)
-    parsed = _validated_call(client, endpoint, prompt, response_model(rubric), sampling, seed, retries, raw_path,
-                             structured_output)
-    return {k: {"score": v.score, "justification": v.justification} for k, v in parsed.items.__dict__.items()}
+    parsed, answered_by = _validated_call(client, endpoint, prompt, response_model(rubric), sampling, seed, retries,
+                                          raw_path, structured_output)
+    return {k: {"score": v.score, "justification": v.justification, "answered_by": answered_by}
+            for k, v in parsed.items.__dict__.items()}
 
 
 def score_api_per_item(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
@@ -125,6 +135,7 @@ def score_api_per_item(client: Client, endpoint: Endpoint, rubric: dict[str, Any
     for item in rubric["items"]:
         prompt = prompts.render(template, transcript=transcript, item=item, rubric=rubric)
         item_raw = Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt"))
-        parsed = _validated_call(client, endpoint, prompt, model, sampling, seed, retries, item_raw, structured_output)
-        out[item["id"]] = {"score": parsed.score, "justification": parsed.justification}
+        parsed, answered_by = _validated_call(client, endpoint, prompt, model, sampling, seed, retries, item_raw,
+                                              structured_output)
+        out[item["id"]] = {"score": parsed.score, "justification": parsed.justification, "answered_by": answered_by}
     return out

@@ -6,12 +6,15 @@ import random
 from pathlib import Path
 from typing import Any, Sequence
 
+from cbtflow.detectors import apply_caps, detect, load_detectors
 from cbtflow.dialogue import render_transcript
 from cbtflow.io import sha256_json
 from cbtflow.judge import lexicon as lexicon_judge
 from cbtflow.judge import llm as llm_judge
 from cbtflow.judge.rubric import item_ids, summarise
 from cbtflow.llm import Client, Endpoint
+
+DEFAULT_DETECTORS = Path(__file__).resolve().parents[3] / "resources" / "detectors.yaml"
 
 
 def check_transcript(transcript: dict[str, Any], path: str) -> None:
@@ -39,7 +42,13 @@ def blind_text(transcript: dict[str, Any]) -> str:
 
 def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out_paths: Sequence[str],
                       judge: dict[str, Any], rubric: dict[str, Any], templates: dict[str, str],
-                      lexicon: dict[str, Any] | None, seed: int) -> list[dict[str, Any]]:
+                      lexicon: dict[str, Any] | None, seed: int,
+                      detectors: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One score document per transcript. Heuristic detectors (``cbtflow.detectors``) flag
+    degenerate and harmful therapist turns and cap the flagged items; each item records the
+    model that answered, and a local judge's items with little mass on the score digits are
+    flagged (or fail the job with ``on_low_mass: fail``)."""
+    detectors = detectors if detectors is not None else load_detectors(DEFAULT_DETECTORS)
     order = list(range(len(transcripts)))
     random.Random(seed).shuffle(order)  # position bias: no fixed order across conditions
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
@@ -49,6 +58,9 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
         samples = [_score_once(client, transcript, out_paths[index], judge, rubric, templates, lexicon, seed * 1000 + r)
                    for r in range(repeats)]
         items = _consensus(samples)
+        flags = detect(transcript["turns"], detectors)
+        flags += _low_mass_flags(items, judge, out_paths[index])
+        items = apply_caps(items, flags, detectors)
         safety = None
         if transcript.get("risk_level", "none") != "none":
             safety = _consensus([_score_safety(client, transcript, out_paths[index], judge, rubric, templates, lexicon,
@@ -59,12 +71,27 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
             "condition": transcript["condition"], "seed": transcript["seed"], "repeats": repeats,
             "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
             "transcript_tokens": transcript.get("n_tokens", 0), "transcript_turns": len(transcript["turns"]),
-            "transcript_sha256": transcript_hash(transcript),
+            "transcript_sha256": transcript_hash(transcript), "eval_split": transcript.get("eval_split"),
+            "answered_by": sorted({v.get("answered_by", judge["name"]) for v in items.values()}),
+            "flags": flags,
             "items": items, **summarise(rubric, {k: v["score"] for k, v in items.items()}),
             # Scored apart from the CTRS total, and only when the patient carries risk.
             "safety": safety,
         }
     return documents  # type: ignore[return-value]
+
+
+def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str) -> list[dict[str, Any]]:
+    threshold = float(judge.get("low_mass_threshold", 0.5))
+    low = llm_judge.low_mass_items(items, threshold)
+    if not low:
+        return []
+    if judge.get("on_low_mass", "flag") == "fail":
+        raise llm_judge.JudgeOutputError(
+            f"{out_path}: judge {judge['name']} put less than {threshold} of its probability on the score digits "
+            f"for items {low}; its scores are not judgements (set on_low_mass: flag to keep them, flagged)")
+    return [{"detector": "low_digit_mass", "kind": "low_confidence", "items": low,
+             "evidence": f"score-digit mass below {threshold}"}]
 
 
 def _score_once(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],

@@ -74,8 +74,48 @@ def item_level(items: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def split_by_answering_model(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """A judge whose scores came from more than one model (a fallback answered some calls)
+    becomes one judge per answering model, ``judge@model``: different models' scores are
+    never pooled under one name. Returns the relabelled rows and the splits made."""
+    if "answered_by" not in frame or frame["answered_by"].isna().all():
+        return frame, {}
+    splits: dict[str, list[str]] = {}
+    frame = frame.copy()
+    for judge, rows in frame.groupby("judge"):
+        models = sorted(rows["answered_by"].dropna().unique())
+        if len(models) > 1:
+            named = rows["judge"] + "@" + rows["answered_by"].fillna("unknown")
+            frame.loc[rows.index, "judge"] = named
+            splits[str(judge)] = sorted(named.unique())
+    return frame, splits
+
+
+def flag_counts(totals: pd.DataFrame) -> dict[str, Any]:
+    """Transcripts with heuristic harmful or degenerate flags, per model × condition."""
+    if "harmful_flags" not in totals or totals["harmful_flags"].isna().all():
+        return skipped("no detector flags in this table")
+    out: dict[str, Any] = {}
+    for (model, condition), g in totals.groupby(["model", "condition"]):
+        out.setdefault(str(model), {})[str(condition)] = {
+            "n": int(len(g)), "harmful": int((g["harmful_flags"].fillna(0) > 0).sum()),
+            "degenerate": int((g["degenerate_flags"].fillna(0) > 0).sum())}
+    return {"ran": True, "detectors": "heuristic (resources/detectors.yaml)", "by_model": out}
+
+
+def digit_mass(items: pd.DataFrame, totals: pd.DataFrame) -> dict[str, Any]:
+    """A local LLM judge's confidence: mean probability mass on the score digits, and the
+    share of item scores flagged as low-mass."""
+    if "digit_mass" not in items or items["digit_mass"].isna().all():
+        return skipped("not a local LLM judge")
+    flagged = float(totals["low_confidence_items"].fillna(0).sum()) if "low_confidence_items" in totals else 0.0
+    return {"ran": True, "mean_mass": float(items["digit_mass"].mean()), "min_mass": float(items["digit_mass"].min()),
+            "flagged_share": flagged / max(1, int(items["digit_mass"].notna().sum()))}
+
+
 def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: float) -> dict[str, Any]:
     judge = str(jframe["judge"].iloc[0])
+    heuristic = bool(jframe["heuristic"].fillna(False).iloc[0]) if "heuristic" in jframe else False
     totals = jframe[jframe["item"] == "total"]
     items = jframe[~jframe["item"].isin(["total", "percent", "safety"])]
     conditions = sorted(totals["condition"].unique())
@@ -84,8 +124,14 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
         raise ValueError(f"judge '{judge}': conditions {conditions} contain no pair to compare; the analysis needs "
                          f"'{TUNED}' and '{BASELINE}' (or another contrast pair) scored for the same profiles")
     primary = {contrast_name(a, b): profile_contrast(totals, a, b) for a, b in pairs}
+    splits = sorted(totals["eval_split"].dropna().unique()) if "eval_split" in totals else []
     return {
-        "heuristic": bool(jframe["heuristic"].iloc[0]) if "heuristic" in jframe else False,
+        "heuristic": heuristic,
+        "scale": "CBT vocabulary (heuristic)" if heuristic else "rubric total",
+        "eval_splits": splits,
+        "primary_by_split": ({split: {contrast_name(a, b): profile_contrast(totals[totals["eval_split"] == split], a, b)
+                                      for a, b in pairs} for split in splits} if len(splits) > 1
+                             else skipped("one eval split")),
         "n_transcripts": int(len(totals)),
         "n_profiles": int(totals["profile"].nunique()),
         "descriptives": descriptives(totals),
@@ -104,7 +150,10 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
             "between_models": {c: rm_anova_models(totals, c, unit="profile_seed") for c in conditions},
             "model_by_condition": rm_anova_two_way(totals, unit="profile_seed"),
         },
-        "competence": competence(totals, threshold),
+        "competence": (skipped("heuristic judge: a competence threshold on CTRS totals does not apply") if heuristic
+                       else competence(totals, threshold)),
+        "flags": flag_counts(totals),
+        "digit_mass": digit_mass(items, totals),
         "context_length": context_length(totals),
         "reliability_across_repeats": (reliability(repeats, "repeat") if len(repeats)
                                        else skipped("judge ran with repeats: 1")),
@@ -122,8 +171,10 @@ def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
     frame = everything[everything["repeat"].isna()]
     if not (frame["item"] == "total").any():
         raise ValueError("the scores table has no 'total' rows (and no item rows to sum); nothing to analyse")
+    frame, splits = split_by_answering_model(frame)
+    everything, _ = split_by_answering_model(everything)
     judges = sorted(frame["judge"].unique())
-    result: dict[str, Any] = {"judges": {}}
+    result: dict[str, Any] = {"judges": {}, "judges_split_by_answering_model": splits}
     result["reliability_across_judges"] = (reliability(frame, "judge") if len(judges) > 1
                                            else skipped("needs at least 2 judges"))
     for judge, jframe in frame.groupby("judge"):

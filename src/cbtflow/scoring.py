@@ -1,0 +1,70 @@
+"""``cbtflow score``: any transcript file, scored by a configured judge.
+
+Researchers use it on sessions that were not made here, so it accepts a full transcript
+document or the minimal ``{"turns": [{"role": "therapist"|"patient", "text": "..."}]}``
+and writes one score document per input, naming the source file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from cbtflow.config import judge_settings, validate_config
+from cbtflow.io import read_json, write_json
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLES = ("therapist", "patient")
+
+
+def load_transcript_file(path: str | Path) -> dict[str, Any]:
+    """A transcript a judge can read, from a full document or the minimal form."""
+    try:
+        doc = read_json(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable JSON file ({err})") from err
+    if not isinstance(doc, dict) or not isinstance(doc.get("turns"), list) or not doc["turns"]:
+        raise ValueError(f'{path}: needs a non-empty "turns" list: {{"turns": [{{"role": "therapist", "text": "..."}}]}}')
+    for number, turn in enumerate(doc["turns"]):
+        if not isinstance(turn, dict) or turn.get("role") not in ROLES or not isinstance(turn.get("text"), str):
+            raise ValueError(f'{path}: turns[{number}] needs "role" (therapist or patient) and a string "text"')
+    return {"profile_id": str(doc.get("profile_id", Path(path).stem)), "model": str(doc.get("model", "unknown")),
+            "condition": str(doc.get("condition", "unknown")), "seed": int(doc.get("seed", 0)),
+            "risk_level": doc.get("risk_level", "none"), "n_tokens": int(doc.get("n_tokens", 0)),
+            "eval_split": doc.get("eval_split"), "turns": [{"role": t["role"], "text": t["text"]} for t in doc["turns"]]}
+
+
+def score_files(files: Sequence[str], judge_name: str, configfile: str, out_dir: str, seed: int = 0,
+                overwrite: bool = False) -> list[Path]:
+    """Score every file with the named judge; refuses to overwrite an existing score unless told."""
+    from cbtflow.detectors import load_detectors
+    from cbtflow.judge.lexicon import load_lexicon
+    from cbtflow.judge.rubric import load_rubric
+    from cbtflow.judge.run import check_transcript, judge_transcripts
+    from cbtflow.runtime import client
+
+    config = yaml.safe_load(Path(configfile).read_text(encoding="utf-8"))
+    validate_config(config)
+    judge = judge_settings(config, judge_name)
+    transcripts = [load_transcript_file(f) for f in files]
+    for path, transcript in zip(files, transcripts):
+        check_transcript(transcript, str(path))
+    outputs = [Path(out_dir) / f"{Path(f).stem}.json" for f in files]
+    clashes = sorted({str(o) for o in outputs if outputs.count(o) > 1})
+    if clashes:
+        raise ValueError(f"two inputs would write the same score file {clashes}; rename one of them")
+    existing = [str(o) for o in outputs if o.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"score files exist already: {existing}; pass --overwrite or choose another -o")
+    resources = ROOT / "resources"
+    rubric = load_rubric(resources / "ctrs" / "ctrs.yaml", config.get("judging", {}).get("rubric_variant"))
+    lexicon = load_lexicon(resources / "ctrs" / "lexicon.yaml") if judge["kind"] == "lexicon" else None
+    templates = {n: str(resources / "prompts" / f"{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}
+    documents = judge_transcripts(client(config.get("cache_dir", ".cbtflow-cache"), config), transcripts,
+                                  [str(o) for o in outputs], judge, rubric, templates, lexicon, seed,
+                                  detectors=load_detectors(resources / "detectors.yaml"))
+    for path, document, source in zip(outputs, documents, files):
+        write_json(path, {**document, "source_file": str(source)})
+    return outputs
