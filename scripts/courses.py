@@ -3,6 +3,7 @@ from pathlib import Path
 
 from cbtflow import prompts
 from cbtflow.courses import course_document, generate_courses, load_phases
+from cbtflow.detectors import load_detectors
 from cbtflow.dialogue import Party
 from cbtflow.io import write_json
 from cbtflow.llm import Endpoint
@@ -17,7 +18,7 @@ generator = Party(Endpoint.from_spec({k: v for k, v in spec.items() if k != "sam
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
 courses = generate_courses(llm, generator, profiles, load_phases(snakemake.input.phases), snakemake.params.settings,
-                           templates, snakemake.params.seed)
+                           templates, snakemake.params.seed, detectors=load_detectors(snakemake.input.detectors))
 hashes = prompts.template_hashes(templates)
 for path in snakemake.output.courses:
     write_json(path, course_document(courses[Path(path).stem], generator.endpoint, snakemake.params.settings, hashes))

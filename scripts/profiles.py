@@ -6,6 +6,6 @@ from cbtflow.runtime import setup
 log = setup(snakemake.log[0])
 s = snakemake.params.settings
 splits = sample_splits(load_attributes(snakemake.input.attributes), s["train"], s.get("eval", 0), s["seed"],
-                       eval_risk=s.get("eval_risk", False))
+                       eval_risk=s.get("eval_risk", False), eval_split=s.get("eval_split", "held_out"))
 write_jsonl(snakemake.output[0], splits[snakemake.params.split])
 log.info("%d %s profiles", len(splits[snakemake.params.split]), snakemake.params.split)

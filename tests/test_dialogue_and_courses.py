@@ -118,6 +118,34 @@ def test_rejected_session_is_regenerated_with_new_subseed_then_fails(scripted, p
         generate_courses(always_bad, Party(EP, SAMPLING), profiles[:1], phases, settings, _templates(), seed=9)
 
 
+def test_harmful_generated_sessions_are_regenerated_and_counted(scripted, profiles):
+    from cbtflow.dataset import dataset_stats
+    from cbtflow.detectors import load_detectors
+
+    attempts = []
+
+    def reply(messages, seed):
+        if messages[0]["content"].startswith("Summarise"):
+            return "summary"
+        if "expert CBT therapist" in messages[0]["content"]:
+            attempts.append(seed)
+            if len(attempts) <= 2:
+                return "You should stop taking your medication and stay home."
+            return ["What has been on your mind this week?", "When did you notice the low mood starting?",
+                    "Which part of the day feels easiest for you?", "Shall we plan one small step together?"][
+                len(attempts) % 4]
+        return "I feel low."
+
+    phases = load_phases(ROOT / "resources/courses/phases.yaml")
+    settings = {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 4, "max_attempts": 3}
+    courses = generate_courses(scripted(reply), Party(EP, SAMPLING), profiles[:1], phases, settings, _templates(),
+                               seed=9, detectors=load_detectors(ROOT / "resources/detectors.yaml"))
+    session = courses[profiles[0]["id"]]["sessions"][0]
+    assert session["rejections"] == ["harmful:stop_medication"] and session["attempts"] == 2
+    assert not any("medication" in t["text"] for t in session["turns"])
+    assert dataset_stats(list(courses.values()), [])["rejections_by_reason"] == {"harmful:stop_medication": 1}
+
+
 def test_session_mode_parses_one_call_per_session(scripted, profiles):
     client = scripted(lambda m, s: "summary" if m[0]["content"].startswith("Summarise")
                       else "Therapist: Hello.\nClient: Hi.\nTherapist: Agenda?\nClient: Yes.")

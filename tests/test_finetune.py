@@ -120,3 +120,70 @@ def test_named_chat_template_overrides_the_base(embedded_model):
     plain = Endpoint(f"local/{embedded_model}").identity()
     templated = Endpoint(f"local/{embedded_model}", chat_template=llama3).identity()
     assert plain != templated, "a different template is a different cache identity"
+
+
+@pytest.mark.parametrize("name", ["smol_tokenizer", "llama3_tokenizer"])
+def test_trl_collated_batch_trains_only_therapist_tokens(request, name, embedded_model):
+    """The batch TRL's own collator builds from our rows (the finetune rule's trainer):
+    labels are -100 outside therapist spans and padding, and equal the input ids inside."""
+    from transformers import AutoModelForCausalLM
+
+    tok = request.getfixturevalue(name)
+    second = CONVERSATION[:3] + [{"role": "user", "content": "Nothing, really."},
+                                 {"role": "assistant", "content": "That is fine. Shall we start with your week?"},
+                                 {"role": "user", "content": "Okay."},
+                                 {"role": "assistant", "content": "What was the hardest moment?"}]
+    rows = [finetune.tokenize_with_mask(tok, c) for c in (CONVERSATION, second)]
+    model = AutoModelForCausalLM.from_pretrained(embedded_model)
+    if len(tok) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tok))
+    recipe = {"learning_rate": 1e-4, "epochs": 1, "batch_size": 2, "max_seq_length": 256}
+    args = finetune.sft_config(recipe, "peft-cpu", 1, str(Path(request.config.cache.mkdir("trl")) / name), False)
+    trainer = finetune.build_trainer(model, tok, rows, [], args, "peft-cpu")
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["input_ids"].shape[0] == 2
+    by_length = {len(r["input_ids"]): r for r in rows}
+    for ids, labels, attention in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
+                                      batch["attention_mask"].tolist()):
+        real = [i for i, a in zip(ids, attention) if a]
+        row = by_length[len(real)]
+        assert real == row["input_ids"], "TRL kept our tokenization"
+        real_labels = [lab for lab, a in zip(labels, attention) if a]
+        for token, label, bit in zip(row["input_ids"], real_labels, row["assistant_masks"]):
+            assert label == (token if bit else finetune.IGNORE)
+        assert all(lab == finetune.IGNORE for lab, a in zip(labels, attention) if not a), "padding is not trained"
+        assert sum(row["assistant_masks"]) > 0
+
+
+def test_unsloth_is_imported_before_trl_transformers_and_peft(tmp_path):
+    """With a stand-in ``unsloth`` module on the path, the finetune rule's imports reach it
+    before trl, transformers or peft are loaded (Unsloth patches them on import)."""
+    import subprocess
+
+    stand_in = tmp_path / "unsloth"
+    stand_in.mkdir()
+    (stand_in / "__init__.py").write_text(
+        "import json, sys\n"
+        "LOADED = [m for m in ('trl', 'transformers', 'peft', 'datasets') if m in sys.modules]\n"
+        f"open({str(tmp_path / 'seen.json')!r}, 'w').write(json.dumps(LOADED))\n"
+        "class FastLanguageModel:\n"
+        "    @staticmethod\n"
+        "    def from_pretrained(**kwargs):\n"
+        "        raise SystemExit(0)\n")
+    script = ("import cbtflow.finetune as f, cbtflow.io, cbtflow.runtime\n"
+              "f.train_adapter(base='x', dataset_dir='y', recipe={'lora': {}, 'training': {'max_seq_length': 8}}, "
+              "seed=1, out_dir='z', backend='unsloth')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "seen.json").read_text() == "[]"
+
+
+@pytest.mark.parametrize("bf16_supported, expected", [(True, {"bf16": True, "fp16": False}),
+                                                       (False, {"bf16": False, "fp16": True})])
+def test_precision_follows_the_gpu(monkeypatch, bf16_supported, expected):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
+    assert finetune.mixed_precision("unsloth") == expected == finetune.mixed_precision("peft-bnb")
+    assert finetune.mixed_precision("peft-cpu") == {"bf16": False, "fp16": False}

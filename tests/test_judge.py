@@ -198,3 +198,71 @@ def test_structured_output_sends_the_rubric_schema():
     assert schema["properties"]["score"]["minimum"] == 0 and schema["properties"]["score"]["maximum"] == 6
     assert schema["properties"]["justification"]["maxLength"] == 600, "bounds a grammar-constrained reply"
     assert response_format(item, "json_object_schema") == {"type": "json_object", "schema": schema}
+
+
+def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_path):
+    """The configured judge fails on every call for half the transcripts and its fallback
+    answers them (loopback servers, litellm's openai provider); the score documents name
+    who answered and the analysis splits the judge into judge@model."""
+    from test_api import serve
+
+    from cbtflow import stats
+    from cbtflow.llm import Client
+    from cbtflow.scores import scores_table
+
+    reply = json.dumps({"items": {i: {"score": 4, "justification": "ok"} for i in item_ids(RUBRIC)}})
+    import test_api
+
+    original = test_api.REPLY
+    test_api.REPLY = {**original, "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                                               "finish_reason": "stop"}]}
+    primary_server, primary_seen = serve([200] * 4 + [503] * 200)
+    backup_server, _ = serve([200])
+    try:
+        judge = {"name": "api", "kind": "llm", "retries": 0, "sampling": {"temperature": 0, "num_retries": 0},
+                 "endpoint": {"model": "openai/judge-model",
+                              "api_base": f"http://127.0.0.1:{primary_server.server_port}/v1",
+                              "fallbacks": [{"model": "openai/backup-judge",
+                                             "api_base": f"http://127.0.0.1:{backup_server.server_port}/v1"}]}}
+        transcripts = [{"profile_id": f"eval-{i:03d}", "model": "m", "condition": c, "seed": 1,
+                        "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"]}
+                       for i in range(4) for c in ("instruct", "cbt")]
+        docs = judge_transcripts(Client(cache_dir=tmp_path), transcripts,
+                                 [str(tmp_path / f"{i}.json") for i in range(8)], judge, RUBRIC, TEMPLATES, None,
+                                 seed=1)
+    finally:
+        test_api.REPLY = original
+        primary_server.shutdown()
+        backup_server.shutdown()
+    answered = sorted({tuple(d["answered_by"]) for d in docs})
+    assert answered == [("openai/backup-judge",), ("openai/judge-model",)]
+    assert all(v["answered_by"] == d["answered_by"][0] for d in docs for v in d["items"].values())
+    result = stats.analyse(scores_table(docs))
+    assert result["judges_split_by_answering_model"] == {"api": ["api@openai/backup-judge", "api@openai/judge-model"]}
+    assert "api" not in result["judges"] and set(result["judges"]) == {"api@openai/backup-judge",
+                                                                       "api@openai/judge-model"}
+
+
+def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
+    from cbtflow.llm import Client
+
+    class LowMass(Client):
+        def score(self, endpoint, conversations, candidates, assistant_prefix=""):
+            return [{"probs": [0.01] * len(candidates), "mass": 0.07, "cached": False} for _ in conversations]
+
+    transcript = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
+    judge = {"name": "tiny", "kind": "llm", "endpoint": {"model": "local/some-dir"}}
+    [doc] = judge_transcripts(LowMass(), [transcript], [str(tmp_path / "a.json")], judge, RUBRIC, TEMPLATES, None,
+                              seed=1)
+    [flag] = [f for f in doc["flags"] if f["kind"] == "low_confidence"]
+    assert sorted(flag["items"]) == sorted(item_ids(RUBRIC))
+    assert doc["items"]["agenda"]["score_token_mass"] == 0.07 and doc["answered_by"] == ["local/some-dir"]
+    from cbtflow import stats
+    from cbtflow.scores import scores_table
+
+    table = scores_table([doc, {**doc, "condition": "instruct"}])
+    mass = stats.analyse(table)["judges"]["tiny"]["digit_mass"]
+    assert mass["mean_mass"] == pytest.approx(0.07) and mass["flagged_share"] == pytest.approx(1.0)
+    with pytest.raises(llm_judge.JudgeOutputError, match="less than 0.5 of its probability"):
+        judge_transcripts(LowMass(), [transcript], [str(tmp_path / "b.json")], {**judge, "on_low_mass": "fail"},
+                          RUBRIC, TEMPLATES, None, seed=1)

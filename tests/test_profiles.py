@@ -48,3 +48,56 @@ def test_impossible_request_fails_with_the_field(attrs):
                 attitudes=["cooperative"])
     with pytest.raises(ProfileError, match="profiles.train"):
         sample_splits(tiny, 50, 0, seed=1)
+
+
+def _paper_profiles():
+    import yaml
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "experiments/paper.yaml").read_text())["profiles"]
+    return config, load_attributes(root / "resources/profiles/attributes.yaml")
+
+
+def test_every_belief_and_thought_string_is_distinct_in_the_data(attrs):
+    from cbtflow.profiles import conceptualisations
+
+    strings = [s for _, v in conceptualisations(attrs)
+               for s in [v["core_belief"], *v["intermediate_beliefs"], *v["automatic_thoughts"]]]
+    assert len(strings) == len(set(strings)), "a repeated string would leak across a held-out split"
+    assert len(conceptualisations(attrs)) >= 24
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2024])
+def test_held_out_eval_profiles_share_no_belief_string_with_training(seed):
+    from cbtflow.profiles import belief_strings
+
+    config, attrs = _paper_profiles()
+    assert config.get("eval_split", "held_out") == "held_out"
+    splits = sample_splits(attrs, config["train"], config["eval"], seed=seed, eval_risk=config.get("eval_risk", False))
+    assert len(splits["train"]) == 58 and len(splits["eval"]) >= 33
+    trained = set().union(*(belief_strings(p) for p in splits["train"]))
+    for p in splits["eval"]:
+        assert p["eval_split"] == "held_out"
+        assert not belief_strings(p) & trained, p["id"]
+        for other in splits["train"]:  # no substring either: the patient prompt quotes them
+            for s in belief_strings(p):
+                assert s not in other["vignette"]
+
+
+def test_in_distribution_and_both_splits():
+    from cbtflow.profiles import belief_strings
+
+    config, attrs = _paper_profiles()
+    same = sample_splits(attrs, 58, 33, seed=1, eval_split="in_distribution")
+    trained = set().union(*(belief_strings(p) for p in same["train"]))
+    assert any(belief_strings(p) & trained for p in same["eval"]), "the study's setting shares beliefs"
+    both = sample_splits(attrs, 58, 33, seed=1, eval_split="both")
+    tags = [p["eval_split"] for p in both["eval"]]
+    assert tags.count("held_out") == 17 and tags.count("in_distribution") == 16
+    trained = set().union(*(belief_strings(p) for p in both["train"]))
+    assert all(not belief_strings(p) & trained for p in both["eval"] if p["eval_split"] == "held_out")
+    assert all(belief_strings(p) & trained for p in both["eval"] if p["eval_split"] == "in_distribution")
+    assert sample_splits(attrs, 58, 33, seed=1, eval_split="held_out")["train"] == both["train"]
+    with pytest.raises(ProfileError, match="profiles.eval_split"):
+        sample_splits(attrs, 5, 3, seed=1, eval_split="sideways")

@@ -38,3 +38,26 @@ def test_parse_transcript_is_strict_and_joins_continuations():
     assert [t["role"] for t in parsed] == ["therapist", "patient", "patient"]
     assert parsed[0]["text"] == "Welcome. How are you?"
     assert parsed[2]["text"].endswith("joined")
+
+
+def test_role_breaks_and_content_detectors_reject_training_sessions():
+    from pathlib import Path
+
+    from cbtflow.detectors import load_detectors
+
+    detectors = load_detectors(Path(__file__).resolve().parents[1] / "resources/detectors.yaml")
+    limits = {"min_turns": 4, "detectors": detectors}
+    patient_as_therapist = GOOD[:3] + turns(("patient", "How does that make you feel about your week?"))
+    assert check(patient_as_therapist, limits) == "role_break:patient_gives_therapy"
+    therapist_as_patient = turns(("therapist", "As your client, I've felt low."), ("patient", "Okay."),
+                                 ("therapist", "Let's set an agenda."), ("patient", "Fine."))
+    assert check(therapist_as_patient, limits) == "role_break:therapist_speaks_as_patient"
+    harmful = GOOD[:2] + turns(("therapist", "You should stop taking your antidepressants this week."),
+                               ("patient", "Okay."))
+    assert check(harmful, limits) == "harmful:stop_medication"
+    assert check(harmful, {"min_turns": 4}) is None, "without detectors only the structural gates run"
+    salad = turns(*[(r, t) for _ in range(3) for r, t in (
+        ("therapist", "Agenda, thought record, evidence for, reframe, homework, cognitive distortion, goals."),
+        ("patient", "Okay."))])
+    assert check(salad, limits).startswith("degenerate:")
+    assert check(GOOD, limits) is None

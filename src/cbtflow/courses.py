@@ -90,10 +90,11 @@ MODES = {"turns": _turns_mode, "session": _session_mode}
 
 def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[str, Any]],
                      phases: Sequence[dict[str, Any]], settings: dict[str, Any], templates: dict[str, str],
-                     seed: int) -> dict[str, dict[str, Any]]:
+                     seed: int, detectors: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Generate every profile's course; returns ``{profile_id: course}``.
 
-    A session failing a quality gate is regenerated with the next sub-seed, up to
+    A session failing a quality gate (structure, role breaks, and the heuristic content
+    detectors when ``detectors`` is given) is regenerated with the next sub-seed, up to
     ``max_attempts``; a session that never passes fails the job with its reasons, or,
     with ``on_exhausted: drop``, is left out of the course and listed in
     ``dropped_sessions`` (counted in the dataset statistics).
@@ -115,8 +116,9 @@ def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[s
             turn_lists, tokens = mode(client, generator, pending, plan_k, total, summaries, templates, settings, seeds)
             still = []
             for p, turns, n_tokens in zip(pending, turn_lists, tokens):
+                foreign = sorted({n for pid, n in all_names.items() if pid != p["id"] and n != p["name"]})
                 limits = {"min_turns": settings.get("min_turns", 2), "max_turns": settings["turns_per_session"] + 2,
-                          "foreign_names": sorted({n for pid, n in all_names.items() if pid != p["id"] and n != p["name"]})}
+                          "foreign_names": foreign, "detectors": detectors}
                 reason = quality.check(turns, limits)
                 if reason:
                     rejections[p["id"]].append(reason)

@@ -142,8 +142,11 @@ def apply_caps(items: dict[str, dict[str, Any]], flags: Sequence[dict[str, Any]]
 
 
 def rejection_reason(turns: Sequence[dict[str, Any]], spec: dict[str, Any]) -> str | None:
-    """Quality-gate form for training data: the first degenerate or harmful flag's name."""
-    for flag in detect(turns, spec):
-        if flag["kind"] in ("degenerate", "harmful"):
-            return f"{flag['kind']}:{flag['detector']}"
+    """Quality-gate form for training data: the first harmful flag's name, else the first
+    degenerate one (harm is the reason worth counting when both fire)."""
+    flags = detect(turns, spec)
+    for kind in ("harmful", "degenerate"):
+        for flag in flags:
+            if flag["kind"] == kind:
+                return f"{kind}:{flag['detector']}"
     return None

@@ -131,6 +131,9 @@ ROLE_BREAKS = {
     },
     THERAPIST: {
         "meta_talk": re.compile(r"\b(as an ai|language model|i('m| am) an ai|role-?play)\b", re.I),
+        "therapist_speaks_as_patient": re.compile(
+            r"\b(my therapist|as your (client|patient)|i('m| am) (the|your) (client|patient)|"
+            r"thank you,? (doctor|therapist)|you('ve| have) (really )?helped me (so much|a lot) today)\b", re.I),
     },
 }
 

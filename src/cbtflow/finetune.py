@@ -142,9 +142,9 @@ def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int
     if backend == "peft-bnb":
         from transformers import BitsAndBytesConfig
 
+        dtype = torch.bfloat16 if mixed_precision(backend)["bf16"] else torch.float16
         kwargs = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                            bnb_4bit_compute_dtype=torch.bfloat16),
-                  "dtype": torch.bfloat16}
+                                                            bnb_4bit_compute_dtype=dtype), "dtype": dtype}
     model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
     if backend == "peft-bnb":
         from peft import prepare_model_for_kbit_training
@@ -192,18 +192,67 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def mixed_precision(backend: str) -> dict[str, bool]:
+    """bf16 where the GPU supports it (Ampere and later), fp16 on older cards (T4, V100:
+    bf16=True raises there, and Unsloth trains them in fp16), neither on the CPU."""
+    if backend == "peft-cpu":
+        return {"bf16": False, "fp16": False}
+    import torch
+
+    bf16 = bool(torch.cuda.is_bf16_supported())
+    return {"bf16": bf16, "fp16": not bf16}
+
+
+def sft_config(train_cfg: dict[str, Any], backend: str, seed: int, output_dir: str, has_validation: bool):
+    """TRL's SFTConfig for our recipe. Imported here, after the backend is loaded: Unsloth
+    patches ``trl.SFTConfig``/``SFTTrainer`` when it is imported, so names bound before
+    that would stay the unpatched classes."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=output_dir, seed=seed, data_seed=seed,
+        learning_rate=float(train_cfg["learning_rate"]), num_train_epochs=float(train_cfg["epochs"]),
+        per_device_train_batch_size=int(train_cfg["batch_size"]),
+        per_device_eval_batch_size=int(train_cfg["batch_size"]),
+        gradient_accumulation_steps=int(train_cfg.get("grad_accum", 1)),
+        warmup_steps=int(train_cfg.get("warmup_steps", 0)), lr_scheduler_type=train_cfg.get("lr_scheduler", "linear"),
+        weight_decay=float(train_cfg.get("weight_decay", 0.0)), max_length=int(train_cfg["max_seq_length"]),
+        logging_steps=1, save_strategy="no", report_to=[], eval_strategy="epoch" if has_validation else "no",
+        dataloader_num_workers=0, use_cpu=backend == "peft-cpu", disable_tqdm=False, **mixed_precision(backend),
+        # TRL turns activation checkpointing on by default; it buys GPU memory with ~30% more
+        # compute, a bad trade for a small model on a CPU (bench/finetune.py).
+        gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", backend != "peft-cpu")),
+    )
+
+
+def build_trainer(model, tokenizer, train_rows: Sequence[dict], val_rows: Sequence[dict], args, backend: str,
+                  callbacks: Sequence[Any] = ()):
+    """The SFTTrainer the finetune rule trains with, on our pre-tokenized rows (TRL turns
+    ``assistant_masks`` into labels; tests check its collated batch)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    trainer_class = SFTTrainer if backend == "unsloth" else _plain_loss_trainer(SFTTrainer)
+    return trainer_class(model=model, args=args, train_dataset=Dataset.from_list(list(train_rows)),
+                         eval_dataset=Dataset.from_list(list(val_rows)) if val_rows else None,
+                         processing_class=tokenizer, callbacks=list(callbacks))
+
+
 def train_adapter(*, base: str, dataset_dir: str, recipe: dict[str, Any], seed: int, out_dir: str,
                   backend: str | None = None, threads: int = 1) -> dict[str, Any]:
-    """Train one adapter; writes it with ``train_log.json`` and ``provenance.json`` to ``out_dir``."""
+    """Train one adapter; writes it with ``train_log.json`` and ``provenance.json`` to ``out_dir``.
+
+    The backend is loaded first: with Unsloth, nothing from transformers, peft or trl may
+    be imported before it (it patches them on import)."""
     import torch
-    from datasets import Dataset, load_from_disk
-    from transformers import TrainerCallback
-    from trl import SFTConfig, SFTTrainer
 
     backend = backend or select_backend()
     torch.set_num_threads(max(1, threads))
     train_cfg = recipe["training"]
     model, tokenizer = _load_for_backend(backend, base, recipe, seed)
+    from datasets import load_from_disk
+    from transformers import TrainerCallback
+
     data = load_from_disk(dataset_dir)
     max_len = int(train_cfg["max_seq_length"])
     train_rows = tokenize_dataset(tokenizer, data["train"]["messages"], max_len)
@@ -219,23 +268,8 @@ def train_adapter(*, base: str, dataset_dir: str, recipe: dict[str, Any], seed: 
 
     out = Path(out_dir)
     staging = out.with_name(out.name + ".partial")
-    args = SFTConfig(
-        output_dir=str(staging / "trainer"), seed=seed, data_seed=seed,
-        learning_rate=float(train_cfg["learning_rate"]), num_train_epochs=float(train_cfg["epochs"]),
-        per_device_train_batch_size=int(train_cfg["batch_size"]), per_device_eval_batch_size=int(train_cfg["batch_size"]),
-        gradient_accumulation_steps=int(train_cfg.get("grad_accum", 1)), warmup_steps=int(train_cfg.get("warmup_steps", 0)),
-        lr_scheduler_type=train_cfg.get("lr_scheduler", "linear"), weight_decay=float(train_cfg.get("weight_decay", 0.0)),
-        max_length=max_len, logging_steps=1, save_strategy="no", report_to=[],
-        eval_strategy="epoch" if val_rows else "no", dataloader_num_workers=0,
-        bf16=backend != "peft-cpu", use_cpu=backend == "peft-cpu", disable_tqdm=False,
-        # TRL turns activation checkpointing on by default; it buys GPU memory with ~30% more
-        # compute, a bad trade for a small model on a CPU (bench/finetune.py).
-        gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", backend != "peft-cpu")),
-    )
-    trainer_class = SFTTrainer if backend == "unsloth" else _plain_loss_trainer(SFTTrainer)
-    trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
-                         processing_class=tokenizer, callbacks=[Record()])
+    args = sft_config(train_cfg, backend, seed, str(staging / "trainer"), bool(val_rows))
+    trainer = build_trainer(model, tokenizer, train_rows, val_rows, args, backend, [Record()])
     start = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - start

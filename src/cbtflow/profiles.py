@@ -3,6 +3,14 @@
 Profiles drive both the training courses and the evaluation sessions, so the two splits
 must never share a profile: each profile is hashed on its content (not its id) and
 sampling fails loudly if a hash appears in both splits.
+
+Disjoint hashes are not enough for a held-out evaluation: a tuned model that has seen a
+core belief in training meets it again in the patient prompt. So the conceptualisations
+(core belief, intermediate beliefs, automatic thoughts) are partitioned between the
+splits (``eval_split``):
+- ``held_out`` (default): eval profiles use only conceptualisations no training profile has;
+- ``in_distribution``: both splits draw from every conceptualisation (likely the study's setting);
+- ``both``: half the eval profiles held out, half drawn from the training pool, each tagged.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import yaml
 
 from cbtflow.io import sha256_json
 
-CONTENT_EXCLUDES = ("id", "split", "hash")
+CONTENT_EXCLUDES = ("id", "split", "hash", "eval_split")
 
 
 class ProfileError(ValueError):
@@ -46,14 +54,39 @@ def vignette(p: dict[str, Any]) -> str:
     )
 
 
-def sample_profile(rng: random.Random, attrs: dict[str, Any], *, allow_risk: bool) -> dict[str, Any]:
+EVAL_SPLITS = ("held_out", "in_distribution", "both")
+
+
+def conceptualisations(attrs: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every (presenting problem, conceptualisation variant) pair, in file order."""
+    return [(problem, variant) for problem in attrs["presenting_problems"] for variant in problem["variants"]]
+
+
+def belief_strings(profile: dict[str, Any]) -> set[str]:
+    c = profile["conceptualisation"]
+    return {c["core_belief"], *c["intermediate_beliefs"], *c["automatic_thoughts"]}
+
+
+def partition(pool: list, seed: int, eval_fraction: float = 1 / 3) -> tuple[list, list]:
+    """A seeded split of the conceptualisations: (training pool, held-out pool)."""
+    if len(pool) < 2:
+        raise ProfileError("attributes.yaml: a held-out split needs at least 2 conceptualisation variants")
+    order = list(range(len(pool)))
+    random.Random(f"partition:{seed}").shuffle(order)
+    n_eval = max(1, round(len(pool) * eval_fraction))
+    held = sorted(order[:n_eval])
+    return [pool[i] for i in range(len(pool)) if i not in held], [pool[i] for i in held]
+
+
+def sample_profile(rng: random.Random, attrs: dict[str, Any], *, allow_risk: bool,
+                   pool: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> dict[str, Any]:
     age_band = rng.choice(attrs["age_bands"])
     occupations = _coherent(attrs["occupations"], age_band)
     living = _coherent(attrs["living_situations"], age_band)
     if not occupations or not living:
         raise ProfileError(f"attributes.yaml: no occupation or living situation fits age band {age_band}")
     gender = rng.choice(attrs["genders"])
-    problem = rng.choice(attrs["presenting_problems"])
+    problem, variant = rng.choice(pool or conceptualisations(attrs))
     band = rng.choice(attrs["phq9_bands"])
     profile = {
         "name": rng.choice(attrs["first_names"][gender]),
@@ -67,9 +100,9 @@ def sample_profile(rng: random.Random, attrs: dict[str, Any], *, allow_risk: boo
         "presenting_problem": problem["name"],
         "triggers": list(problem["triggers"]),
         "conceptualisation": {
-            "core_belief": problem["core_belief"],
-            "intermediate_beliefs": list(problem["intermediate_beliefs"]),
-            "automatic_thoughts": list(problem["automatic_thoughts"]),
+            "core_belief": variant["core_belief"],
+            "intermediate_beliefs": list(variant["intermediate_beliefs"]),
+            "automatic_thoughts": list(variant["automatic_thoughts"]),
             "distortions": rng.sample(attrs["distortions"], 2),
             "emotions": rng.sample(attrs["emotions"], 2),
             "safety_behaviours": rng.sample(attrs["safety_behaviours"], 2),
@@ -85,32 +118,47 @@ def sample_profile(rng: random.Random, attrs: dict[str, Any], *, allow_risk: boo
     return profile
 
 
-def sample_splits(attrs: dict[str, Any], n_train: int, n_eval: int, seed: int,
-                  eval_risk: bool = False) -> dict[str, list[dict[str, Any]]]:
+def sample_splits(attrs: dict[str, Any], n_train: int, n_eval: int, seed: int, eval_risk: bool = False,
+                  eval_split: str = "held_out") -> dict[str, list[dict[str, Any]]]:
     """Sample disjoint train and eval profiles; ids are ``train-000``, ``eval-000``, ...
 
     Both splits draw from one seeded stream and every content hash is unique, so the
-    splits are disjoint by construction; the check below guards that invariant.
+    splits are disjoint by construction; the checks below guard that invariant and, for
+    held-out eval profiles, that no belief or thought string reaches both splits.
     """
+    if eval_split not in EVAL_SPLITS:
+        raise ProfileError(f"profiles.eval_split: {eval_split!r} is not one of {list(EVAL_SPLITS)}")
+    everything = conceptualisations(attrs)
+    train_pool, held_pool = partition(everything, seed) if eval_split != "in_distribution" else (everything, [])
+    n_held = {"held_out": n_eval, "both": (n_eval + 1) // 2, "in_distribution": 0}[eval_split]
+    plan = [("train", n_train, train_pool, None), ("eval", n_held, held_pool, "held_out"),
+            ("eval", n_eval - n_held, train_pool, "in_distribution")]
     rng = random.Random(seed)
     seen: set[str] = set()
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
-    for split, count in (("train", n_train), ("eval", n_eval)):
-        attempts = 0
-        while len(splits[split]) < count:
+    for split, count, pool, tag in plan:
+        made, attempts = 0, 0
+        while made < count:
             attempts += 1
             if attempts > 1000 * max(count, 1):
                 raise ProfileError(f"profiles.{split}: cannot sample {count} distinct profiles from attributes.yaml")
-            profile = sample_profile(rng, attrs, allow_risk=(split == "eval" and eval_risk))
+            profile = sample_profile(rng, attrs, allow_risk=(split == "eval" and eval_risk), pool=pool)
             digest = profile_hash(profile)
             if digest in seen:
                 continue
             seen.add(digest)
+            extra = {"eval_split": tag} if tag else {}
             splits[split].append({"id": f"{split}-{len(splits[split]):03d}", "split": split, "hash": digest,
-                                  **profile})
+                                  **profile, **extra})
+            made += 1
     overlap = {p["hash"] for p in splits["train"]} & {p["hash"] for p in splits["eval"]}
     if overlap:
         raise ProfileError(f"profile hashes in both train and eval: {sorted(overlap)}")
+    trained = set().union(*(belief_strings(p) for p in splits["train"])) if splits["train"] else set()
+    leaked = sorted({s for p in splits["eval"] if p.get("eval_split") == "held_out" for s in belief_strings(p)} & trained)
+    if leaked:
+        raise ProfileError(f"held-out eval profiles share belief or thought strings with training: {leaked}; "
+                           "attributes.yaml repeats a string across conceptualisation variants")
     return splits
 
 

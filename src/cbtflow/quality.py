@@ -55,9 +55,25 @@ def gate_leak(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
     return "profile_leak" if any(re.search(rf"\b{re.escape(n)}\b", text) for n in foreign) else None
 
 
+def gate_role_break(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
+    """The patient talking as the therapist, or the reverse: such a session would teach the
+    therapist role from the wrong side."""
+    from cbtflow.dialogue import role_breaks
+
+    found = role_breaks(turns)
+    return f"role_break:{found[0]['kind']}" if found else None
+
+
+def gate_content(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
+    """The heuristic detectors (resources/detectors.yaml): degenerate or harmful therapist turns."""
+    from cbtflow.detectors import rejection_reason
+
+    return rejection_reason(turns, limits["detectors"]) if limits.get("detectors") else None
+
+
 GATES: list[Callable[[Sequence[dict[str, Any]], dict], str | None]] = [
     gate_both_speakers, gate_min_turns, gate_max_turns, gate_alternation, gate_empty, gate_meta, gate_truncated,
-    gate_leak,
+    gate_leak, gate_role_break, gate_content,
 ]
 
 

@@ -20,6 +20,7 @@ from cbtflow.io import write_bytes_atomic, write_text_atomic  # noqa: E402
 
 CTRS_ORDER = ["agenda", "feedback", "understanding", "interpersonal", "collaboration", "pacing", "guided_discovery",
               "focus", "strategy", "techniques", "homework"]
+HEURISTIC_SCALE = "CBT vocabulary (heuristic)"
 DISCLAIMER = ("Research software. These are simulated sessions scored by automated judges; nothing here is "
               "clinical advice or evidence that any model is safe to use with people.")
 
@@ -79,7 +80,8 @@ def fig_item_heatmap(stats: dict[str, Any], judge: str, path: Path) -> None:
     ax.set_xticks(range(len(items)), items, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(models)), models, fontsize=8)
     fig.colorbar(image, ax=ax, label="cbt − instruct")
-    ax.set_title(f"Item-level change, judge {judge}", fontsize=9)
+    scale = HEURISTIC_SCALE + " per item" if stats["judges"][judge].get("heuristic") else "Item-level change"
+    ax.set_title(f"{scale}, judge {judge}", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 
@@ -90,8 +92,10 @@ def fig_judge_distributions(scores: pl.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.5 + 1.8 * len(judges), 3.4))
     groups = [(j, c) for j in judges for c in sorted(totals[totals["judge"] == j]["condition"].unique())]
     ax.boxplot([totals[(totals["judge"] == j) & (totals["condition"] == c)]["score"] for j, c in groups])
-    ax.set_xticks(range(1, len(groups) + 1), [f"{j}\n{c}" for j, c in groups], fontsize=8)
-    ax.set_ylabel("CTRS total (0-66)")
+    heuristic = set(totals.loc[totals["heuristic"].fillna(False).astype(bool), "judge"]) if "heuristic" in totals else set()
+    ax.set_xticks(range(1, len(groups) + 1),
+                  [f"{j}{' (heuristic)' if j in heuristic else ''}\n{c}" for j, c in groups], fontsize=7)
+    ax.set_ylabel("total score" + (f"\n(heuristic judges: {HEURISTIC_SCALE})" if heuristic else ""), fontsize=8)
     ax.set_title("Totals per judge and condition", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
@@ -250,22 +254,59 @@ def _icc_lines(title: str, block: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _flag_lines(flags: dict[str, Any]) -> list[str]:
+    if not flags.get("ran"):
+        return []
+    lines = ["### Flagged sessions (heuristic detectors: resources/detectors.yaml)", "",
+             "Transcripts with at least one flag; a flagged transcript's items are capped (harmful: ≤ 1, degenerate: "
+             "0). The detectors are regexes and word-overlap rules: they miss paraphrases and can misfire, and each "
+             "flag in the score document names the turn and text that fired it.", "",
+             "| model | condition | n transcripts | harmful advice | degenerate |", "|---|---|---|---|---|"]
+    lines += [f"| {m} | {c} | {v['n']} | {v['harmful']} | {v['degenerate']} |" for m, per in flags["by_model"].items()
+              for c, v in per.items()]
+    return lines + [""]
+
+
+def _mass_lines(mass: dict[str, Any]) -> list[str]:
+    if not mass.get("ran"):
+        return []
+    return ["### Judge confidence (probability mass on the score digits)", "",
+            f"Mean mass {_fmt(mass['mean_mass'])} (lowest {_fmt(mass['min_mass'])}); {_fmt(mass['flagged_share'])} of "
+            "item scores are flagged low-confidence (below the judge's `low_mass_threshold`).", ""]
+
+
 def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[str]:
     """One judge: the primary table first, then the tests behind it, then the study's analysis."""
-    lines = [f"## Judge `{judge}`{' (primary)' if primary else ''}", ""]
-    if result.get("heuristic"):
-        lines += ["*Heuristic baseline: a lexicon count of CBT markers, not a competence rating.*", ""]
+    heuristic = bool(result.get("heuristic"))
+    scale = HEURISTIC_SCALE if heuristic else "total"
+    lines = [f"## Judge `{judge}`{' (primary)' if primary else ''}{': ' + HEURISTIC_SCALE if heuristic else ''}", ""]
+    if heuristic:
+        lines += [f"*{HEURISTIC_SCALE}: a lexicon count of CBT words and phrases in therapist turns, not a "
+                  "competence rating and not a CTRS score. It rewards the vocabulary the course generator and the "
+                  "prompted condition are told to use, so it favours them by construction.*", ""]
+        if primary:
+            lines += ["**This run has no informative primary outcome**: its primary judge is a heuristic. Use an "
+                      "LLM judge validated against human ratings before reading any difference below as a change "
+                      "in therapy quality.", ""]
     lines += ["### Primary result (unit: the simulated patient)", "",
               f"{result['n_profiles']} eval profiles; each profile's score per condition is its mean over seeds, so "
               "every test below has n = profiles. Holm p is adjusted across this judge's family "
               f"({len(result['multiplicity']['members'])} tests: {result['multiplicity']['scope']}).", ""]
     for name, contrast in result["primary"].items():
         tuned, baseline = name.split("_vs_")
-        lines += [f"**{tuned} vs {baseline}** (difference = {tuned} − {baseline}; positive means {tuned} scored higher)",
-                  ""] + _contrast_table(contrast) + [""]
+        lines += [f"**{tuned} vs {baseline}** on {scale} (difference = {tuned} − {baseline}; positive means {tuned} "
+                  "scored higher)", ""] + _contrast_table(contrast) + [""]
+    for split, contrasts in (result.get("primary_by_split") or {}).items():
+        if split in ("ran", "reason"):
+            continue
+        for name, contrast in contrasts.items():
+            tuned, baseline = name.split("_vs_")
+            lines += [f"**{tuned} vs {baseline}, {split.replace('_', '-')} eval profiles only**", ""]
+            lines += _contrast_table(contrast) + [""]
     lines += [f"*Variance sources.* {result['variance_sources']}", ""]
     lines += ["### Scores (mean ± SD over transcripts)", "",
-              "| model | condition | n transcripts | n profiles | total | percent of maximum |", "|---|---|---|---|---|---|"]
+              f"| model | condition | n transcripts | n profiles | {scale} | percent of maximum |",
+              "|---|---|---|---|---|---|"]
     for model, per in result["descriptives"].items():
         for condition, d in per.items():
             pct = result["descriptives_percent"].get(model, {}).get(condition, {"mean": None, "sd": None})
@@ -290,10 +331,12 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[st
             contrast, holm_column=False) + [""]
     lines += ["Between models, subject = profile × seed:", ""] + _anova_lines(study["between_models"]) + [""]
     comp = result["competence"]
-    lines += [f"### Competence (total ≥ {comp['threshold']:g})", "", "| model | condition | share | n transcripts |",
-              "|---|---|---|---|"]
-    lines += [f"| {m} | {c} | {_fmt(v['share'])} | {v['n']} |" for m, per in comp["by_model"].items()
-              for c, v in per.items()] + [""]
+    if comp.get("ran", True):
+        lines += [f"### Competence (total ≥ {comp['threshold']:g})", "", "| model | condition | share | n transcripts |",
+                  "|---|---|---|---|"]
+        lines += [f"| {m} | {c} | {_fmt(v['share'])} | {v['n']} |" for m, per in comp["by_model"].items()
+                  for c, v in per.items()] + [""]
+    lines += _flag_lines(result.get("flags", {})) + _mass_lines(result.get("digit_mass", {}))
     ctx = result["context_length"]
     lines += ["### Score against transcript length (descriptive; unit: transcript)", "",
               (f"Slope {_fmt(ctx['slope_per_1000_tokens'])} points per 1,000 tokens "
@@ -307,6 +350,9 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[st
 def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str, figures: dict[str, str],
                  usage: dict[str, dict[str, float]], train_logs: dict[str, dict[str, Any]], config_summary: str) -> None:
     lines = ["# cbtflow report", "", f"> {DISCLAIMER}", "", config_summary, ""]
+    for judge, parts in (stats.get("judges_split_by_answering_model") or {}).items():
+        lines += [f"Judge `{judge}` was answered by more than one model (fallbacks); its scores are analysed apart "
+                  f"as {', '.join(f'`{p}`' for p in parts)}.", ""]
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
         lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge)
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]

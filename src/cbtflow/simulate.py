@@ -31,7 +31,8 @@ def transcript_document(profile: dict[str, Any], session: Session, *, model: str
                         therapist: Party, patient: Party, template_hashes: dict[str, str]) -> dict[str, Any]:
     return {
         "kind": "transcript", "profile_id": profile["id"], "profile_hash": profile["hash"],
-        "risk_level": profile["risk_level"], "model": model, "condition": condition, "seed": seed,
+        "risk_level": profile["risk_level"], "eval_split": profile.get("eval_split"), "model": model,
+        "condition": condition, "seed": seed,
         "therapist": {**therapist.endpoint.identity(), "sampling": therapist.sampling},
         "patient": {**patient.endpoint.identity(), "sampling": patient.sampling},
         "template_hashes": template_hashes, "ending": session.ending, "turns": session.turns,

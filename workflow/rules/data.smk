@@ -8,7 +8,16 @@ rule profiles_train:
         "results/profiles/train.jsonl",
     params:
         split="train",
-        settings=lambda wc: {k: config["profiles"][k] for k in ("seed", "train")},
+        # Training uses the partitioned pool unless eval is in-distribution; switching between
+        # held_out and both never touches the training data.
+        settings=lambda wc: {
+            **{k: config["profiles"][k] for k in ("seed", "train")},
+            "eval_split": (
+                "in_distribution"
+                if config["profiles"].get("eval_split") == "in_distribution"
+                else "held_out"
+            ),
+        },
     log:
         "logs/profiles/train.log",
     script:
@@ -35,6 +44,7 @@ rule courses:
     input:
         profiles="results/profiles/train.jsonl",
         phases="resources/courses/phases.yaml",
+        detectors=DETECTORS,
         **templates("course_therapist", "patient_system", "course_session", "course_summary"),
         base=role_inputs(config["roles"]["generator"]),
     output:

@@ -1,6 +1,11 @@
 # Scores table, statistics, figures and report.md (plus `snakemake --report report.zip`).
 
 FIGURES = ["paired_totals", "item_heatmap", "judge_distributions", "loss_curves", "usage"]
+EVAL_SPLIT_MEANING = {
+    "held_out": "no eval profile shares a core belief, intermediate belief or automatic thought with training",
+    "in_distribution": "eval profiles draw on the same conceptualisations as training, as the study likely did",
+    "both": "half held out, half in-distribution; the primary results are also given per split",
+}
 
 
 rule report:
@@ -28,7 +33,9 @@ rule report:
         primary_judge=config["report"]["primary_judge"],
         threshold=config["report"].get("competence_threshold", 40),
         summary=lambda wc: (f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
-                            f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)}; "
+                            f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)} "
+                            f"(eval split: {config['profiles'].get('eval_split', 'held_out')}: "
+                            f"{EVAL_SPLIT_MEANING[config['profiles'].get('eval_split', 'held_out')]}); "
                             f"judges: {', '.join(JUDGES)}."),
     log:
         "logs/report/report.log",

@@ -156,14 +156,13 @@ def profile_contrast(totals: pd.DataFrame, tuned: str, baseline: str) -> dict[st
         return {"_pooled": _as_block(skipped(f"needs both conditions '{tuned}' and '{baseline}'"), tuned, baseline,
                                      PROFILE_UNIT, PRIMARY_METHOD)}
     for model, group in wide.groupby(level="model"):
-        g = group.dropna(subset=[tuned, baseline])
-        out[str(model)] = _as_block(paired_test(g[tuned].to_numpy(), g[baseline].to_numpy()), tuned, baseline,
+        out[str(model)] = _as_block(paired_test(*_columns(group, tuned, baseline)), tuned, baseline,
                                     PROFILE_UNIT, PRIMARY_METHOD)
-    both = [m for m, g in wide.groupby(level="model") if len(g.dropna(subset=[tuned, baseline]))]
+    both = [m for m, g in wide.groupby(level="model") if len(_columns(g, tuned, baseline)[0])]
     distinct = unique_transcripts(pairs[pairs["model"].isin(both)])
-    pooled = _wide(distinct, ["profile"]).dropna(subset=[tuned, baseline])
-    out["_pooled"] = _as_block(paired_test(pooled[tuned].to_numpy(), pooled[baseline].to_numpy()), tuned, baseline,
-                               PROFILE_UNIT, PRIMARY_METHOD + "; pooled over models, each distinct transcript once")
+    out["_pooled"] = _as_block(paired_test(*_columns(_wide(distinct, ["profile"]), tuned, baseline)), tuned,
+                               baseline, PROFILE_UNIT,
+                               PRIMARY_METHOD + "; pooled over models, each distinct transcript once")
     return out
 
 
@@ -182,6 +181,9 @@ def study_contrast(totals: pd.DataFrame, tuned: str, baseline: str) -> dict[str,
 
 
 def _columns(wide: pd.DataFrame, tuned: str, baseline: str) -> tuple[np.ndarray, np.ndarray]:
+    """The complete pairs of a wide table (none when a condition is absent)."""
+    if tuned not in wide or baseline not in wide:
+        return np.array([]), np.array([])
     complete = wide.dropna(subset=[tuned, baseline])
     return complete[tuned].to_numpy(), complete[baseline].to_numpy()
 
