@@ -2,7 +2,6 @@
 from cbtflow import prompts
 from cbtflow.dataset import build_examples, dataset_stats, save_dataset_dict
 from cbtflow.io import read_json, write_json, write_jsonl
-from cbtflow.llm.local import load_tokenizer
 from cbtflow.runtime import setup
 
 log = setup(snakemake.log[0])
@@ -12,6 +11,6 @@ rows = build_examples(courses, prompts.render(snakemake.input.therapist_system),
                       settings.get("seed", 0))
 write_jsonl(snakemake.output.jsonl, rows)
 save_dataset_dict(rows, snakemake.output.hf)
-stats = dataset_stats(courses, rows, load_tokenizer(snakemake.params.tokenizer))
+stats = dataset_stats(courses, rows)
 write_json(snakemake.output.stats, {"kind": "dataset_stats", **stats})
 log.info("dataset: %s", stats)

@@ -89,3 +89,27 @@ def test_missing_key_stops_the_run_before_any_job(tmp_path):
     assert done.returncode != 0
     assert "judges.gemini" in out and "GEMINI_API_KEY" in out
     assert not (tmp_path / "results").exists(), "no job ran"
+
+
+def test_vllm_refuses_bitsandbytes_bases_and_ranks_above_512_at_config_time():
+    from cbtflow.config import therapist_weights
+
+    paper = yaml.safe_load((ROOT / "experiments/paper.yaml").read_text())
+    paper["therapist"] = {**paper["therapist"], "backend": "vllm"}
+    with pytest.raises(ConfigError) as err:
+        validate_config(paper)
+    message = str(err.value)
+    for base in paper["bases"]:
+        assert f"config.bases.{base}.serve_source: vLLM 0.33 cannot serve the bitsandbytes checkpoint" in message
+    for base, full in (("llama31-8b", "meta-llama/Llama-3.1-8B-Instruct"), ("qwen25-7b", "Qwen/Qwen2.5-7B-Instruct"),
+                       ("mistral-7b-v03", "mistralai/Mistral-7B-Instruct-v0.3")):
+        paper["bases"][base]["serve_source"] = full
+    validate_config(paper)
+    model = next(iter(paper["models"]))
+    assert therapist_weights(paper, model, "cbt") == f"local/{paper['bases'][paper['models'][model]['base']]['serve_source']}"
+    paper["models"][model]["lora"]["r"] = 1024
+    with pytest.raises(ConfigError, match=rf"config.models.{model}.lora.r: 1024 is above the largest LoRA rank vLLM "
+                                          r"serves \(512; allowed --max-lora-rank values \[8, 16"):
+        validate_config(paper)
+    paper["therapist"].pop("backend")
+    validate_config(paper)  # transformers serves any rank and the bnb checkpoints

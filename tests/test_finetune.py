@@ -187,3 +187,25 @@ def test_precision_follows_the_gpu(monkeypatch, bf16_supported, expected):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
     assert finetune.mixed_precision("unsloth") == expected == finetune.mixed_precision("peft-bnb")
     assert finetune.mixed_precision("peft-cpu") == {"bf16": False, "fp16": False}
+
+
+def test_mistral_v03_template_gets_the_system_prompt_folded(smol_tokenizer):
+    """Mistral v0.3's published template renders the system text only inside the last user
+    turn, so it is not prefix-stable; folding the system text into the first user turn makes
+    it so, and the mask still covers exactly the therapist turns."""
+    import copy
+
+    tok = copy.deepcopy(smol_tokenizer)
+    tok.chat_template = (ROOT / "tests/data/mistral_v03_chat_template.jinja").read_text()
+    assert not finetune.prefix_stable(tok, CONVERSATION)
+    folded = finetune.fold_system_prompt(CONVERSATION)
+    assert finetune.prefix_stable(tok, folded) and folded[0]["content"].startswith(CONVERSATION[0]["content"])
+    row = finetune.tokenize_with_mask(tok, CONVERSATION)
+    trained = tok.decode([t for t, bit in zip(row["input_ids"], row["assistant_masks"]) if bit])
+    for message in CONVERSATION:
+        if message["role"] == "assistant":
+            assert message["content"] in trained
+        else:
+            assert message["content"] not in trained
+    untrained = tok.decode([t for t, bit in zip(row["input_ids"], row["assistant_masks"]) if not bit])
+    assert "You are a CBT therapist." in untrained and "[INST]" in untrained

@@ -7,6 +7,7 @@ must name a declared base) are checked here.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,35 @@ def _local_base(model: str) -> str | None:
     return model[len(LOCAL_PREFIX):] if model.startswith(LOCAL_PREFIX) else None
 
 
+BNB_CHECKPOINT = re.compile(r"bnb|4bit|4-bit", re.IGNORECASE)
+
+
+def serving_source(config: dict[str, Any], base: str) -> str:
+    """What vLLM loads for a base: its ``serve_source`` when named, else its source."""
+    return config["bases"][base].get("serve_source") or config["bases"][base]["source"]
+
+
+def _vllm_problems(config: dict[str, Any]) -> list[str]:
+    """What vLLM 0.33 would refuse only after a GPU job started: a bitsandbytes base and a
+    LoRA rank above its largest --max-lora-rank."""
+    from cbtflow.llm.vllm_server import VLLM_LORA_RANKS
+
+    if config.get("therapist", {}).get("backend") != "vllm":
+        return []
+    problems = []
+    for name in sorted({m["base"] for m in config["models"].values()} & set(config["bases"])):
+        source = serving_source(config, name)
+        if BNB_CHECKPOINT.search(source):
+            problems.append(f"config.bases.{name}.serve_source: vLLM 0.33 cannot serve the bitsandbytes checkpoint "
+                            f"'{source}' (no bitsandbytes quantization method); name its 16-bit base, e.g. "
+                            "meta-llama/Llama-3.1-8B-Instruct (QLoRA adapters have the same shapes)")
+    for name, model in config["models"].items():
+        if int(model["lora"]["r"]) > max(VLLM_LORA_RANKS):
+            problems.append(f"config.models.{name}.lora.r: {model['lora']['r']} is above the largest LoRA rank vLLM "
+                            f"serves ({max(VLLM_LORA_RANKS)}; allowed --max-lora-rank values {list(VLLM_LORA_RANKS)})")
+    return problems
+
+
 def validate_config(config: dict[str, Any]) -> None:
     """Raise ConfigError listing every problem, each prefixed with its field path."""
     problems = schema_errors(config, load_schema("config"))
@@ -72,6 +102,7 @@ def validate_config(config: dict[str, Any]) -> None:
         primary = config["report"]["primary_judge"]
         if primary not in config["judges"]:
             problems.append(f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}")
+        problems += _vllm_problems(config)
         if "cbt" in config["conditions"] and "instruct" not in config["conditions"]:
             problems.append("config.conditions: the paired analysis needs 'instruct' beside 'cbt'")
         elif not contrasts_among(config["conditions"]):
@@ -116,3 +147,46 @@ def judge_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     if judge["kind"] == "llm":
         judge["endpoint"] = endpoint_spec(config, judge)
     return {"name": name, **judge}
+
+
+def is_local_role(role: dict[str, Any]) -> bool:
+    """A role (or judge) that runs a local model in the job's own process or server."""
+    return role.get("kind") != "lexicon" and str(role.get("model", "")).startswith(LOCAL_PREFIX)
+
+
+def gpus_for(config: dict[str, Any], *roles: dict[str, Any]) -> int:
+    """GPUs a job asks for: ``gpus_per_job`` when it runs a local model (no roles given: it
+    always does, as finetune and simulate's therapist), else 0."""
+    local = not roles or any(is_local_role(r) for r in roles)
+    return int(config.get("gpus_per_job", 0)) if local else 0
+
+
+ENVIRONMENTS = ("cpu", "cuda-train", "vllm", "stats")
+
+
+def rule_environment(config: dict[str, Any], rule: str, *roles: dict[str, Any]) -> str:
+    """The conda environment (``envs/<name>.yaml``) a rule runs in under ``--sdm conda``.
+
+    vLLM's own environment for a vLLM therapist; the CUDA training environment for a job
+    that runs a local model on a GPU; the statistics environment (no torch) for the report;
+    the CPU environment otherwise."""
+    if rule == "simulate" and config.get("therapist", {}).get("backend") == "vllm":
+        return "vllm"
+    if rule == "report":
+        return "stats"
+    if rule in ("finetune", "simulate", "courses", "judge") and gpus_for(config, *roles):
+        return "cuda-train"
+    return "cpu"
+
+
+def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str:
+    """The therapist's weights as a local endpoint: the model's external checkpoint, the
+    base vLLM serves (``serve_source``), or the base."""
+    entry = config["models"][model]
+    if condition == "external":
+        return f"{LOCAL_PREFIX}{entry['external']}"
+    if config.get("therapist", {}).get("backend") == "vllm":
+        source = config["bases"][entry["base"]].get("serve_source")
+        if source:
+            return f"{LOCAL_PREFIX}{source}"
+    return f"{LOCAL_PREFIX}{base_location(config, entry['base'])}"

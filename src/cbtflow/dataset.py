@@ -51,11 +51,14 @@ def build_examples(courses: Sequence[dict[str, Any]], system_prompt: str, valida
     return rows
 
 
-def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], tokenizer=None) -> dict[str, Any]:
+def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over the text-only dataset. Tokens depend on each base's tokenizer, so they
+    are counted where a base tokenizes: each adapter's train_log (a dataset tokenized with
+    one model's tokenizer would rerun, with every adapter, whenever that model changed)."""
     rejections: Counter[str] = Counter()
     phases: Counter[str] = Counter()
     turns: Counter[str] = Counter()
-    tokens: Counter[str] = Counter()
+    words: Counter[str] = Counter()
     dropped = 0
     for course in courses:
         for session in course.get("dropped_sessions", []):
@@ -66,8 +69,7 @@ def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
             phases[session["phase"]] += 1
             for turn in session["turns"]:
                 turns[turn["role"]] += 1
-                if tokenizer is not None:
-                    tokens[turn["role"]] += len(tokenizer.encode(turn["text"], add_special_tokens=False))
+                words[turn["role"]] += len(turn["text"].split())
     usable = sum(1 for c in courses for s in c["sessions"] if any(t["role"] == "therapist" for t in s["turns"]))
     return {
         "courses": len(courses),
@@ -76,8 +78,7 @@ def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
         "dropped_sessions": dropped,
         "examples": {split: sum(r["split"] == split for r in rows) for split in ("train", "validation")},
         "turns_by_role": dict(turns),
-        "tokens_by_role": dict(tokens),
-        "tokenizer": getattr(tokenizer, "name_or_path", None),
+        "words_by_role": dict(words),
         "rejections_by_reason": dict(rejections),
         "phase_coverage": dict(phases),
     }

@@ -48,14 +48,49 @@ def _render_ids(tokenizer, messages: Sequence[dict[str, str]], add_generation_pr
     return tokenizer.encode(_render(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
 
 
+def prefix_stable(tokenizer, messages: Sequence[dict[str, str]]) -> bool:
+    """Whether the text before each assistant turn (with the generation prompt) and the text
+    up to its end are prefixes of the whole rendering.
+
+    Mistral v0.3's published template puts the system text inside the last user turn only:
+    the prompt before an assistant turn carries it, the whole conversation (ending on an
+    assistant turn) drops it. Such a template is not prefix-stable."""
+    text = _render(tokenizer, messages, add_generation_prompt=False)
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        head = _render(tokenizer, messages[:index], add_generation_prompt=True)
+        upto = _render(tokenizer, messages[: index + 1], add_generation_prompt=False)
+        if not (text.startswith(upto) and upto.startswith(head)):
+            return False
+    return True
+
+
+def fold_system_prompt(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """The system text moved into the first user turn (how Mistral's own tokenizer library
+    handles a system prompt), which makes such templates prefix-stable."""
+    if not messages or messages[0]["role"] != "system" or len(messages) < 2 or messages[1]["role"] != "user":
+        return list(messages)
+    first = {"role": "user", "content": f"{messages[0]['content']}\n\n{messages[1]['content']}"}
+    return [first, *messages[2:]]
+
+
 def tokenize_with_mask(tokenizer, messages: Sequence[dict[str, str]]) -> dict[str, list[int]]:
     """Token ids and a 0/1 mask that is 1 exactly on the tokens of assistant messages.
+
+    A template that is not prefix-stable with a system message gets the system text folded
+    into the first user turn (``fold_system_prompt``) first.
 
     Each assistant message owns the characters between "everything before it + the
     generation prompt" and "everything up to and including it" (its content and its
     end-of-turn marker); the tokens overlapping that span are trained. Working in
     characters, not token counts, keeps this right when BPE merges across the boundary.
     """
+    if not prefix_stable(tokenizer, messages):
+        messages = fold_system_prompt(messages)
+        if not prefix_stable(tokenizer, messages):
+            raise ValueError("chat template is not prefix-stable even with the system prompt folded into the first "
+                             "user turn; name a prefix-stable template for this base (bases.<name>.chat_template)")
     text = _render(tokenizer, messages, add_generation_prompt=False)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -65,8 +100,6 @@ def tokenize_with_mask(tokenizer, messages: Sequence[dict[str, str]]) -> dict[st
             continue
         head = _render(tokenizer, messages[:index], add_generation_prompt=True)
         upto = _render(tokenizer, messages[: index + 1], add_generation_prompt=False)
-        if not text.startswith(upto) or not upto.startswith(head):
-            raise ValueError("chat template is not prefix-stable; cannot locate assistant tokens")
         start, end = len(head), len(upto.rstrip())  # whitespace after the end-of-turn marker is not a target
         for position, (a, b) in enumerate(offsets):
             if a < end and b > start and text[max(a, start):min(b, end)].strip():

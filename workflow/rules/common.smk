@@ -130,11 +130,7 @@ def therapist_template(wildcards):
 
 
 def therapist_model(wildcards):
-    """The therapist's weights: the model's external checkpoint, or its base."""
-    entry = config["models"][wildcards.model]
-    if wildcards.condition == "external":
-        return f"local/{entry['external']}"
-    return f"local/{base_location(entry['base'])}"
+    return experiment.therapist_weights(config, wildcards.model, wildcards.condition)
 
 
 def therapist_chat_template(wildcards):
@@ -142,11 +138,14 @@ def therapist_chat_template(wildcards):
 
 
 def gpu_job(*roles):
-    """`gpus_per_job` when the job runs a local model (no roles given: it always does), else 0.
-    The slurm plugin turns the `gpu` resource into `--gpus`; torch then sees only the GPU
-    the scheduler gave (CUDA_VISIBLE_DEVICES)."""
-    local = not roles or any(r.get("kind") != "lexicon" and r["model"].startswith("local/") for r in roles)
-    return config.get("gpus_per_job", 0) if local else 0
+    """The `gpu` resource: the slurm plugin turns it into `--gpus`; torch then sees only the
+    GPU the scheduler gave (CUDA_VISIBLE_DEVICES)."""
+    return experiment.gpus_for(config, *roles)
+
+
+def software_env(rule, *roles):
+    """The conda environment file of a rule (paths relative to the rule files)."""
+    return f"../../envs/{experiment.rule_environment(config, rule, *roles)}.yaml"
 
 
 def api_job(role):

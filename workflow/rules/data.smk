@@ -20,6 +20,8 @@ rule profiles_train:
         },
     log:
         "logs/profiles/train.log",
+    conda:
+        software_env("profiles")
     script:
         "../../scripts/profiles.py"
 
@@ -36,6 +38,8 @@ rule profiles_eval:
         settings=lambda wc: config["profiles"],
     log:
         "logs/profiles/eval.log",
+    conda:
+        software_env("profiles")
     script:
         "../../scripts/profiles.py"
 
@@ -65,6 +69,8 @@ rule courses:
         "logs/courses/{generator}.log",
     benchmark:
         "benchmarks/courses/{generator}.tsv"
+    conda:
+        software_env("courses", config["roles"]["generator"])
     script:
         "../../scripts/courses.py"
 
@@ -73,15 +79,15 @@ rule dataset:
     input:
         courses=expand("results/courses/{{generator}}/{profile}.json", profile=TRAIN_IDS),
         therapist_system=f"{PROMPTS}/therapist_system.j2",
-        tokenizer=base_inputs(config["models"][MODELS[0]]["base"]),
     output:
         jsonl="results/datasets/{generator}.jsonl",
         stats="results/datasets/{generator}.stats.json",
         hf=directory("results/datasets/{generator}.hf"),
     params:
         settings=lambda wc: config["dataset"],
-        tokenizer=base_location(config["models"][MODELS[0]]["base"]),
     log:
         "logs/dataset/{generator}.log",
+    conda:
+        software_env("dataset")
     script:
         "../../scripts/dataset.py"

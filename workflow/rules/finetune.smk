@@ -20,5 +20,7 @@ rule finetune:
         "logs/finetune/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{model}/seed{seed}.tsv"
+    conda:
+        software_env("finetune")
     script:
         "../../scripts/finetune.py"

@@ -27,5 +27,7 @@ rule judge:
         "logs/judge/{judge}/{model}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/judge/{judge}/{model}/{condition}/seed{seed}.tsv"
+    conda:
+        lambda wc: software_env("judge", config["judges"][wc.judge])
     script:
         "../../scripts/judge.py"

@@ -12,5 +12,7 @@ rule prepare_base_model:
         "benchmarks/prepare_base_model/{base}.tsv"
     resources:
         mem_mb=3000,
+    conda:
+        software_env("prepare_base_model")
     script:
         "../../scripts/prepare_base_model.py"

@@ -39,5 +39,7 @@ rule report:
                             f"judges: {', '.join(JUDGES)}."),
     log:
         "logs/report/report.log",
+    conda:
+        software_env("report")
     script:
         "../../scripts/report.py"

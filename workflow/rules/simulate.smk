@@ -31,5 +31,7 @@ rule simulate:
         "logs/simulate/{model}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/simulate/{model}/{condition}/seed{seed}.tsv"
+    conda:
+        software_env("simulate")
     script:
         "../../scripts/simulate.py"
