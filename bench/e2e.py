@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def copy_tree(dst: Path) -> None:
-    for name in ("Snakefile", "config.yaml", "workflow", "scripts", "profiles"):
+    for name in ("Snakefile", "config.yaml", "workflow", "scripts", "profiles", "envs"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
     shutil.copytree(ROOT / "resources", dst / "resources", ignore=shutil.ignore_patterns("models"))

@@ -96,6 +96,9 @@ def test_vllm_refuses_bitsandbytes_bases_and_ranks_above_512_at_config_time():
 
     paper = yaml.safe_load((ROOT / "experiments/paper.yaml").read_text())
     paper["therapist"] = {**paper["therapist"], "backend": "vllm"}
+    validate_config(paper)  # the experiment names a 16-bit serve_source for each 4-bit base
+    for base in paper["bases"].values():
+        base.pop("serve_source")
     with pytest.raises(ConfigError) as err:
         validate_config(paper)
     message = str(err.value)
@@ -113,3 +116,85 @@ def test_vllm_refuses_bitsandbytes_bases_and_ranks_above_512_at_config_time():
         validate_config(paper)
     paper["therapist"].pop("backend")
     validate_config(paper)  # transformers serves any rank and the bnb checkpoints
+
+
+def test_the_provider_list_matches_the_installed_litellm():
+    import os
+
+    from cbtflow.config import known_providers
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    assert known_providers() == {getattr(p, "value", p) for p in litellm.provider_list}
+
+
+def _run_in(tmp_path, config, *args, env=None):
+    """snakemake on the repository's workflow with ``config``, in a scratch directory."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "resources").symlink_to(ROOT / "resources")
+    return subprocess.run([sys.executable, "-m", "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"),
+                           "--directory", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                          env={**__import__("os").environ, **(env or {})})
+
+
+def test_an_unknown_provider_fails_a_dry_run_naming_the_field(tmp_path):
+    config = broken(lambda c: c["roles"]["patient"].update(model="madeup/some-model"))
+    config["judges"]["api"] = {"kind": "llm", "model": "gemini/x", "fallbacks": ["nosuch/model"]}
+    done = _run_in(tmp_path, config, "-n")
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "config.roles.patient.model: 'madeup/some-model' names no provider litellm knows" in out
+    assert "config.judges.api.fallbacks[0]: 'nosuch/model' names no provider" in out
+    assert "Job stats" not in done.stdout
+
+
+def test_budget_fails_closed_on_an_unpriced_paid_model_before_any_job(tmp_path):
+    from cbtflow.preflight import unpriced_under_budget
+
+    config = broken(lambda c: c["roles"]["generator"].update(model="openrouter/nousresearch/hermes-3-llama-3.1-405b"))
+    config["max_cost_usd"] = 5.0
+    [problem] = unpriced_under_budget(config)
+    assert problem.startswith("config.roles.generator: openrouter/nousresearch/hermes-3-llama-3.1-405b has no known "
+                              "price and max_cost_usd is set") and "prices: {input_per_mtok" in problem
+    done = _run_in(tmp_path, config, "--cores", "1", env={"OPENROUTER_API_KEY": "x"})
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "preflight failed, no job was run" in out
+    assert "config.roles.generator: openrouter/nousresearch/hermes-3-llama-3.1-405b has no known price" in out
+    assert not (tmp_path / "results").exists(), "no job ran"
+    config["roles"]["generator"]["prices"] = {"input_per_mtok": 1.0, "output_per_mtok": 1.0}
+    assert unpriced_under_budget(config) == []
+    config["roles"]["patient"] = {**config["roles"]["patient"], "model": "deepseek/deepseek-chat"}
+    assert unpriced_under_budget(config) == [], "litellm's map prices DeepSeek"
+    config["roles"]["generator"].pop("prices")
+    config.pop("max_cost_usd")
+    assert unpriced_under_budget(config) == [], "no budget, nothing to fail closed"
+
+
+def test_config_prices_cost_every_call_and_stop_the_budget(tmp_path):
+    from cbtflow.llm import BudgetExceeded, Endpoint
+    from cbtflow.runtime import client
+
+    config = broken(lambda c: c["roles"]["generator"].update(
+        model="openrouter/x/y", prices={"input_per_mtok": 1_000_000.0, "output_per_mtok": 0.0}))
+    config["max_cost_usd"] = 2.5
+    llm = client(str(tmp_path), config)
+    assert llm.prices_by_model == {"openrouter/x/y": {"input_per_mtok": 1_000_000.0, "output_per_mtok": 0.0}}
+
+    def unpriced_provider(conversations, endpoint, sampling, seeds, on_reply=None):
+        """A provider litellm has no price for: it reports cost 0."""
+        llm.check_budget()
+        replies = [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 5, "seconds": 0.0, "cost_usd": 0.0}
+                   for _ in conversations]
+        for i, reply in enumerate(replies):
+            on_reply(i, reply)
+        return replies
+
+    llm.generate = unpriced_provider
+    endpoint = Endpoint("openrouter/x/y")
+    for i in range(3):
+        reply = llm.chat(endpoint, [{"role": "user", "content": str(i)}], {}, 1)
+        assert reply["cost_usd"] == pytest.approx(1.0) and reply["cost_source"] == "config prices"
+    assert llm.usage.totals()["cost_usd_estimated"] == pytest.approx(3.0)
+    with pytest.raises(BudgetExceeded):
+        llm.chat(endpoint, [{"role": "user", "content": "one more"}], {}, 1)

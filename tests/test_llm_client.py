@@ -79,7 +79,10 @@ def test_cache_cli_stats_and_prune(scripted, tmp_path, capsys):
     assert main(["cache", "stats", "--dir", str(tmp_path)]) == 0
     stats = _json.loads(capsys.readouterr().out)
     assert stats["entries"] == 2 and stats["by_model"] == {"gemini/b": 1, "local/a": 1}
-    client.cache._conn.execute("UPDATE calls SET created = ? WHERE model = 'local/a'", (time.time() - 40 * 86400,))
+    for path in (tmp_path / "entries").rglob("*.json"):  # age local/a's entry by 40 days
+        entry = _json.loads(path.read_text())
+        if entry["model"] == "local/a":
+            path.write_text(_json.dumps({**entry, "created": time.time() - 40 * 86400}))
     assert main(["cache", "prune", "--dir", str(tmp_path), "--older-than-days", "30"]) == 0
     assert "removed 1" in capsys.readouterr().out
     assert client.cache.stats()["entries"] == 1

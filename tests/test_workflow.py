@@ -66,31 +66,29 @@ def test_killed_simulation_reruns_only_the_missing_calls(run, tmp_path):
     """SIGKILL mid-simulation, rerun with --rerun-incomplete: only the unfinished calls are made,
     and the transcripts equal the uninterrupted run's."""
     import signal
-    import sqlite3
     import time
+
+    from cbtflow.llm.cache import CallCache
 
     target = "results/usage/simulate/tiny/instruct/seed1.json"
     reference = json.loads((run / target).read_text())["totals"]
     total = reference["calls"] + reference["cache_hits"]
     work = tmp_path / "fault"
-    shutil.copytree(run, work, symlinks=True, ignore=shutil.ignore_patterns("calls.sqlite*"))
+    shutil.copytree(run, work, symlinks=True, ignore=shutil.ignore_patterns("entries", "batches"))
     shutil.rmtree(work / "results/transcripts/tiny/instruct")
     (work / target).unlink()
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", target], cwd=work,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    db, stored, deadline = work / ".cache/calls.sqlite", 0, time.time() + 600
+    store, stored, deadline = work / ".cache", 0, time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=1) as conn:
-                    stored = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
-            except sqlite3.OperationalError:
-                stored = 0
+        if (store / "entries").exists():
+            stored = CallCache(store).stats()["entries"]  # committed entries only
         if stored >= total // 2:  # about half the turns done
             os.killpg(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.1)
     proc.wait()
+    stored = CallCache(store).stats()["entries"]  # what survived the kill, half-written batches excluded
     assert total // 2 <= stored < total, f"the kill came too late ({stored} of {total} calls stored)"
     assert snakemake(work, "--unlock").returncode == 0  # what a user does after a kill -9 or a power loss
     done = snakemake(work, "--rerun-incomplete", target)

@@ -41,7 +41,7 @@ PLANTED_KEY = "sk-planted-0123456789abcdef"
 def make_workspace(work: Path, config: dict, embedded_model: str) -> Path:
     """Copy the workflow into `work` with `config`, and seed its cache with the wheel the
     test session already fetched, so no run downloads it again."""
-    for name in ("Snakefile", "workflow", "scripts", "profiles"):
+    for name in ("Snakefile", "workflow", "scripts", "profiles", "envs"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     shutil.copytree(ROOT / "resources", work / "resources", ignore=shutil.ignore_patterns("models"))

@@ -76,7 +76,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     from cbtflow.llm.cache import CallCache
 
-    if not (Path(args.dir) / "calls.sqlite").exists():
+    if not ((Path(args.dir) / "entries").is_dir() or (Path(args.dir) / "calls.sqlite").exists()):
         print(f"{args.dir}: no call cache here", file=sys.stderr)
         return 1
     cache = CallCache(args.dir)

@@ -18,6 +18,7 @@ from cbtflow.conditions import CONTRASTS, contrasts_among
 from cbtflow.llm.endpoint import LOCAL_PREFIX
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+PROVIDERS_FILE = Path(__file__).resolve().parents[2] / "resources" / "litellm_providers.txt"
 
 
 class ConfigError(ValueError):
@@ -54,6 +55,39 @@ BNB_CHECKPOINT = re.compile(r"bnb|4bit|4-bit", re.IGNORECASE)
 def serving_source(config: dict[str, Any], base: str) -> str:
     """What vLLM loads for a base: its ``serve_source`` when named, else its source."""
     return config["bases"][base].get("serve_source") or config["bases"][base]["source"]
+
+
+def known_providers() -> set[str]:
+    """litellm's provider prefixes, read from a file: importing litellm takes seconds, and
+    config validation runs on every ``snakemake`` start, dry runs included."""
+    return {line.strip() for line in PROVIDERS_FILE.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def api_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every model a run may call, by the field it is configured in (fallbacks included)."""
+    out = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
+    out.update({f"judges.{name}": judge for name, judge in config["judges"].items() if judge["kind"] == "llm"})
+    for where, role in list(out.items()):
+        for i, fallback in enumerate(role.get("fallbacks") or []):
+            out[f"{where}.fallbacks[{i}]"] = fallback if isinstance(fallback, dict) else {"model": fallback}
+    return {where: role for where, role in out.items() if "model" in role and not _local_base(role["model"])}
+
+
+def field_of(where: str) -> str:
+    return f"config.{where}" if where.endswith("]") else f"config.{where}.model"  # a fallback, or a role
+
+
+def _provider_problems(config: dict[str, Any]) -> list[str]:
+    known = known_providers()
+    problems = []
+    for where, role in api_models(config).items():
+        provider = role["model"].split("/", 1)[0] if "/" in role["model"] else None
+        if provider not in known:
+            problems.append(f"{field_of(where)}: '{role['model']}' names no provider litellm knows; write "
+                            "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base "
+                            f"(known providers: {PROVIDERS_FILE.name})")
+    return problems
 
 
 def _vllm_problems(config: dict[str, Any]) -> list[str]:
@@ -102,7 +136,7 @@ def validate_config(config: dict[str, Any]) -> None:
         primary = config["report"]["primary_judge"]
         if primary not in config["judges"]:
             problems.append(f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}")
-        problems += _vllm_problems(config)
+        problems += _vllm_problems(config) + _provider_problems(config)
         if "cbt" in config["conditions"] and "instruct" not in config["conditions"]:
             problems.append("config.conditions: the paired analysis needs 'instruct' beside 'cbt'")
         elif not contrasts_among(config["conditions"]):

@@ -10,22 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from cbtflow.config import api_models, field_of
 from cbtflow.llm.endpoint import Endpoint
 
 
-def roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every model a run may call, by where it is configured (fallbacks included)."""
-    out = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
-    out.update({f"judges.{name}": judge for name, judge in config["judges"].items() if judge["kind"] == "llm"})
-    for where, role in list(out.items()):
-        for i, fallback in enumerate(role.get("fallbacks") or []):
-            out[f"{where}.fallbacks[{i}]"] = fallback if isinstance(fallback, dict) else {"model": fallback}
-    return out
-
-
 def unknown_providers(config: dict[str, Any]) -> list[str]:
-    """API roles whose provider litellm does not know (imports litellm only if there are any)."""
-    api_roles = {where: role for where, role in roles(config).items() if not role["model"].startswith("local/")}
+    """API roles whose model litellm cannot route (imports litellm only if there are any);
+    config validation has already checked the provider prefix without importing it."""
+    api_roles = api_models(config)
     if not api_roles:
         return []
     from cbtflow.llm.api import _litellm
@@ -36,16 +28,50 @@ def unknown_providers(config: dict[str, Any]) -> list[str]:
         try:
             litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base"))
         except Exception:
-            field = f"config.{where}" if where.endswith("]") else f"config.{where}.model"  # a fallback, or a role
-            problems.append(f"{field}: '{role['model']}' names no provider litellm knows; use "
+            problems.append(f"{field_of(where)}: '{role['model']}' names no provider litellm knows; use "
                             "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base")
     return problems
+
+
+def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
+    """With ``max_cost_usd`` set, every paid model needs a price: litellm's cost map or the
+    role's ``prices:``. Without one its calls would count as free and the budget would
+    never stop the run, so the run stops here instead. A model behind ``api_base`` (a
+    server you run) has no per-token price and is exempt."""
+    if config.get("max_cost_usd") is None:
+        return []
+    unpriced = {where: role for where, role in api_models(config).items()
+                if not role.get("api_base") and not _parent(config, where).get("prices")}
+    if not unpriced:
+        return []
+    from cbtflow.llm.api import _litellm
+
+    litellm = _litellm()
+    problems = []
+    for where, role in unpriced.items():
+        try:
+            info = litellm.get_model_info(role["model"])
+            known = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+        except Exception:
+            known = False
+        if not known:
+            owner = where.split(".fallbacks[")[0]
+            problems.append(f"config.{owner}: {role['model']} has no known price and max_cost_usd is set, so its "
+                            f"calls could not count against the budget; add prices: {{input_per_mtok: <USD>, "
+                            f"output_per_mtok: <USD>}} (USD per million tokens) to config.{owner}")
+    return problems
+
+
+def _parent(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """The role a (fallback) field belongs to: its ``prices`` cover its fallbacks too."""
+    section, name = where.split(".fallbacks[")[0].split(".", 1)
+    return config[section][name]
 
 
 def missing_keys(config: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     problems = []
-    for where, role in roles(config).items():
+    for where, role in api_models(config).items():
         endpoint = Endpoint(model=role["model"], api_base=role.get("api_base"))
         variable = endpoint.key_env
         if variable and not environ.get(variable):

@@ -365,9 +365,13 @@ def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str,
     lines += [f"| {name} | {log['backend']} | {log['steps']} | {_fmt(log['first_quarter_loss'])} | "
               f"{_fmt(log['last_quarter_loss'])} | {_fmt(log['tokens_per_second'])} | {_fmt(log['peak_memory_mb'])} |"
               for name, log in sorted(train_logs.items())] + [""]
-    lines += ["## Calls, tokens and cost per stage", "", "| stage | calls | cache hits | prompt tokens | completion tokens | seconds | cost USD |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {s} | {int(u['calls'])} | {int(u['cache_hits'])} | {int(u['prompt_tokens'])} | {int(u['completion_tokens'])} | "
-              f"{u['seconds']:.1f} | {u['cost_usd']:.4f} |" for s, u in usage.items()] + [""]
+    lines += ["## Calls, tokens and cost per stage", "",
+              "Cost from litellm's price map, or estimated from the config's `prices:` (token counts × price) where "
+              "a role names them; the last column says how much of it is such an estimate.", "",
+              "| stage | calls | cache hits | prompt tokens | completion tokens | seconds | cost USD | of which estimated |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {int(u['calls'])} | {int(u['cache_hits'])} | {int(u['prompt_tokens'])} | "
+              f"{int(u['completion_tokens'])} | {u['seconds']:.1f} | {u['cost_usd']:.4f} | "
+              f"{u.get('cost_usd_estimated', 0.0):.4f} |" for s, u in usage.items()] + [""]
     lines += ["## Figures", ""] + [f"![{name}](figures/{Path(file).name})" for name, file in figures.items()] + [""]
     write_text_atomic(path, "\n".join(lines))

@@ -39,9 +39,12 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
 
 
 def client(cache_dir: str | None, config: dict | None = None) -> Client:
-    """The job's client. The budget and each role's ``concurrency`` are read from the config
-    itself, not from params: changing how a run is paced never makes finished jobs rerun."""
+    """The job's client. The budget, each role's ``concurrency`` and ``prices`` are read from
+    the config itself, not from params: changing how a run is paced or priced never makes
+    finished jobs rerun."""
     config = config or {}
     roles = [*config.get("roles", {}).values(), *config.get("judges", {}).values()]
     limits = {role["model"]: int(role["concurrency"]) for role in roles if role.get("concurrency")}
-    return Client(cache_dir=cache_dir, budget_usd=config.get("max_cost_usd"), concurrency_by_model=limits)
+    prices = {role["model"]: role["prices"] for role in roles if role.get("prices")}
+    return Client(cache_dir=cache_dir, budget_usd=config.get("max_cost_usd"), concurrency_by_model=limits,
+                  prices_by_model=prices)

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 from cbtflow import config as experiment
 from cbtflow.config import ConfigError, validate_config
-from cbtflow.preflight import missing_keys, unknown_providers
+from cbtflow.preflight import missing_keys, unknown_providers, unpriced_under_budget
 from cbtflow.profiles import profile_ids
 
 try:
@@ -22,7 +22,7 @@ CACHE = config.get("cache_dir", ".cbtflow-cache")
 
 onstart:
     # Runs before the first job of a real run (not for a dry run, which makes no call).
-    problems = unknown_providers(config) + missing_keys(config)
+    problems = unknown_providers(config) + unpriced_under_budget(config) + missing_keys(config)
     if problems:
         raise WorkflowError("preflight failed, no job was run:\n  " + "\n  ".join(problems))
 

@@ -39,12 +39,14 @@ class Client:
     """Cache + usage accounting + budget in front of the local and API backends."""
 
     def __init__(self, cache_dir: str | Path | None = None, usage: UsageLog | None = None, concurrency: int = 8,
-                 budget_usd: float | None = None, concurrency_by_model: dict[str, int] | None = None):
+                 budget_usd: float | None = None, concurrency_by_model: dict[str, int] | None = None,
+                 prices_by_model: dict[str, dict[str, float]] | None = None):
         self.cache = CallCache(cache_dir) if cache_dir else None
         self.usage = usage or UsageLog()
         self.concurrency = concurrency  # API calls in flight at once, unless a role sets its own
         self.concurrency_by_model = dict(concurrency_by_model or {})
         self.budget_usd = budget_usd
+        self.prices_by_model = dict(prices_by_model or {})  # config `prices:` (USD per million tokens)
 
     def check_budget(self) -> None:
         """Stop before a paid call once the shared cache records ``budget_usd`` spent.
@@ -133,15 +135,29 @@ class Client:
             return {**hit, "cached": True}
         return None
 
+    def _price(self, model: str, reply: dict[str, Any]) -> None:
+        """A paid reply's cost: the role's configured ``prices`` when it has them (an
+        estimate from the token counts), else what litellm computed from its price map."""
+        prices = self.prices_by_model.get(model)
+        if prices:
+            reply["cost_usd"] = (reply.get("prompt_tokens", 0) * prices["input_per_mtok"]
+                                 + reply.get("completion_tokens", 0) * prices["output_per_mtok"]) / 1e6
+            reply["cost_source"] = "config prices"
+        elif reply.get("cost_usd"):
+            reply["cost_source"] = "litellm price map"
+
     def _store(self, endpoint: Endpoint, keys: Sequence[str], replies: Sequence[dict[str, Any]]) -> None:
-        """Cache a batch the moment it returns (one transaction), then count it."""
+        """Price, cache a batch the moment it returns (all or nothing), then count it."""
         answered_by = [reply.get("model", endpoint.model) for reply in replies]  # a fallback, or the endpoint
+        for model, reply in zip(answered_by, replies):
+            self._price(model, reply)
         if self.cache:
             self.cache.put_many(list(zip(keys, answered_by, replies)))
         for model, reply in zip(answered_by, replies):
             self.usage.record(model, cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
                               completion_tokens=reply.get("completion_tokens", 0),
-                              seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0))
+                              seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0),
+                              estimated=reply.get("cost_source") == "config prices")
 
 
 _default: Client | None = None

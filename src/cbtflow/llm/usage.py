@@ -13,7 +13,9 @@ from typing import Any
 
 from cbtflow.io import write_json
 
-FIELDS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "seconds", "cost_usd")
+# cost_usd_estimated: the part of cost_usd computed from the config's `prices:` rather than
+# litellm's price map.
+FIELDS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "seconds", "cost_usd", "cost_usd_estimated")
 
 
 class UsageLog:
@@ -22,7 +24,7 @@ class UsageLog:
         self.by_model: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
 
     def record(self, model: str, *, cached: bool, prompt_tokens: int = 0, completion_tokens: int = 0,
-               seconds: float = 0.0, cost_usd: float = 0.0) -> None:
+               seconds: float = 0.0, cost_usd: float = 0.0, estimated: bool = False) -> None:
         with self._lock:
             row = self.by_model[model]
             if cached:
@@ -33,6 +35,8 @@ class UsageLog:
             row["completion_tokens"] += int(completion_tokens)
             row["seconds"] += float(seconds)
             row["cost_usd"] += float(cost_usd or 0.0)
+            if estimated:
+                row["cost_usd_estimated"] += float(cost_usd or 0.0)
 
     def totals(self) -> dict[str, float]:
         out = dict.fromkeys(FIELDS, 0)
