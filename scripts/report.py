@@ -7,12 +7,16 @@ import polars as pl
 from cbtflow import report
 from cbtflow.io import read_json, write_bytes_atomic, write_json
 from cbtflow.runtime import setup
-from cbtflow.scores import read_scores, scores_table
+from cbtflow.judge.run import check_failure_budgets
+from cbtflow.scores import failures, read_scores, scores_table
 from cbtflow.stats import analyse
 
 log = setup(snakemake.log[0])
 out = snakemake.output
-scores = scores_table([read_json(p) for p in snakemake.input.scores])
+documents = [read_json(p) for p in snakemake.input.scores]
+failed = failures(documents)
+check_failure_budgets(failed, documents, snakemake.params.max_failures, snakemake.params.patient_max_failures)  # the run fails past any judge's budget
+scores = scores_table(documents)
 if snakemake.input.human:  # human ratings join the judges: the reliability section then shows judge-human ICC
     scores = pl.concat([scores, read_scores(snakemake.input.human)], how="diagonal_relaxed").select(scores.columns)
 buffer = io.BytesIO()
@@ -20,6 +24,7 @@ scores.write_parquet(buffer)
 write_bytes_atomic(out.scores, buffer.getvalue())
 stats = analyse(scores, threshold=float(snakemake.params.threshold))
 stats["primary_judge"] = snakemake.params.primary_judge
+stats["failures"] = failed
 write_json(out.stats, {"kind": "stats", **stats})
 train_logs = {f"{Path(a).parent.name}/{Path(a).name}": read_json(f"{a}/train_log.json") for a in snakemake.input.adapters}
 usage = report.usage_by_stage([read_json(p) for p in snakemake.input.usage])

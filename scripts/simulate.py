@@ -2,6 +2,7 @@
 from cbtflow import prompts
 from cbtflow.dialogue import Party
 from cbtflow.io import write_json
+from cbtflow.judge.run import TooManyFailures, failure_budget
 from cbtflow.llm import Endpoint
 from cbtflow.llm.vllm_server import serving
 from cbtflow.profiles import load_profiles
@@ -14,15 +15,21 @@ t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
 endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"),
                     backend=t.get("backend", "transformers"))
-patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k != "sampling"}), p["sampling"])
+patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sampling", "max_failures")}),
+                p["sampling"])
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
 with serving(endpoint, f"{snakemake.log[0]}.server", t.get("vllm")) as served:
     therapist = Party(served, t["sampling"])
+    allowed = failure_budget(p, len(profiles))  # the patient role's max_failures
     sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],
                         snakemake.params.session["max_turns"], int(w.seed),
-                        snakemake.params.session.get("max_context_tokens"))
+                        snakemake.params.session.get("max_context_tokens"), tolerate_patient_failures=allowed > 0)
+failed = [s.failure for s in sessions if s.failure]
+if len(failed) > allowed:
+    raise TooManyFailures(f"{len(failed)} sessions lost their patient, roles.patient.max_failures allows {allowed}: "
+                          f"{failed[0]}")
 hashes = prompts.template_hashes(templates)
 by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions)))
 for path in snakemake.output.transcripts:

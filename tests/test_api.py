@@ -17,10 +17,10 @@ REPLY = {"id": "x", "object": "chat.completion", "created": 0, "model": "test-mo
          "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}}
 
 
-def serve(statuses, delay=0.0):
-    """A loopback server answering each request with the next status (200 = a completion),
-    after `delay` seconds; `seen` gets each request, and `server.flight["peak"]` is the most
-    requests it had in flight at once."""
+def serve(statuses, delay=0.0, content=None):
+    """A loopback server answering each request with the next status (or ``statuses(request)``; 200 = a completion,
+    whose text is ``content(request)`` when given), after `delay` seconds; `seen` gets each
+    request, and `server.flight["peak"]` is the most requests it had in flight at once."""
     seen, lock, flight = [], threading.Lock(), {"now": 0, "peak": 0}
 
     class Handler(BaseHTTPRequestHandler):
@@ -31,9 +31,12 @@ def serve(statuses, delay=0.0):
             time.sleep(delay)
             with lock:
                 flight["now"] -= 1
-            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            status = statuses[min(len(seen) - 1, len(statuses) - 1)]
-            body = json.dumps(REPLY if status == 200 else {"error": {"message": f"status {status}"}}).encode()
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(request)
+            status = statuses(request) if callable(statuses) else statuses[min(len(seen) - 1, len(statuses) - 1)]
+            reply = REPLY if content is None else {**REPLY, "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content(request)}, "finish_reason": "stop"}]}
+            body = json.dumps(reply if status == 200 else {"error": {"message": f"status {status}"}}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -145,3 +148,25 @@ def test_a_role_concurrency_limit_caps_calls_in_flight(limit, peak):
         assert len(seen) == 4 and server.flight["peak"] == peak
     finally:
         server.shutdown()
+
+
+def test_a_patient_that_keeps_failing_loses_only_its_session(tmp_path):
+    """One session's patient calls fail after retries: with max_failures the session ends as
+    role_failed with the reason, the others finish, and nothing failed is cached."""
+    from cbtflow.dialogue import Party, Session, run_sessions
+
+    def patient_status(request):
+        return 500 if "LOSE" in request["messages"][0]["content"] else 200
+
+    with loopback([200]) as (therapist, _), loopback(patient_status) as (patient, seen):
+        sampling = {**SAMPLING, "num_retries": 0}
+        sessions = [Session(therapist_system="T", patient_system=name, seed=i) for i, name in enumerate(["KEEP", "LOSE"])]
+        client = Client(cache_dir=tmp_path)
+        done = run_sessions(client, sessions, Party(therapist, sampling), Party(patient, sampling), max_turns=4,
+                            tolerate_patient_failures=True)
+        assert [s.ending for s in done] == ["max_turns", "role_failed"]
+        assert "patient: openai/test-model" in done[1].failure and "500" in done[1].failure
+        assert len(done[0].turns) == 4 and len(done[1].turns) == 1, "the lost session stops at its patient's turn"
+        with pytest.raises(APICallError):  # without a failure budget the job fails, as before
+            run_sessions(Client(), [Session("T", "LOSE", 9)], Party(therapist, sampling), Party(patient, sampling), 2)
+    assert client.cache.stats()["entries"] == 4 + 1, "KEEP's four turns and LOSE's opening; the failed call is not cached"

@@ -43,12 +43,26 @@ def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_p
         "judges": {"lexicon": {"kind": "lexicon"},
                    "served": {"kind": "llm", "model": "openai/smollm2", "api_base": server,
                               "structured_output": "json_object_schema", "mode": "per_item", "retries": 1,
-                              "sampling": {"temperature": 0.0, "max_tokens": 200, "timeout": 300}}},
+                              "sampling": {"temperature": 0.0, "max_tokens": 200, "timeout": 300}},
+                   # One call for all 11 items: the grammar must hold every score to the enum 0-6;
+                   # what still fails is counted under max_failures, never invented.
+                   "served_all": {"kind": "llm", "model": "openai/smollm2", "api_base": server,
+                                  "structured_output": "json_object_schema", "mode": "all_items", "retries": 1,
+                                  "max_failures": 2,
+                                  "sampling": {"temperature": 0.0, "max_tokens": 1500, "timeout": 600}}},
     }
     work = make_workspace(tmp_path, config, embedded_model)
+    all_items = [f"results/ctrs/served_all/tiny/instruct/seed1/eval-00{i}.json" for i in range(2)]
     targets = [f"results/ctrs/served/tiny/instruct/seed1/eval-00{i}.json" for i in range(2)]
-    done = snakemake(work, *targets)
+    done = snakemake(work, *targets, *all_items)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    for target in all_items:
+        scores = json.loads((work / target).read_text())
+        if scores.get("status") == "failed":  # counted under max_failures, with the raw output kept
+            assert scores["raw_output"] and (work / scores["raw_output"]).exists()
+        else:
+            assert len(scores["items"]) == 11
+            assert all(isinstance(i["score"], int) and 0 <= i["score"] <= 6 for i in scores["items"].values())
 
     usage = json.loads((work / "results/usage/simulate/tiny/instruct/seed1.json").read_text())["by_model"]
     transcripts = [json.loads((work / f"results/transcripts/tiny/instruct/seed1/eval-00{i}.json").read_text())

@@ -196,6 +196,7 @@ def test_structured_output_sends_the_rubric_schema():
     schema = openai_form["json_schema"]["schema"]
     assert openai_form["type"] == "json_schema" and schema["required"] == ["score", "justification"]
     assert schema["properties"]["score"]["minimum"] == 0 and schema["properties"]["score"]["maximum"] == 6
+    assert schema["properties"]["score"]["enum"] == [0, 1, 2, 3, 4, 5, 6], "grammar engines enforce enums"
     assert schema["properties"]["justification"]["maxLength"] == 600, "bounds a grammar-constrained reply"
     assert response_format(item, "json_object_schema") == {"type": "json_object", "schema": schema}
 
@@ -211,13 +212,8 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
     from cbtflow.scores import scores_table
 
     reply = json.dumps({"items": {i: {"score": 4, "justification": "ok"} for i in item_ids(RUBRIC)}})
-    import test_api
-
-    original = test_api.REPLY
-    test_api.REPLY = {**original, "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                                               "finish_reason": "stop"}]}
-    primary_server, primary_seen = serve([200] * 4 + [503] * 200)
-    backup_server, _ = serve([200])
+    primary_server, _ = serve([200] * 4 + [503] * 200, content=lambda request: reply)
+    backup_server, _ = serve([200], content=lambda request: reply)
     try:
         judge = {"name": "api", "kind": "llm", "retries": 0, "sampling": {"temperature": 0, "num_retries": 0},
                  "endpoint": {"model": "openai/judge-model",
@@ -231,7 +227,6 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
                                  [str(tmp_path / f"{i}.json") for i in range(8)], judge, RUBRIC, TEMPLATES, None,
                                  seed=1)
     finally:
-        test_api.REPLY = original
         primary_server.shutdown()
         backup_server.shutdown()
     answered = sorted({tuple(d["answered_by"]) for d in docs})
@@ -263,6 +258,73 @@ def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
     table = scores_table([doc, {**doc, "condition": "instruct"}])
     mass = stats.analyse(table)["judges"]["tiny"]["digit_mass"]
     assert mass["mean_mass"] == pytest.approx(0.07) and mass["flagged_share"] == pytest.approx(1.0)
-    with pytest.raises(llm_judge.JudgeOutputError, match="less than 0.5 of its probability"):
+    with pytest.raises(llm_judge.LowMassError, match="less than 0.5 of its probability"):
         judge_transcripts(LowMass(), [transcript], [str(tmp_path / "b.json")], {**judge, "on_low_mass": "fail"},
                           RUBRIC, TEMPLATES, None, seed=1)
+
+
+def test_garbage_replies_become_failure_records_within_max_failures(tmp_path):
+    """A loopback judge that answers garbage for two transcripts: with max_failures 2 they
+    become failure records (reason, raw output), the analysis leaves them out and the run
+    passes; with 1 the job fails; the run-wide check counts across jobs."""
+    from test_api import serve
+
+    from cbtflow.judge.run import TooManyFailures, check_failure_budgets
+    from cbtflow.llm import Client
+    from cbtflow.scores import failures, scores_table
+
+    good = json.dumps({"items": {i: {"score": 3, "justification": "ok"} for i in item_ids(RUBRIC)}})
+    bad_profiles = {"eval-001", "eval-004"}
+
+    def content(request):
+        text = request["messages"][0]["content"]
+        return "no idea, sorry" if any(f"[{p}]" in text for p in bad_profiles) else good
+
+    transcripts = [{"profile_id": f"eval-{i:03d}", "model": "m", "condition": c, "seed": 1,
+                    "turns": [{"role": "therapist", "text": f"[eval-{i:03d}] Hello, how are you?"},
+                              {"role": "patient", "text": "Low."}]}
+                   for i in range(6) for c in ("instruct",)]
+    server, _ = serve([200], content=content)
+    judge = {"name": "api", "kind": "llm", "retries": 1, "max_failures": 2,
+             "sampling": {"temperature": 0, "num_retries": 0},
+             "endpoint": {"model": "openai/judge", "api_base": f"http://127.0.0.1:{server.server_port}/v1"}}
+    paths = [str(tmp_path / f"{t['profile_id']}.json") for t in transcripts]
+    try:
+        docs = judge_transcripts(Client(cache_dir=tmp_path / "cache"), transcripts, paths, judge, RUBRIC, TEMPLATES,
+                                 None, seed=1)
+        with pytest.raises(TooManyFailures, match="2 transcript\\(s\\) failed, max_failures allows 1"):
+            judge_transcripts(Client(), transcripts, paths, {**judge, "max_failures": 1}, RUBRIC, TEMPLATES, None,
+                              seed=1)
+    finally:
+        server.shutdown()
+    failed = failures(docs)
+    assert sorted(f["profile_id"] for f in failed) == sorted(bad_profiles)
+    assert all("invalid JSON" in f["reason"] and Path(f["raw_output"]).read_text().count("no idea") == 2
+               for f in failed)
+    from cbtflow.validate import validate_path
+    for doc, path in zip(docs, paths):
+        Path(path).write_text(json.dumps(doc))
+        assert validate_path(path) == [], path
+    table = scores_table(docs)
+    assert table.filter(table["item"] == "total").height == 4, "failure records are never analysed"
+    check_failure_budgets(failed, docs, {"api": 2})
+    with pytest.raises(TooManyFailures, match="judge api: 2 transcripts failed judging, max_failures = 0.2"):
+        check_failure_budgets(failed, docs, {"api": 0.2})  # 20% of 6 transcripts allows 1
+
+
+def test_a_session_lost_in_simulation_is_a_failure_record_under_the_patient_budget(tmp_path):
+    from cbtflow.judge.run import TooManyFailures, check_failure_budgets, check_transcript
+    from cbtflow.scores import failures
+
+    lexicon = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
+    lost = {"profile_id": "eval-001", "model": "m", "condition": "cbt", "seed": 1, "failure": "patient: 500",
+            "turns": [{"role": "therapist", "text": "Hello."}]}
+    kept = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
+    check_transcript(lost, "lost.json")  # no error: it is recorded, not scored
+    docs = judge_transcripts(None, [kept, lost], [str(tmp_path / "a.json"), str(tmp_path / "b.json")],
+                             {"name": "lexicon", "kind": "lexicon"}, RUBRIC, {}, lexicon, seed=1)
+    [failed] = failures(docs)
+    assert failed["stage"] == "simulate" and "patient: 500" in failed["reason"]
+    check_failure_budgets([failed], docs, {"lexicon": 0}, patient_max_failures=1)  # not the judge's failure
+    with pytest.raises(TooManyFailures, match="roles.patient: 1 sessions lost their patient"):
+        check_failure_budgets([failed], docs, {"lexicon": 0}, patient_max_failures=0)

@@ -39,6 +39,7 @@ class Session:
     seed: int
     turns: list[dict[str, Any]] = field(default_factory=list)
     ending: str | None = None
+    failure: str | None = None  # why the session stopped early: a role's calls kept failing
 
 
 def tidy_turn(text: str, hit_limit: bool) -> tuple[str, bool]:
@@ -90,8 +91,12 @@ def view(session: Session, speaker: str, max_context_tokens: int | None = None) 
 
 
 def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, patient: Party,
-                 max_turns: int, max_context_tokens: int | None = None) -> list[Session]:
-    """Advance all sessions turn by turn until ``max_turns`` or the therapist ends."""
+                 max_turns: int, max_context_tokens: int | None = None,
+                 tolerate_patient_failures: bool = False) -> list[Session]:
+    """Advance all sessions turn by turn until ``max_turns`` or the therapist ends.
+
+    With ``tolerate_patient_failures`` a patient call that still fails (retries and
+    fallbacks spent) ends that session as ``role_failed`` with the reason, and the others go on."""
     for index in range(max_turns):
         speaker = THERAPIST if index % 2 == 0 else PATIENT
         party = therapist if speaker == THERAPIST else patient
@@ -99,9 +104,14 @@ def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, 
         if not active:
             break
         views = [view(s, speaker, max_context_tokens) for s in active]
-        replies = client.chat_batch(party.endpoint, views, party.sampling, [s.seed * 1000 + index for s in active])
+        tolerate = tolerate_patient_failures and speaker == PATIENT
+        replies = client.chat_batch(party.endpoint, views, party.sampling, [s.seed * 1000 + index for s in active],
+                                    tolerate_failures=tolerate)
         limit = int(party.sampling.get("max_tokens", 0))
         for session, reply, messages in zip(active, replies, views):
+            if reply.get("error"):
+                session.ending, session.failure = "role_failed", f"{speaker}: {reply['error']}"
+                continue
             text, cut = tidy_turn(reply["text"], reply.get("completion_tokens", 0) >= limit > 0)
             session.turns.append({"role": speaker, "text": text, "prompt_tokens": reply.get("prompt_tokens", 0),
                                   "context_messages": len(messages),

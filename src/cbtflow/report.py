@@ -275,6 +275,19 @@ def _mass_lines(mass: dict[str, Any]) -> list[str]:
             "item scores are flagged low-confidence (below the judge's `low_mass_threshold`).", ""]
 
 
+def _failure_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
+    """Transcripts left out because judging failed (within each judge's max_failures)."""
+    if not failed:
+        return []
+    lines = ["## Judging failures (left out of every analysis)", "",
+             f"{len(failed)} transcript(s) could not be scored after the re-asks; the n of each table above counts "
+             "only scored transcripts.", "", "| judge | model | condition | seed | profile | reason | raw output |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {f['judge']} | {f['model']} | {f['condition']} | {f['seed']} | {f['profile_id']} | "
+              f"{str(f['reason'])[:160].replace('|', '/')} | {f.get('raw_output') or '—'} |" for f in failed]
+    return lines + [""]
+
+
 def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[str]:
     """One judge: the primary table first, then the tests behind it, then the study's analysis."""
     heuristic = bool(result.get("heuristic"))
@@ -355,6 +368,7 @@ def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str,
                   f"as {', '.join(f'`{p}`' for p in parts)}.", ""]
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
         lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge)
+    lines += _failure_lines(stats.get("failures") or [])
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
     lines += _icc_lines("Across judges (consensus scores; which judge the main analysis uses is stated above)",
                         stats.get("reliability_across_judges", {}))

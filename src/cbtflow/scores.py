@@ -31,9 +31,19 @@ NOT_RUBRIC_ITEMS = {"total", "percent", "safety"}
 KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"]
 
 
+def failures(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failure records (judging failed within the judge's ``max_failures``), for the report."""
+    return [{k: doc.get(k) for k in ("stage", "judge", "model", "condition", "seed", "profile_id", "reason",
+                                     "raw_output")}
+            for doc in documents if doc.get("status") == "failed"]
+
+
 def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Scored documents only: failure records are listed by ``failures`` and never analysed."""
     rows = []
     for doc in documents:
+        if doc.get("status") == "failed":
+            continue
         base = {"judge": doc["judge"], "heuristic": bool(doc.get("heuristic", False)), "model": doc["model"],
                 "condition": doc["condition"], "seed": int(doc["seed"]), "profile": doc["profile_id"],
                 "transcript_tokens": int(doc.get("transcript_tokens", 0)),

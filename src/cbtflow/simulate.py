@@ -18,13 +18,14 @@ from cbtflow.llm import Client
 
 def simulate(client: Client, profiles: Sequence[dict[str, Any]], therapist: Party, patient: Party,
              therapist_template: str, patient_template: str, max_turns: int, seed: int,
-             max_context_tokens: int | None = None) -> list[Session]:
+             max_context_tokens: int | None = None, tolerate_patient_failures: bool = False) -> list[Session]:
     system = prompts.render(therapist_template)
     sessions = [Session(therapist_system=system,
                         patient_system=prompts.render(patient_template, p=p, summary=""),
                         seed=seed * 10_007 + index)
                 for index, p in enumerate(profiles)]
-    return run_sessions(client, sessions, therapist, patient, max_turns, max_context_tokens)
+    return run_sessions(client, sessions, therapist, patient, max_turns, max_context_tokens,
+                        tolerate_patient_failures)
 
 
 def transcript_document(profile: dict[str, Any], session: Session, *, model: str, condition: str, seed: int,
@@ -36,6 +37,6 @@ def transcript_document(profile: dict[str, Any], session: Session, *, model: str
         "therapist": {**therapist.endpoint.identity(), "sampling": therapist.sampling},
         "patient": {**patient.endpoint.identity(), "sampling": patient.sampling},
         "template_hashes": template_hashes, "ending": session.ending, "turns": session.turns,
-        "role_breaks": role_breaks(session.turns),
+        "role_breaks": role_breaks(session.turns), "failure": session.failure,
         "n_tokens": sum(t["completion_tokens"] for t in session.turns),
     }

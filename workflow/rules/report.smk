@@ -31,6 +31,8 @@ rule report:
         ],
     params:
         primary_judge=config["report"]["primary_judge"],
+        max_failures={judge: spec.get("max_failures", 0) for judge, spec in config["judges"].items()},
+        patient_max_failures=config["roles"]["patient"].get("max_failures", 0),
         threshold=config["report"].get("competence_threshold", 40),
         summary=lambda wc: (f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
                             f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)} "

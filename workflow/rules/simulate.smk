@@ -19,7 +19,8 @@ rule simulate:
         therapist=lambda wc: {"model": therapist_model(wc), "chat_template": therapist_chat_template(wc),
                               **config["therapist"]},
         patient=lambda wc: {**endpoint_spec(config["roles"]["patient"]),
-                            "sampling": config["roles"]["patient"]["sampling"]},
+                            "sampling": config["roles"]["patient"]["sampling"],
+                            "max_failures": config["roles"]["patient"].get("max_failures", 0)},
         session=lambda wc: config["simulation"],
         cache_dir=CACHE,
     threads: 1

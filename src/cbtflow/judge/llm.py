@@ -27,7 +27,15 @@ LOCAL_ANSWER_PREFIX = "Score: "
 
 
 class JudgeOutputError(RuntimeError):
-    pass
+    """The judge's reply stayed invalid after the re-asks; ``raw_path`` holds what it said."""
+
+    def __init__(self, message: str, raw_path: str | Path | None = None):
+        super().__init__(message)
+        self.raw_path = str(raw_path) if raw_path else None
+
+
+class LowMassError(RuntimeError):
+    """A local judge put too little probability on the score digits (``on_low_mass: fail``)."""
 
 
 def geval_expectation(probs: Sequence[float], scores: Sequence[int]) -> float:
@@ -59,8 +67,12 @@ def low_mass_items(items: dict[str, Any], threshold: float) -> list[str]:
 
 
 def _item_model(lo: int, hi: int) -> type[BaseModel]:
-    # A bounded justification also bounds a grammar-constrained reply (json_schema mode).
-    return create_model("ItemScore", score=(int, Field(ge=lo, le=hi, strict=True)),
+    """One item's reply. The score's schema lists its allowed values as an ``enum``: grammar
+    engines (llama.cpp, vLLM's guided decoding) enforce an enum, while they ignored the
+    integer range (a llama.cpp server returned 25 and 30). A bounded justification also
+    bounds a grammar-constrained reply."""
+    allowed = list(range(lo, hi + 1))
+    return create_model("ItemScore", score=(int, Field(ge=lo, le=hi, strict=True, json_schema_extra={"enum": allowed})),
                         justification=(str, Field(min_length=1, max_length=600)))
 
 
@@ -112,7 +124,8 @@ def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type
                                        {"role": "user", "content": f"Your reply was invalid: {err}. Reply again with"
                                                                    " JSON only, integer scores."}]
     write_text_atomic(raw_path, "\n\n---- next attempt ----\n\n".join(raw_outputs))
-    raise JudgeOutputError(f"judge {endpoint.model} gave invalid JSON {retries + 1} times; raw output saved to {raw_path}")
+    raise JudgeOutputError(f"judge {endpoint.model} gave invalid JSON {retries + 1} times; raw output saved to "
+                           f"{raw_path}", raw_path)
 
 
 def score_api(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,

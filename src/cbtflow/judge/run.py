@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,14 +14,20 @@ from cbtflow.judge import lexicon as lexicon_judge
 from cbtflow.judge import llm as llm_judge
 from cbtflow.judge.rubric import item_ids, summarise
 from cbtflow.llm import Client, Endpoint
+from cbtflow.llm.api import APICallError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DETECTORS = Path(__file__).resolve().parents[3] / "resources" / "detectors.yaml"
 
 
 def check_transcript(transcript: dict[str, Any], path: str) -> None:
-    """A transcript a judge can score: turns from both speakers, the therapist first."""
+    """A transcript a judge can score: turns from both speakers, the therapist first. A
+    session that simulation recorded as failed is not checked: it becomes a failure record."""
     from cbtflow.quality import gate_both_speakers
 
+    if transcript.get("failure"):
+        return
     if not transcript.get("turns"):
         raise ValueError(f"{path}: transcript has no turns; delete it and rerun its simulate job")
     if gate_both_speakers(transcript["turns"], {}):
@@ -40,6 +47,36 @@ def blind_text(transcript: dict[str, Any]) -> str:
     return render_transcript(transcript["turns"])
 
 
+class TooManyFailures(RuntimeError):
+    """More transcripts failed judging than the judge's ``max_failures`` allows."""
+
+
+def failure_budget(judge: dict[str, Any], n_transcripts: int) -> int:
+    """How many transcripts may fail: ``max_failures`` as a count (≥ 1) or a fraction of
+    ``n_transcripts`` (< 1); 0 (the default) keeps every failure fatal."""
+    limit = float(judge.get("max_failures", 0))
+    return int(limit) if limit >= 1 else int(limit * n_transcripts)
+
+
+def check_failure_budgets(failed: Sequence[dict[str, Any]], documents: Sequence[dict[str, Any]],
+                          max_failures: dict[str, float], patient_max_failures: float = 0) -> None:
+    """Across the whole run, no judge may have more failure records than its ``max_failures``
+    (a count, or a fraction of its transcripts), nor the patient more lost sessions than its
+    own; raises naming the role otherwise."""
+    lost = {(f["model"], f["condition"], f["seed"], f["profile_id"]) for f in failed if f.get("stage") == "simulate"}
+    sessions = {(d["model"], d["condition"], d["seed"], d["profile_id"]) for d in documents}
+    allowed = failure_budget({"max_failures": patient_max_failures}, len(sessions))
+    if len(lost) > allowed:
+        raise TooManyFailures(f"roles.patient: {len(lost)} sessions lost their patient, max_failures = "
+                              f"{patient_max_failures} allows {allowed}")
+    for judge, limit in max_failures.items():
+        count = sum(f["judge"] == judge and f.get("stage", "judge") == "judge" for f in failed)
+        allowed = failure_budget({"max_failures": limit}, sum(d["judge"] == judge for d in documents))
+        if count > allowed:
+            raise TooManyFailures(f"judge {judge}: {count} transcripts failed judging, max_failures = {limit} allows "
+                                  f"{allowed}; see the raw outputs named in their score files, or raise max_failures")
+
+
 def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out_paths: Sequence[str],
                       judge: dict[str, Any], rubric: dict[str, Any], templates: dict[str, str],
                       lexicon: dict[str, Any] | None, seed: int,
@@ -47,38 +84,72 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
     """One score document per transcript. Heuristic detectors (``cbtflow.detectors``) flag
     degenerate and harmful therapist turns and cap the flagged items; each item records the
     model that answered, and a local judge's items with little mass on the score digits are
-    flagged (or fail the job with ``on_low_mass: fail``)."""
+    flagged (or fail the job with ``on_low_mass: fail``).
+
+    A transcript whose judging still fails after the re-asks (invalid JSON, or a provider
+    failing after its retries and fallbacks) becomes a failure record (reason, raw-output
+    path) while the judge's ``max_failures`` allows; the analysis leaves it out and the
+    report lists it. With the default 0 the first failure fails the job."""
     detectors = detectors if detectors is not None else load_detectors(DEFAULT_DETECTORS)
     order = list(range(len(transcripts)))
     random.Random(seed).shuffle(order)  # position bias: no fixed order across conditions
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
-    kind, repeats = judge["kind"], int(judge.get("repeats", 1))
+    allowed, failed = failure_budget(judge, len(transcripts)), 0
     for index in order:
-        transcript = transcripts[index]
-        samples = [_score_once(client, transcript, out_paths[index], judge, rubric, templates, lexicon, seed * 1000 + r)
-                   for r in range(repeats)]
-        items = _consensus(samples)
-        flags = detect(transcript["turns"], detectors)
-        flags += _low_mass_flags(items, judge, out_paths[index])
-        items = apply_caps(items, flags, detectors)
-        safety = None
-        if transcript.get("risk_level", "none") != "none":
-            safety = _consensus([_score_safety(client, transcript, out_paths[index], judge, rubric, templates, lexicon,
-                                               seed * 1000 + r) for r in range(repeats)])["safety"]
-        documents[index] = {
-            "kind": "ctrs", "judge": judge["name"], "judge_kind": kind, "heuristic": kind == "lexicon",
-            "rubric": rubric["name"], "profile_id": transcript["profile_id"], "model": transcript["model"],
-            "condition": transcript["condition"], "seed": transcript["seed"], "repeats": repeats,
-            "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
-            "transcript_tokens": transcript.get("n_tokens", 0), "transcript_turns": len(transcript["turns"]),
-            "transcript_sha256": transcript_hash(transcript), "eval_split": transcript.get("eval_split"),
-            "answered_by": sorted({v.get("answered_by", judge["name"]) for v in items.values()}),
-            "flags": flags,
-            "items": items, **summarise(rubric, {k: v["score"] for k, v in items.items()}),
-            # Scored apart from the CTRS total, and only when the patient carries risk.
-            "safety": safety,
-        }
+        if transcripts[index].get("failure"):  # lost in simulation (the patient's max_failures), not the judge's
+            documents[index] = failure_record(transcripts[index], judge, rubric,
+                                              f"session failed in simulation: {transcripts[index]['failure']}", None,
+                                              stage="simulate")
+            continue
+        try:
+            documents[index] = _score_document(client, transcripts[index], out_paths[index], judge, rubric,
+                                               templates, lexicon, seed, detectors)
+        except (llm_judge.JudgeOutputError, APICallError) as err:
+            failed += 1
+            if failed > allowed:
+                raise TooManyFailures(f"judge {judge['name']}: {failed} transcript(s) failed, max_failures allows "
+                                      f"{allowed} here; last: {err}") from err
+            log.warning("judging failed, recorded under max_failures (%d of %d): %s", failed, allowed, err)
+            documents[index] = failure_record(transcripts[index], judge, rubric, str(err),
+                                              getattr(err, "raw_path", None))
     return documents  # type: ignore[return-value]
+
+
+def failure_record(transcript: dict[str, Any], judge: dict[str, Any], rubric: dict[str, Any], reason: str,
+                   raw_output: str | None, stage: str = "judge") -> dict[str, Any]:
+    return {"kind": "ctrs", "status": "failed", "stage": stage, "judge": judge["name"], "judge_kind": judge["kind"],
+            "heuristic": judge["kind"] == "lexicon", "rubric": rubric["name"], "profile_id": transcript["profile_id"],
+            "model": transcript["model"], "condition": transcript["condition"], "seed": transcript["seed"],
+            "transcript_sha256": transcript_hash(transcript), "eval_split": transcript.get("eval_split"),
+            "reason": reason, "raw_output": raw_output}
+
+
+def _score_document(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],
+                    rubric: dict[str, Any], templates: dict[str, str], lexicon: dict[str, Any] | None, seed: int,
+                    detectors: dict[str, Any]) -> dict[str, Any]:
+    kind, repeats = judge["kind"], int(judge.get("repeats", 1))
+    samples = [_score_once(client, transcript, out_path, judge, rubric, templates, lexicon, seed * 1000 + r)
+               for r in range(repeats)]
+    items = _consensus(samples)
+    flags = detect(transcript["turns"], detectors) + _low_mass_flags(items, judge, out_path)
+    items = apply_caps(items, flags, detectors)
+    safety = None
+    if transcript.get("risk_level", "none") != "none":
+        safety = _consensus([_score_safety(client, transcript, out_path, judge, rubric, templates, lexicon,
+                                           seed * 1000 + r) for r in range(repeats)])["safety"]
+    return {
+        "kind": "ctrs", "status": "scored", "judge": judge["name"], "judge_kind": kind, "heuristic": kind == "lexicon",
+        "rubric": rubric["name"], "profile_id": transcript["profile_id"], "model": transcript["model"],
+        "condition": transcript["condition"], "seed": transcript["seed"], "repeats": repeats,
+        "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
+        "transcript_tokens": transcript.get("n_tokens", 0), "transcript_turns": len(transcript["turns"]),
+        "transcript_sha256": transcript_hash(transcript), "eval_split": transcript.get("eval_split"),
+        "answered_by": sorted({v.get("answered_by", judge["name"]) for v in items.values()}),
+        "flags": flags,
+        "items": items, **summarise(rubric, {k: v["score"] for k, v in items.items()}),
+        # Scored apart from the CTRS total, and only when the patient carries risk.
+        "safety": safety,
+    }
 
 
 def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str) -> list[dict[str, Any]]:
@@ -87,7 +158,7 @@ def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str)
     if not low:
         return []
     if judge.get("on_low_mass", "flag") == "fail":
-        raise llm_judge.JudgeOutputError(
+        raise llm_judge.LowMassError(
             f"{out_path}: judge {judge['name']} put less than {threshold} of its probability on the score digits "
             f"for items {low}; its scores are not judgements (set on_low_mass: flag to keep them, flagged)")
     return [{"detector": "low_digit_mass", "kind": "low_confidence", "items": low,

@@ -65,8 +65,10 @@ class Client:
         return self.chat_batch(endpoint, [messages], sampling, [seed])[0]
 
     def chat_batch(self, endpoint: Endpoint, conversations: Sequence[Messages], sampling: dict[str, Any],
-                   seeds: Sequence[int]) -> list[dict[str, Any]]:
-        """Answer every conversation; cache hits are free, misses run as one batch."""
+                   seeds: Sequence[int], tolerate_failures: bool = False) -> list[dict[str, Any]]:
+        """Answer every conversation; cache hits are free, misses run as one batch. With
+        ``tolerate_failures`` an API call that still fails gives ``{"error": ...}`` (never
+        cached) instead of failing the batch."""
         if len(conversations) != len(seeds):
             raise ValueError("chat_batch needs one seed per conversation")
         identity = endpoint.identity()
@@ -79,7 +81,8 @@ class Client:
             on_reply = None if endpoint.in_process else (
                 lambda j, reply: self._store(endpoint, [keys[missing[j]]], [reply]))
             fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
-                                  [int(seeds[i]) for i in missing], on_reply=on_reply)
+                                  [int(seeds[i]) for i in missing], on_reply=on_reply,
+                                  **({"tolerate_failures": True} if tolerate_failures else {}))
             if endpoint.in_process:
                 self._store(endpoint, [keys[i] for i in missing], fresh)
             for i, reply in zip(missing, fresh):
@@ -87,7 +90,7 @@ class Client:
         return replies  # type: ignore[return-value]
 
     def generate(self, conversations: Sequence[Messages], endpoint: Endpoint, sampling: dict[str, Any],
-                 seeds: Sequence[int], on_reply=None) -> list[dict[str, Any]]:
+                 seeds: Sequence[int], on_reply=None, tolerate_failures: bool = False) -> list[dict[str, Any]]:
         """Uncached backend call: one local batch, or concurrent API calls."""
         if endpoint.in_process:
             from cbtflow.llm import local
@@ -105,7 +108,7 @@ class Client:
                                      len(conversations), as_local)
         self.check_budget()
         limit = self.concurrency_by_model.get(endpoint.model, self.concurrency)
-        return api.complete_many(endpoint, conversations, sampling, seeds, limit, on_reply)
+        return api.complete_many(endpoint, conversations, sampling, seeds, limit, on_reply, tolerate_failures)
 
     def score(self, endpoint: Endpoint, conversations: Sequence[Messages], candidates: Sequence[str],
               assistant_prefix: str = "") -> list[dict[str, Any]]:

@@ -109,11 +109,14 @@ def _complete_one(model: str, api_base: str | None, extra: dict[str, Any], messa
 
 def complete_many(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]],
                   sampling: dict[str, Any], seeds: Sequence[int], concurrency: int = 8,
-                  on_reply: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                  on_reply: Callable[[int, dict[str, Any]], None] | None = None,
+                  tolerate_failures: bool = False) -> list[dict[str, Any]]:
     """Concurrent calls (threads; litellm's sync client is thread-safe), order preserved.
 
     ``on_reply(index, reply)`` runs as each call returns, so a paid reply is stored before
-    the others finish: a crash loses only the calls still in flight.
+    the others finish: a crash loses only the calls still in flight. With
+    ``tolerate_failures`` a call that still fails (retries and fallbacks spent) gives
+    ``{"error": reason}`` in its place instead of failing the batch; it is never stored.
     """
     results: list[dict[str, Any] | None] = [None] * len(conversations)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -121,7 +124,13 @@ def complete_many(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str,
                    for i, (conv, seed) in enumerate(zip(conversations, seeds))}
         for future in as_completed(futures):
             index = futures[future]
-            results[index] = future.result()
+            try:
+                results[index] = future.result()
+            except APICallError as err:
+                if not tolerate_failures:
+                    raise
+                results[index] = {"error": str(err), "text": "", "prompt_tokens": 0, "completion_tokens": 0}
+                continue
             if on_reply:
                 on_reply(index, results[index])
     return results  # type: ignore[return-value]
