@@ -20,7 +20,8 @@ patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sam
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
-with serving(endpoint, f"{snakemake.log[0]}.server", t.get("vllm")) as served:
+shared = (t.get("vllm") or {}).get("shared_servers", {}).get(snakemake.params.base)
+with serving(endpoint, f"{snakemake.log[0]}.server", t.get("vllm"), shared_url=shared) as served:
     therapist = Party(served, t["sampling"])
     allowed = failure_budget(p, len(profiles))  # the patient role's max_failures
     sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],

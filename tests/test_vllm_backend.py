@@ -68,3 +68,24 @@ def test_a_server_that_dies_fails_with_its_log(tmp_path):
     with pytest.raises(ServerStartError, match=r"(?s)status 3.*CUDA out of memory"):
         with OpenAIServer(crash, 1, "base", tmp_path / "server.log", startup_timeout=30):
             pass
+
+
+def test_a_shared_server_per_base_serves_every_job_by_adapter_name(adapter, tmp_path):
+    """Jobs of one base attach to its shared server: each loads its adapter by name (once;
+    a second load is fine), routes to it, and leaves the server running for the next job."""
+    port = vllm_server.free_port()
+    with OpenAIServer([sys.executable, str(STUB), str(port), "base"], port, "base", tmp_path / "shared.log") as shared:
+        endpoint = Endpoint("local/models/llama", adapter=adapter, backend="vllm")
+        client = Client(cache_dir=tmp_path / "cache")
+        for job in range(2):
+            with serving(endpoint, tmp_path / f"job{job}.log", shared_url=shared.url) as served:
+                assert served.serve_url == shared.url and served.serve_model == served_name(endpoint)
+                reply = client.chat(served, [{"role": "user", "content": f"job {job}"}], {"temperature": 0}, 1)
+                assert reply["text"].startswith(f"served by {served_name(endpoint)}")
+            assert not (tmp_path / f"job{job}.log").exists(), "no server of its own was started"
+        with serving(Endpoint("local/models/llama", backend="vllm"), tmp_path / "b.log", shared_url=shared.url) as b:
+            assert b.serve_model == "base"  # the instruct condition uses the base itself
+        urllib.request.urlopen(f"{shared.url}/models", timeout=5)  # still serving
+        with pytest.raises(ServerStartError, match="does not answer"):
+            with serving(endpoint, tmp_path / "x.log", shared_url="http://127.0.0.1:9/v1"):
+                pass

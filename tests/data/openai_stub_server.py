@@ -4,6 +4,7 @@
 
 Lists the given model names at /v1/models; a chat completion answers with the model name
 it was asked for and any `repetition_penalty` it received, so tests can see the routing.
+POST /v1/load_lora_adapter adds a name, as vLLM's runtime LoRA loading does.
 """
 
 import json
@@ -27,6 +28,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path.endswith("/load_lora_adapter"):  # vLLM's runtime LoRA loading
+            if request["lora_name"] in NAMES:
+                self._send({"error": {"message": f"The lora adapter '{request['lora_name']}' has already been "
+                                                 "loaded."}}, status=400)
+                return
+            NAMES.append(request["lora_name"])
+            self._send({"message": "Success"})
+            return
         if request["model"] not in NAMES:
             self._send({"error": {"message": f"unknown model {request['model']}"}}, status=404)
             return

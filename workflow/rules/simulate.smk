@@ -22,6 +22,7 @@ rule simulate:
                             "sampling": config["roles"]["patient"]["sampling"],
                             "max_failures": config["roles"]["patient"].get("max_failures", 0)},
         session=lambda wc: config["simulation"],
+        base=therapist_base,
         cache_dir=CACHE,
     threads: 1
     resources:

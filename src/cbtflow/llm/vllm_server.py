@@ -1,10 +1,12 @@
 """The optional vLLM backend for therapist roles: a job-scoped OpenAI-compatible server.
 
 On a GPU, vLLM's continuous batching and paged attention generate many sessions far
-faster than transformers' ``generate``. The simulate rule starts one server for its base
-model with the job's adapter loaded as a LoRA module (selected by name in each request),
-talks to it through litellm's ``openai/`` provider like any API, and stops it when the job
-ends, so nothing outlives the job and SLURM's GPU allocation is released with it.
+faster than transformers' ``generate``. By default the simulate rule starts one server for
+its base model with the job's adapter loaded as a LoRA module (selected by name in each
+request), talks to it through litellm's ``openai/`` provider like any API, and stops it when
+the job ends, so nothing outlives the job and SLURM's GPU allocation is released with it.
+With ``therapist.vllm.shared_servers`` a base is served once (per node) for every model ×
+condition × seed job: each job loads its adapter into that server by name.
 
 The calls keep the local endpoint's identity (base directory, adapter hash) plus
 ``backend: vllm``: the port a server happens to get never enters a cache key.
@@ -19,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,12 +131,52 @@ def vllm_server(endpoint: Endpoint, log_path: str | Path, settings: dict[str, An
                         float((settings or {}).get("startup_timeout", 900)))
 
 
+def _post(url: str, payload: dict[str, Any]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            return answer.status, answer.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+    except OSError as err:
+        raise ServerStartError(f"shared vLLM server {url.rsplit('/', 1)[0]} does not answer: {err}") from err
+
+
+def attach(endpoint: Endpoint, url: str) -> Endpoint:
+    """Use a running shared server (one per base, started once per node, see README): load
+    the job's adapter into it by name (vLLM's runtime LoRA loading, which needs
+    ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` on the server; loading a name twice is fine)
+    and check that the server lists it. The server is left running for the next job."""
+    name = served_name(endpoint)
+    if endpoint.adapter:
+        status, body = _post(f"{url}/load_lora_adapter", {"lora_name": name, "lora_path": endpoint.adapter})
+        if status != 200 and "already" not in body.lower():
+            raise ServerStartError(f"shared vLLM server {url} refused adapter {endpoint.adapter} ({status}): "
+                                   f"{body[:500]}; start it with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora")
+    try:
+        with urllib.request.urlopen(f"{url}/models", timeout=30) as answer:
+            listed = {m["id"] for m in json.load(answer).get("data", [])}
+    except (OSError, ValueError) as err:
+        raise ServerStartError(f"shared vLLM server {url} does not answer: {err}") from err
+    if name not in listed:
+        raise ServerStartError(f"shared vLLM server {url} does not list {name!r} (it lists {sorted(listed)}); "
+                               "is it serving this base with --served-model-name base?")
+    return dataclasses.replace(endpoint, serve_url=url, serve_model=name)
+
+
 @contextmanager
-def serving(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None) -> Iterator[Endpoint]:
+def serving(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None,
+            shared_url: str | None = None) -> Iterator[Endpoint]:
     """The endpoint as the job should call it: unchanged for the transformers backend; for
-    ``backend: vllm``, pointed at a server started here and stopped when the block ends."""
+    ``backend: vllm``, pointed at the base's shared server when one is configured
+    (``therapist.vllm.shared_servers``: one server per base for every simulate job), else
+    at a server started here for this job and stopped when the block ends (the fallback)."""
     if endpoint.backend != "vllm":
         yield endpoint
+        return
+    if shared_url:
+        yield attach(endpoint, shared_url.rstrip("/"))
         return
     with vllm_server(endpoint, log_path, settings) as server:
         yield dataclasses.replace(endpoint, serve_url=server.url, serve_model=server.expect)
