@@ -37,6 +37,21 @@ class ScriptedClient(Client):
         return out
 
 
+def paid_provider(client: Client, cost_usd: float) -> Callable:
+    """A stand-in for ``Client.generate`` on a paid API: it checks the budget first, as the
+    API path does, answers "ok" and reports ``cost_usd`` per call (0: a model litellm has
+    no price for)."""
+    def generate(conversations, endpoint, sampling, seeds, on_reply=None, tolerate_failures=False):
+        client.check_budget()
+        replies = [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 5, "seconds": 0.0, "cost_usd": cost_usd}
+                   for _ in conversations]
+        for i, reply in enumerate(replies):
+            on_reply(i, reply)
+        return replies
+
+    return generate
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

@@ -172,6 +172,8 @@ def test_budget_fails_closed_on_an_unpriced_paid_model_before_any_job(tmp_path):
 
 
 def test_config_prices_cost_every_call_and_stop_the_budget(tmp_path):
+    from conftest import paid_provider
+
     from cbtflow.llm import BudgetExceeded, Endpoint
     from cbtflow.runtime import client
 
@@ -181,16 +183,7 @@ def test_config_prices_cost_every_call_and_stop_the_budget(tmp_path):
     llm = client(str(tmp_path), config)
     assert llm.prices_by_model == {"openrouter/x/y": {"input_per_mtok": 1_000_000.0, "output_per_mtok": 0.0}}
 
-    def unpriced_provider(conversations, endpoint, sampling, seeds, on_reply=None):
-        """A provider litellm has no price for: it reports cost 0."""
-        llm.check_budget()
-        replies = [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 5, "seconds": 0.0, "cost_usd": 0.0}
-                   for _ in conversations]
-        for i, reply in enumerate(replies):
-            on_reply(i, reply)
-        return replies
-
-    llm.generate = unpriced_provider
+    llm.generate = paid_provider(llm, cost_usd=0.0)  # a provider litellm has no price for
     endpoint = Endpoint("openrouter/x/y")
     for i in range(3):
         reply = llm.chat(endpoint, [{"role": "user", "content": str(i)}], {}, 1)

@@ -89,16 +89,14 @@ def test_cache_cli_stats_and_prune(scripted, tmp_path, capsys):
 
 
 def test_budget_stops_paid_calls_across_clients(tmp_path):
+    from conftest import paid_provider
+
     from cbtflow.llm import BudgetExceeded, Client
 
-    class PaidClient(Client):
-        def generate(self, conversations, endpoint, sampling, seeds, on_reply=None):
-            self.check_budget()
-            out = [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 1, "seconds": 0.0, "cost_usd": 0.4}
-                   for _ in conversations]
-            for i, reply in enumerate(out):
-                on_reply(i, reply)
-            return out
+    def PaidClient(**kwargs):  # noqa: N802 - reads like the class it stands for
+        client = Client(**kwargs)
+        client.generate = paid_provider(client, cost_usd=0.4)
+        return client
 
     first = PaidClient(cache_dir=tmp_path, budget_usd=1.0)
     for i in range(3):

@@ -65,8 +65,10 @@ def rm_anova_models(totals: pd.DataFrame, condition: str, unit: str = "profile")
         "generalized_eta_squared": _first(effect, "ng2"),
         "sphericity": {"holds": _first(effect, "sphericity"), "W": _first(effect, "W_spher", "W-spher"),
                        "p": _first(effect, "p_spher", "p-spher")},
+        # One pair is its own family: pingouin leaves its corrected p out, Holm's is the p itself.
         "posthoc_holm": [{"a": r["A"], "b": r["B"], "t": r["T"], "df": r["dof"], "p": _first(r, "p_unc", "p-unc"),
-                          "p_holm": _first(r, "p_corr", "p-corr")} for _, r in post.iterrows()],
+                          "p_holm": _first(r, "p_corr", "p-corr") if len(post) > 1 else _first(r, "p_unc", "p-unc")}
+                         for _, r in post.iterrows()],
     }
 
 
