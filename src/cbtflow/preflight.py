@@ -8,29 +8,37 @@ whether the variable is set, never its value.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from cbtflow.config import api_models, field_of
 from cbtflow.llm.endpoint import Endpoint
 
 
-def unknown_providers(config: dict[str, Any]) -> list[str]:
-    """API roles whose model litellm cannot route (imports litellm only if there are any);
-    config validation has already checked the provider prefix without importing it."""
-    api_roles = api_models(config)
-    if not api_roles:
+def _failing(roles: dict[str, dict[str, Any]], probe: Callable[[Any, dict[str, Any]], Any]) -> list[tuple[str, dict]]:
+    """The roles for which ``probe(litellm, role)`` raises or returns False. litellm takes
+    seconds to import, so it is imported only when there is a role to probe."""
+    if not roles:
         return []
     from cbtflow.llm.api import _litellm
 
-    litellm = _litellm()
-    problems = []
-    for where, role in api_roles.items():
+    litellm, failing = _litellm(), []
+    for where, role in roles.items():
         try:
-            litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base"))
+            ok = probe(litellm, role) is not False
         except Exception:
-            problems.append(f"{field_of(where)}: '{role['model']}' names no provider litellm knows; use "
-                            "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base")
-    return problems
+            ok = False
+        if not ok:
+            failing.append((where, role))
+    return failing
+
+
+def unknown_providers(config: dict[str, Any]) -> list[str]:
+    """API roles whose model litellm cannot route; config validation has already checked the
+    provider prefix without importing litellm."""
+    failing = _failing(api_models(config),
+                       lambda litellm, role: litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base")))
+    return [f"{field_of(where)}: '{role['model']}' names no provider litellm knows; use provider/model, e.g. "
+            "openrouter/..., gemini/..., deepseek/..., openai/... with api_base" for where, role in failing]
 
 
 def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
@@ -42,23 +50,17 @@ def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
         return []
     unpriced = {where: role for where, role in api_models(config).items()
                 if not role.get("api_base") and not _parent(config, where).get("prices")}
-    if not unpriced:
-        return []
-    from cbtflow.llm.api import _litellm
 
-    litellm = _litellm()
+    def priced(litellm, role):
+        info = litellm.get_model_info(role["model"])
+        return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+
     problems = []
-    for where, role in unpriced.items():
-        try:
-            info = litellm.get_model_info(role["model"])
-            known = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
-        except Exception:
-            known = False
-        if not known:
-            owner = where.split(".fallbacks[")[0]
-            problems.append(f"config.{owner}: {role['model']} has no known price and max_cost_usd is set, so its "
-                            f"calls could not count against the budget; add prices: {{input_per_mtok: <USD>, "
-                            f"output_per_mtok: <USD>}} (USD per million tokens) to config.{owner}")
+    for where, role in _failing(unpriced, priced):
+        owner = where.split(".fallbacks[")[0]
+        problems.append(f"config.{owner}: {role['model']} has no known price and max_cost_usd is set, so its calls "
+                        "could not count against the budget; add prices: {input_per_mtok: <USD>, output_per_mtok: "
+                        f"<USD>}} (USD per million tokens) to config.{owner}")
     return problems
 
 
