@@ -21,13 +21,15 @@ import time
 from pathlib import Path
 
 from e2e import ROOT, copy_tree  # bench/ is on sys.path when this script runs
+
 EXPERIMENTS = ("experiments/paper.yaml", "experiments/open-questions.yaml")
 
 
 def dry_run(workdir: Path, *args: str) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"snakemake -n {' '.join(args)} failed in {workdir}:\n{done.stderr[-3000:]}")

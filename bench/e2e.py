@@ -41,8 +41,12 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     copy_tree(work)
     start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores", "2"], cwd=work,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores", "2"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-3000:])
@@ -59,10 +63,14 @@ def main() -> int:
     for usage in (work / "results" / "usage").rglob("*.json"):
         doc = json.loads(usage.read_text())
         tokens[doc["stage"]] += int(doc["totals"]["completion_tokens"])
-    train_tokens = sum(json.loads(p.read_text())["tokens_seen"] for p in (work / "results/adapters").rglob("train_log.json"))
+    train_tokens = sum(
+        json.loads(p.read_text())["tokens_seen"] for p in (work / "results/adapters").rglob("train_log.json")
+    )
     print(f"{'stage':<20}{'job seconds':>12}{'peak RSS MB':>14}{'tokens generated':>18}")
     for stage in sorted(set(stage_seconds) | set(tokens)):
-        print(f"{stage:<20}{stage_seconds.get(stage, 0):>12.1f}{stage_rss.get(stage, 0):>14.0f}{tokens.get(stage, 0):>18}")
+        print(
+            f"{stage:<20}{stage_seconds.get(stage, 0):>12.1f}{stage_rss.get(stage, 0):>14.0f}{tokens.get(stage, 0):>18}"
+        )
     print(f"{'finetune (trained)':<20}{'':>12}{'':>14}{train_tokens:>18}")
     print(f"peak RSS of any process: {peak_kb / 1024:.0f} MB; workdir: {work}")
     print(f"e2e_wall_seconds: {wall:.1f}")

@@ -27,21 +27,49 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {
     # SmolLM2-135M (the embedded model's architecture).
-    "small": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
-              "num_key_value_heads": 3, "vocab_size": 49152, "max_position_embeddings": 8192, "rope_theta": 100000.0,
-              "tie_word_embeddings": True},
+    "small": {
+        "hidden_size": 576,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "vocab_size": 49152,
+        "max_position_embeddings": 8192,
+        "rope_theta": 100000.0,
+        "tie_word_embeddings": True,
+    },
     # Llama-3.1-8B.
-    "8b": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-           "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072, "rope_theta": 500000.0,
-           "tie_word_embeddings": False},
+    "8b": {
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+    },
     # For --dry-run on a CPU: the same code, seconds instead of minutes.
-    "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "num_key_value_heads": 2, "vocab_size": 49152, "max_position_embeddings": 2048, "rope_theta": 10000.0,
-             "tie_word_embeddings": True},
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 49152,
+        "max_position_embeddings": 2048,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": True,
+    },
 }
 # experiments/paper.yaml's recipe (r 16, alpha 16, all linear projections, batch 2).
-LORA = {"r": 16, "alpha": 16, "dropout": 0.0,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+LORA = {
+    "r": 16,
+    "alpha": 16,
+    "dropout": 0.0,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
 
 
 def make_model(shape: str, out: Path, tokenizer_dir: Path | None) -> Path:
@@ -77,23 +105,42 @@ def train_worker(backend: str, model_dir: str, batches_path: str, warmup: int) -
         from unsloth import FastLanguageModel  # before transformers, peft and trl
 
         model, _ = FastLanguageModel.from_pretrained(model_name=model_dir, max_seq_length=4096, load_in_4bit=True)
-        model = FastLanguageModel.get_peft_model(model, r=LORA["r"], lora_alpha=LORA["alpha"],
-                                                 lora_dropout=LORA["dropout"], target_modules=LORA["target_modules"],
-                                                 use_gradient_checkpointing="unsloth", random_state=0)
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=LORA["r"],
+            lora_alpha=LORA["alpha"],
+            lora_dropout=LORA["dropout"],
+            target_modules=LORA["target_modules"],
+            use_gradient_checkpointing="unsloth",
+            random_state=0,
+        )
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     cuda = torch.cuda.is_available()
     if backend == "peft-bnb":
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, quantization_config=(
-            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)))
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir,
+            dtype=torch.bfloat16,
+            quantization_config=(
+                BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+            ),
+        )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     elif backend == "peft-cpu":  # --dry-run: the same loop without quantization
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if backend != "unsloth":
-        model = get_peft_model(model, LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
-                                                 target_modules=LORA["target_modules"], task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=LORA["r"],
+                lora_alpha=LORA["alpha"],
+                lora_dropout=LORA["dropout"],
+                target_modules=LORA["target_modules"],
+                task_type="CAUSAL_LM",
+            ),
+        )
     device = "cuda" if cuda else "cpu"
     batches = torch.load(batches_path)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
@@ -115,14 +162,21 @@ def train_worker(backend: str, model_dir: str, batches_path: str, warmup: int) -
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"backend": backend, "tokens_per_second": tokens / seconds, "timed_steps": len(batches) - warmup,
-            "peak_vram_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-            "final_loss": float(loss.detach())}
+    return {
+        "backend": backend,
+        "tokens_per_second": tokens / seconds,
+        "timed_steps": len(batches) - warmup,
+        "peak_vram_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "final_loss": float(loss.detach()),
+    }
 
 
 def run_worker(backend: str, model_dir: Path, batches: Path, warmup: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--worker", backend, str(model_dir), str(batches), str(warmup)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", backend, str(model_dir), str(batches), str(warmup)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         return {"backend": backend, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -137,26 +191,48 @@ def finetune_path(model_dir: Path, work: Path) -> dict:
     from cbtflow.dataset import save_dataset_dict
     from cbtflow.finetune import select_backend, train_adapter
 
-    messages = [{"role": "system", "content": "You are a CBT therapist."},
-                {"role": "user", "content": "[The client has arrived for the session.]"},
-                {"role": "assistant", "content": "Welcome. What would you like to focus on today?"},
-                {"role": "user", "content": "My low mood at work."},
-                {"role": "assistant", "content": "Let's look at the thoughts that come up there."}]
-    rows = [{"id": f"c{i}", "course": f"c{i}", "session": 1, "phase": "p", "split": "train" if i < 6 else "validation",
-             "messages": messages}
-            for i in range(8)]
+    messages = [
+        {"role": "system", "content": "You are a CBT therapist."},
+        {"role": "user", "content": "[The client has arrived for the session.]"},
+        {"role": "assistant", "content": "Welcome. What would you like to focus on today?"},
+        {"role": "user", "content": "My low mood at work."},
+        {"role": "assistant", "content": "Let's look at the thoughts that come up there."},
+    ]
+    rows = [
+        {
+            "id": f"c{i}",
+            "course": f"c{i}",
+            "session": 1,
+            "phase": "p",
+            "split": "train" if i < 6 else "validation",
+            "messages": messages,
+        }
+        for i in range(8)
+    ]
     save_dataset_dict(rows, work / "dataset.hf")
-    recipe = {"lora": {**LORA, "r": 8, "alpha": 16}, "training": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 2,
-                                                                   "max_seq_length": 256}}
+    recipe = {
+        "lora": {**LORA, "r": 8, "alpha": 16},
+        "training": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 2, "max_seq_length": 256},
+    }
     backend = select_backend()
-    log = train_adapter(base=str(model_dir), dataset_dir=str(work / "dataset.hf"), recipe=recipe, seed=1,
-                        out_dir=str(work / "adapter"), backend=backend)
+    log = train_adapter(
+        base=str(model_dir),
+        dataset_dir=str(work / "dataset.hf"),
+        recipe=recipe,
+        seed=1,
+        out_dir=str(work / "adapter"),
+        backend=backend,
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if device == "cuda" else None)
     reloaded = PeftModel.from_pretrained(base.to(device), str(work / "adapter"))
     out = reloaded.generate(torch.tensor([[11, 12, 13]], device=device), max_new_tokens=4, do_sample=False)
-    return {"backend": backend, "steps": log["steps"], "tokens_per_second": log["tokens_per_second"],
-            "adapter_reloaded": out.shape[1] == 7}
+    return {
+        "backend": backend,
+        "steps": log["steps"],
+        "tokens_per_second": log["tokens_per_second"],
+        "adapter_reloaded": out.shape[1] == 7,
+    }
 
 
 def generation(model_dir: Path, batch_sizes: list[int], new_tokens: int) -> list[dict]:
@@ -167,11 +243,15 @@ def generation(model_dir: Path, batch_sizes: list[int], new_tokens: int) -> list
     local.generate_batch(endpoint, [[{"role": "user", "content": "warm up"}]], {"max_tokens": 4}, seed=0)
     rows = []
     for batch in batch_sizes:
-        conversations = [[{"role": "system", "content": "You are a client in therapy."},
-                          {"role": "user", "content": f"How has your week been, session {i}?"}] for i in range(batch)]
+        conversations = [
+            [
+                {"role": "system", "content": "You are a client in therapy."},
+                {"role": "user", "content": f"How has your week been, session {i}?"},
+            ]
+            for i in range(batch)
+        ]
         start = time.perf_counter()
-        replies = local.generate_batch(endpoint, conversations, {"temperature": 0.0, "max_tokens": new_tokens},
-                                       seed=1)
+        replies = local.generate_batch(endpoint, conversations, {"temperature": 0.0, "max_tokens": new_tokens}, seed=1)
         seconds = time.perf_counter() - start
         generated = sum(r["completion_tokens"] for r in replies)
         rows.append({"batch": batch, "generated_tokens": generated, "tokens_per_second": generated / seconds})
@@ -180,8 +260,11 @@ def generation(model_dir: Path, batch_sizes: list[int], new_tokens: int) -> list
 
 def tokenizer_source() -> Path | None:
     """The small tokenizer the project already has: the prepared embedded model's."""
-    for candidate in (ROOT / "resources/models/smollm2-135m", ROOT / ".cbtflow-cache/test-models/smollm2-135m",
-                      ROOT / "bench/gpu-assets/tokenizer"):
+    for candidate in (
+        ROOT / "resources/models/smollm2-135m",
+        ROOT / ".cbtflow-cache/test-models/smollm2-135m",
+        ROOT / "bench/gpu-assets/tokenizer",
+    ):
         if (candidate / "tokenizer.json").exists():
             return candidate
     return None
@@ -227,8 +310,11 @@ def main() -> int:
                 print(f"| {shape} | {backend} | {r['tokens_per_second']:.0f} | {vram} | {r['final_loss']:.3f} |")
         if all("error" not in results.get(b, {"error": 1}) for b in ("unsloth", "peft-bnb")):
             ratios[shape] = results["unsloth"]["tokens_per_second"] / results["peft-bnb"]["tokens_per_second"]
-    small = make_model(shapes[0] if args.dry_run else "small", work / f"model-{shapes[0] if args.dry_run else 'small'}",
-                       tokenizer_source())
+    small = make_model(
+        shapes[0] if args.dry_run else "small",
+        work / f"model-{shapes[0] if args.dry_run else 'small'}",
+        tokenizer_source(),
+    )
     if tokenizer_source():
         print("\nfinetune rule code on this device:", json.dumps(finetune_path(small, work)))
         print("\n| batch | generated tokens | tokens/s |\n|---|---|---|")
@@ -237,8 +323,11 @@ def main() -> int:
     else:
         print("\nno tokenizer files found (prepare the embedded model, or put them in bench/gpu-assets/tokenizer)")
     headline = ratios.get("8b", ratios.get("small"))
-    print(f"\nunsloth_vs_peft_tokens_per_second: {headline:.3f}" if headline is not None
-          else "\nunsloth_vs_peft_tokens_per_second: not measured (needs a CUDA GPU with unsloth and bitsandbytes)")
+    print(
+        f"\nunsloth_vs_peft_tokens_per_second: {headline:.3f}"
+        if headline is not None
+        else "\nunsloth_vs_peft_tokens_per_second: not measured (needs a CUDA GPU with unsloth and bitsandbytes)"
+    )
     return 0
 
 

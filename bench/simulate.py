@@ -29,13 +29,14 @@ def main() -> int:
     import torch
 
     from cbtflow.dialogue import Party
-    from cbtflow.llm import Client, Endpoint
-    from cbtflow.llm import local
+    from cbtflow.llm import Client, Endpoint, local
     from cbtflow.profiles import load_attributes, sample_splits
     from cbtflow.simulate import simulate
 
     torch.set_num_threads(2)
-    profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, args.sessions, seed=7)["eval"]
+    profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, args.sessions, seed=7)[
+        "eval"
+    ]
     endpoint = Endpoint(f"local/{args.base}")
     sampling = {"temperature": 0.0, "max_tokens": args.max_tokens, "repetition_penalty": 1.1, "no_repeat_ngram_size": 4}
     party = Party(endpoint, sampling)
@@ -46,7 +47,9 @@ def main() -> int:
     def timed(groups):
         client = Client()
         start = time.perf_counter()
-        sessions = [s for group in groups for s in simulate(client, group, party, party, *templates, args.turns, seed=1)]
+        sessions = [
+            s for group in groups for s in simulate(client, group, party, party, *templates, args.turns, seed=1)
+        ]
         seconds = time.perf_counter() - start
         return sessions, client.usage.totals()["completion_tokens"], seconds
 
@@ -58,17 +61,23 @@ def main() -> int:
     bat_sessions, bat_tokens, bat_seconds = timed([profiles])
 
     def same(runs):
-        return sum(a.turns[i]["text"] == b.turns[i]["text"] for a, b in zip(seq_sessions, runs)
-                   for i in range(min(len(a.turns), len(b.turns))))
+        return sum(
+            a.turns[i]["text"] == b.turns[i]["text"]
+            for a, b in zip(seq_sessions, runs)
+            for i in range(min(len(a.turns), len(b.turns)))
+        )
 
     total = sum(len(s.turns) for s in seq_sessions)
     print("| variant | sessions | tokens | seconds | tokens/s | turns identical to sequential (greedy) |")
     print("|---|---|---|---|---|---|")
     for name, tokens, seconds, runs in (
-            ("one session at a time", seq_tokens, seq_seconds, seq_sessions),
-            ("batched loop, F.linear everywhere", plain_tokens, plain_seconds, plain_sessions),
-            ("batched loop, W @ x.T at 2-16 rows (current)", bat_tokens, bat_seconds, bat_sessions)):
-        print(f"| {name} | {len(profiles)} | {tokens} | {seconds:.1f} | {tokens / seconds:.1f} | {same(runs)}/{total} |")
+        ("one session at a time", seq_tokens, seq_seconds, seq_sessions),
+        ("batched loop, F.linear everywhere", plain_tokens, plain_seconds, plain_sessions),
+        ("batched loop, W @ x.T at 2-16 rows (current)", bat_tokens, bat_seconds, bat_sessions),
+    ):
+        print(
+            f"| {name} | {len(profiles)} | {tokens} | {seconds:.1f} | {tokens / seconds:.1f} | {same(runs)}/{total} |"
+        )
     print(f"simulate_batched_speedup: {(bat_tokens / bat_seconds) / (seq_tokens / seq_seconds):.2f}")
     return 0
 

@@ -1,4 +1,5 @@
 """Rule courses: every training profile's synthetic CBT course, session by session."""
+
 from pathlib import Path
 
 from cbtflow import prompts
@@ -17,8 +18,16 @@ spec = dict(snakemake.params.generator)
 generator = Party(Endpoint.from_spec({k: v for k, v in spec.items() if k != "sampling"}), spec["sampling"])
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
-courses = generate_courses(llm, generator, profiles, load_phases(snakemake.input.phases), snakemake.params.settings,
-                           templates, snakemake.params.seed, detectors=load_detectors(snakemake.input.detectors))
+courses = generate_courses(
+    llm,
+    generator,
+    profiles,
+    load_phases(snakemake.input.phases),
+    snakemake.params.settings,
+    templates,
+    snakemake.params.seed,
+    detectors=load_detectors(snakemake.input.detectors),
+)
 hashes = prompts.template_hashes(templates)
 for path in snakemake.output.courses:
     write_json(path, course_document(courses[Path(path).stem], generator.endpoint, snakemake.params.settings, hashes))

@@ -1,4 +1,5 @@
 """Rule dataset: chat-format JSONL + DatasetDict + statistics from the courses."""
+
 from cbtflow import prompts
 from cbtflow.dataset import build_examples, dataset_stats, save_dataset_dict
 from cbtflow.io import read_json, write_json, write_jsonl
@@ -7,8 +8,9 @@ from cbtflow.runtime import setup
 log = setup(snakemake.log[0])
 courses = [read_json(p) for p in snakemake.input.courses]
 settings = snakemake.params.settings
-rows = build_examples(courses, prompts.render(snakemake.input.therapist_system), settings["validation_fraction"],
-                      settings.get("seed", 0))
+rows = build_examples(
+    courses, prompts.render(snakemake.input.therapist_system), settings["validation_fraction"], settings.get("seed", 0)
+)
 write_jsonl(snakemake.output.jsonl, rows)
 save_dataset_dict(rows, snakemake.output.hf)
 stats = dataset_stats(courses, rows)

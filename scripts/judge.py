@@ -1,4 +1,5 @@
 """Rule judge: CTRS scores for one simulate job's transcripts from one judge."""
+
 from cbtflow.detectors import load_detectors
 from cbtflow.io import read_json, write_json
 from cbtflow.judge.lexicon import load_lexicon
@@ -14,10 +15,17 @@ transcripts = [read_json(p) for p in snakemake.input.transcripts]
 for path, transcript in zip(snakemake.input.transcripts, transcripts):
     check_transcript(transcript, path)
 llm = client(snakemake.params.cache_dir, snakemake.config)
-documents = judge_transcripts(llm, transcripts, snakemake.output.scores, judge, rubric,
-                              {n: snakemake.input[n] for n in ("judge_item", "judge_all", "judge_item_json")},
-                              lexicon, seed=int(snakemake.wildcards.seed),
-                              detectors=load_detectors(snakemake.input.detectors))
+documents = judge_transcripts(
+    llm,
+    transcripts,
+    snakemake.output.scores,
+    judge,
+    rubric,
+    {n: snakemake.input[n] for n in ("judge_item", "judge_all", "judge_item_json")},
+    lexicon,
+    seed=int(snakemake.wildcards.seed),
+    detectors=load_detectors(snakemake.input.detectors),
+)
 for path, document in zip(snakemake.output.scores, documents):
     write_json(path, document)
 llm.usage.write(snakemake.output.usage, "judge", dict(snakemake.wildcards))

@@ -1,4 +1,5 @@
 """Rule prepare_base_model: the embedded SmolLM2 as a plain Hugging Face directory."""
+
 from cbtflow.io import write_json
 from cbtflow.models import prepare_base_model
 from cbtflow.runtime import setup

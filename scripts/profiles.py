@@ -1,11 +1,18 @@
 """Rules profiles_train / profiles_eval: seeded synthetic patient profiles."""
+
 from cbtflow.io import write_jsonl
 from cbtflow.profiles import load_attributes, sample_splits
 from cbtflow.runtime import setup
 
 log = setup(snakemake.log[0])
 s = snakemake.params.settings
-splits = sample_splits(load_attributes(snakemake.input.attributes), s["train"], s.get("eval", 0), s["seed"],
-                       eval_risk=s.get("eval_risk", False), eval_split=s.get("eval_split", "held_out"))
+splits = sample_splits(
+    load_attributes(snakemake.input.attributes),
+    s["train"],
+    s.get("eval", 0),
+    s["seed"],
+    eval_risk=s.get("eval_risk", False),
+    eval_split=s.get("eval_split", "held_out"),
+)
 write_jsonl(snakemake.output[0], splits[snakemake.params.split])
 log.info("%d %s profiles", len(splits[snakemake.params.split]), snakemake.params.split)

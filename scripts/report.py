@@ -1,4 +1,5 @@
 """Rule report: scores table, statistics, figures and report.md."""
+
 import io
 from pathlib import Path
 
@@ -6,8 +7,8 @@ import polars as pl
 
 from cbtflow import report
 from cbtflow.io import read_json, write_bytes_atomic, write_json
-from cbtflow.runtime import setup
 from cbtflow.judge.run import check_failure_budgets
+from cbtflow.runtime import setup
 from cbtflow.scores import failures, read_scores, scores_table
 from cbtflow.stats import analyse
 
@@ -15,7 +16,9 @@ log = setup(snakemake.log[0])
 out = snakemake.output
 documents = [read_json(p) for p in snakemake.input.scores]
 failed = failures(documents)
-check_failure_budgets(failed, documents, snakemake.params.max_failures, snakemake.params.patient_max_failures)  # the run fails past any judge's budget
+check_failure_budgets(
+    failed, documents, snakemake.params.max_failures, snakemake.params.patient_max_failures
+)  # the run fails past any judge's budget
 scores = scores_table(documents)
 if snakemake.input.human:  # human ratings join the judges: the reliability section then shows judge-human ICC
     scores = pl.concat([scores, read_scores(snakemake.input.human)], how="diagonal_relaxed").select(scores.columns)
@@ -26,7 +29,9 @@ stats = analyse(scores, threshold=float(snakemake.params.threshold))
 stats["primary_judge"] = snakemake.params.primary_judge
 stats["failures"] = failed
 write_json(out.stats, {"kind": "stats", **stats})
-train_logs = {f"{Path(a).parent.name}/{Path(a).name}": read_json(f"{a}/train_log.json") for a in snakemake.input.adapters}
+train_logs = {
+    f"{Path(a).parent.name}/{Path(a).name}": read_json(f"{a}/train_log.json") for a in snakemake.input.adapters
+}
 usage = report.usage_by_stage([read_json(p) for p in snakemake.input.usage])
 figures = {Path(f).stem: f for f in out.figures}
 primary = snakemake.params.primary_judge
@@ -35,6 +40,13 @@ report.fig_item_heatmap(stats, primary, Path(figures["item_heatmap"]))
 report.fig_judge_distributions(scores, Path(figures["judge_distributions"]))
 report.fig_loss_curves(train_logs, Path(figures["loss_curves"]))
 report.fig_usage(usage, Path(figures["usage"]))
-report.write_report(out.report, stats=stats, primary_judge=primary, figures=figures, usage=usage,
-                    train_logs=train_logs, config_summary=snakemake.params.summary)
+report.write_report(
+    out.report,
+    stats=stats,
+    primary_judge=primary,
+    figures=figures,
+    usage=usage,
+    train_logs=train_logs,
+    config_summary=snakemake.params.summary,
+)
 log.info("report written to %s", out.report)

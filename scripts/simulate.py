@@ -1,4 +1,5 @@
 """Rule simulate: all eval sessions of one model × condition × seed."""
+
 from cbtflow import prompts
 from cbtflow.dialogue import Party
 from cbtflow.io import write_json
@@ -13,10 +14,12 @@ log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
 t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
-endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"),
-                    backend=t.get("backend", "transformers"))
-patient = Party(Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sampling", "max_failures")}),
-                p["sampling"])
+endpoint = Endpoint(
+    model=t["model"], adapter=adapter, chat_template=t.get("chat_template"), backend=t.get("backend", "transformers")
+)
+patient = Party(
+    Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sampling", "max_failures")}), p["sampling"]
+)
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
@@ -24,18 +27,39 @@ shared = (t.get("vllm") or {}).get("shared_servers", {}).get(snakemake.params.ba
 with serving(endpoint, f"{snakemake.log[0]}.server", t.get("vllm"), shared_url=shared) as served:
     therapist = Party(served, t["sampling"])
     allowed = failure_budget(p, len(profiles))  # the patient role's max_failures
-    sessions = simulate(llm, profiles, therapist, patient, templates["therapist_system"], templates["patient_system"],
-                        snakemake.params.session["max_turns"], int(w.seed),
-                        snakemake.params.session.get("max_context_tokens"), tolerate_patient_failures=allowed > 0)
+    sessions = simulate(
+        llm,
+        profiles,
+        therapist,
+        patient,
+        templates["therapist_system"],
+        templates["patient_system"],
+        snakemake.params.session["max_turns"],
+        int(w.seed),
+        snakemake.params.session.get("max_context_tokens"),
+        tolerate_patient_failures=allowed > 0,
+    )
 failed = [s.failure for s in sessions if s.failure]
 if len(failed) > allowed:
-    raise TooManyFailures(f"{len(failed)} sessions lost their patient, roles.patient.max_failures allows {allowed}: "
-                          f"{failed[0]}")
+    raise TooManyFailures(
+        f"{len(failed)} sessions lost their patient, roles.patient.max_failures allows {allowed}: {failed[0]}"
+    )
 hashes = prompts.template_hashes(templates)
 by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions)))
 for path in snakemake.output.transcripts:
     profile, session = by_id[path.rsplit("/", 1)[1][:-5]]
-    write_json(path, transcript_document(profile, session, model=w.model, condition=w.condition, seed=int(w.seed),
-                                         therapist=therapist, patient=patient, template_hashes=hashes))
+    write_json(
+        path,
+        transcript_document(
+            profile,
+            session,
+            model=w.model,
+            condition=w.condition,
+            seed=int(w.seed),
+            therapist=therapist,
+            patient=patient,
+            template_hashes=hashes,
+        ),
+    )
 llm.usage.write(snakemake.output.usage, "simulate", dict(w))
 log.info("usage: %s", llm.usage.totals())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -30,8 +31,15 @@ class ScriptedClient(Client):
             self.calls.append(list(conv))
             self.seeds.append(seed)
             text = self.reply(conv, seed)
-            out.append({"text": text, "prompt_tokens": sum(len(m["content"].split()) for m in conv),
-                        "completion_tokens": len(text.split()), "seconds": 0.0, "cost_usd": 0.0})
+            out.append(
+                {
+                    "text": text,
+                    "prompt_tokens": sum(len(m["content"].split()) for m in conv),
+                    "completion_tokens": len(text.split()),
+                    "seconds": 0.0,
+                    "cost_usd": 0.0,
+                }
+            )
             if on_reply:
                 on_reply(len(out) - 1, out[-1])
         return out
@@ -41,10 +49,13 @@ def paid_provider(client: Client, cost_usd: float) -> Callable:
     """A stand-in for ``Client.generate`` on a paid API: it checks the budget first, as the
     API path does, answers "ok" and reports ``cost_usd`` per call (0: a model litellm has
     no price for)."""
+
     def generate(conversations, endpoint, sampling, seeds, on_reply=None, tolerate_failures=False):
         client.check_budget()
-        replies = [{"text": "ok", "prompt_tokens": 1, "completion_tokens": 5, "seconds": 0.0, "cost_usd": cost_usd}
-                   for _ in conversations]
+        replies = [
+            {"text": "ok", "prompt_tokens": 1, "completion_tokens": 5, "seconds": 0.0, "cost_usd": cost_usd}
+            for _ in conversations
+        ]
         for i, reply in enumerate(replies):
             on_reply(i, reply)
         return replies

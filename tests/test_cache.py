@@ -30,8 +30,15 @@ print(cache.total_cost())
 
 def test_many_processes_write_and_read_at_once_and_the_budget_total_is_right(tmp_path):
     n, workers = 150, 4
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w), str(n)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for w in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), str(w), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(workers)
+    ]
     results = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
     cache = CallCache(tmp_path)
@@ -96,11 +103,13 @@ def test_a_batch_counts_only_when_complete(tmp_path, monkeypatch):
 
 def test_an_old_sqlite_cache_is_migrated_once(tmp_path):
     with sqlite3.connect(tmp_path / "calls.sqlite") as conn:
-        conn.execute("CREATE TABLE calls (key TEXT PRIMARY KEY, model TEXT NOT NULL, reply TEXT NOT NULL,"
-                     " created REAL NOT NULL)")
-        conn.executemany("INSERT INTO calls VALUES (?, ?, ?, ?)",
-                         [(f"{i:064d}", "gemini/x", json.dumps({"text": f"old {i}", "cost_usd": 0.5}), 1.0)
-                          for i in range(3)])
+        conn.execute(
+            "CREATE TABLE calls (key TEXT PRIMARY KEY, model TEXT NOT NULL, reply TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        conn.executemany(
+            "INSERT INTO calls VALUES (?, ?, ?, ?)",
+            [(f"{i:064d}", "gemini/x", json.dumps({"text": f"old {i}", "cost_usd": 0.5}), 1.0) for i in range(3)],
+        )
     cache = CallCache(tmp_path)
     assert cache.get(f"{1:064d}") == {"text": "old 1", "cost_usd": 0.5}
     assert cache.total_cost() == pytest.approx(1.5) and (tmp_path / cache_module.MIGRATED).exists()

@@ -24,31 +24,41 @@ def test_default_config_is_valid():
     validate_config(copy.deepcopy(DEFAULT))
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda c: c.update(unknwon_key=1), "unknwon_key"),
-    (lambda c: c["models"]["smol-r8"]["lora"].update(r="eight"), "config.models.smol-r8.lora.r"),
-    (lambda c: c["models"]["smol-r8"].pop("base"), "config.models.smol-r8"),
-    (lambda c: c["models"]["smol-r8"].update(base="llama-9b"), "config.models.smol-r8.base"),
-    (lambda c: c.update(seeds=[1, "two"]), "config.seeds[1]"),
-    (lambda c: c["simulation"].update(max_turns=-3), "config.simulation.max_turns"),
-    (lambda c: c["roles"]["patient"].update(model="local/not-a-base"), "config.roles.patient.model"),
-    (lambda c: c["report"].update(primary_judge="gpt"), "config.report.primary_judge"),
-    (lambda c: c["courses"].update(mode="chapters"), "config.courses.mode"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda c: c.update(unknwon_key=1), "unknwon_key"),
+        (lambda c: c["models"]["smol-r8"]["lora"].update(r="eight"), "config.models.smol-r8.lora.r"),
+        (lambda c: c["models"]["smol-r8"].pop("base"), "config.models.smol-r8"),
+        (lambda c: c["models"]["smol-r8"].update(base="llama-9b"), "config.models.smol-r8.base"),
+        (lambda c: c.update(seeds=[1, "two"]), "config.seeds[1]"),
+        (lambda c: c["simulation"].update(max_turns=-3), "config.simulation.max_turns"),
+        (lambda c: c["roles"]["patient"].update(model="local/not-a-base"), "config.roles.patient.model"),
+        (lambda c: c["report"].update(primary_judge="gpt"), "config.report.primary_judge"),
+        (lambda c: c["courses"].update(mode="chapters"), "config.courses.mode"),
+    ],
+)
 def test_bad_config_names_the_field(mutate, field):
     with pytest.raises(ConfigError) as err:
         validate_config(broken(mutate))
     assert field in str(err.value)
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda c: c["models"]["smol-r16"].pop("base"), "config.models.smol-r16"),
-    (lambda c: c.update(seeds=[1, 2.5]), "config.seeds[1]"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda c: c["models"]["smol-r16"].pop("base"), "config.models.smol-r16"),
+        (lambda c: c.update(seeds=[1, 2.5]), "config.seeds[1]"),
+    ],
+)
 def test_snakemake_stops_before_any_job(tmp_path, mutate, field):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(broken(mutate)))
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0
     assert field in done.stdout + done.stderr
     assert "Job stats" not in done.stdout
@@ -59,8 +69,10 @@ def test_preflight_names_role_model_and_variable():
 
     config = broken(lambda c: c["roles"]["patient"].update(model="deepseek/deepseek-chat"))
     problems = missing_keys(config, environ={})
-    assert problems == ["roles.patient uses deepseek/deepseek-chat, which needs the environment variable "
-                        "DEEPSEEK_API_KEY; export DEEPSEEK_API_KEY=... before running"]
+    assert problems == [
+        "roles.patient uses deepseek/deepseek-chat, which needs the environment variable "
+        "DEEPSEEK_API_KEY; export DEEPSEEK_API_KEY=... before running"
+    ]
     assert missing_keys(config, environ={"DEEPSEEK_API_KEY": "x"}) == []
     assert missing_keys(copy.deepcopy(DEFAULT), environ={}) == [], "local models need no key"
 
@@ -68,13 +80,21 @@ def test_preflight_names_role_model_and_variable():
 def test_preflight_checks_the_keys_of_fallbacks():
     from cbtflow.preflight import missing_keys
 
-    config = broken(lambda c: c["roles"]["patient"].update(
-        model="deepseek/deepseek-chat", fallbacks=["openrouter/deepseek/deepseek-chat",
-                                                   {"model": "openai/local", "api_base": "http://127.0.0.1:1/v1"}]))
+    config = broken(
+        lambda c: c["roles"]["patient"].update(
+            model="deepseek/deepseek-chat",
+            fallbacks=[
+                "openrouter/deepseek/deepseek-chat",
+                {"model": "openai/local", "api_base": "http://127.0.0.1:1/v1"},
+            ],
+        )
+    )
     validate_config(copy.deepcopy(config))
     problems = missing_keys(config, environ={"DEEPSEEK_API_KEY": "x"})
-    assert problems == ["roles.patient.fallbacks[0] uses openrouter/deepseek/deepseek-chat, which needs the "
-                        "environment variable OPENROUTER_API_KEY; export OPENROUTER_API_KEY=... before running"]
+    assert problems == [
+        "roles.patient.fallbacks[0] uses openrouter/deepseek/deepseek-chat, which needs the "
+        "environment variable OPENROUTER_API_KEY; export OPENROUTER_API_KEY=... before running"
+    ]
 
 
 def test_missing_key_stops_the_run_before_any_job(tmp_path):
@@ -82,9 +102,24 @@ def test_missing_key_stops_the_run_before_any_job(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "resources").symlink_to(ROOT / "resources")
     env = {k: v for k, v in __import__("os").environ.items() if k != "GEMINI_API_KEY"}
-    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path), "results/profiles/train.jsonl"],
-                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "1",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "results/profiles/train.jsonl",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     out = done.stdout + done.stderr
     assert done.returncode != 0
     assert "judges.gemini" in out and "GEMINI_API_KEY" in out
@@ -104,15 +139,24 @@ def test_vllm_refuses_bitsandbytes_bases_and_ranks_above_512_at_config_time():
     message = str(err.value)
     for base in paper["bases"]:
         assert f"config.bases.{base}.serve_source: vLLM 0.33 cannot serve the bitsandbytes checkpoint" in message
-    for base, full in (("llama31-8b", "meta-llama/Llama-3.1-8B-Instruct"), ("qwen25-7b", "Qwen/Qwen2.5-7B-Instruct"),
-                       ("mistral-7b-v03", "mistralai/Mistral-7B-Instruct-v0.3")):
+    for base, full in (
+        ("llama31-8b", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("qwen25-7b", "Qwen/Qwen2.5-7B-Instruct"),
+        ("mistral-7b-v03", "mistralai/Mistral-7B-Instruct-v0.3"),
+    ):
         paper["bases"][base]["serve_source"] = full
     validate_config(paper)
     model = next(iter(paper["models"]))
-    assert therapist_weights(paper, model, "cbt") == f"local/{paper['bases'][paper['models'][model]['base']]['serve_source']}"
+    assert (
+        therapist_weights(paper, model, "cbt")
+        == f"local/{paper['bases'][paper['models'][model]['base']]['serve_source']}"
+    )
     paper["models"][model]["lora"]["r"] = 1024
-    with pytest.raises(ConfigError, match=rf"config.models.{model}.lora.r: 1024 is above the largest LoRA rank vLLM "
-                                          r"serves \(512; allowed --max-lora-rank values \[8, 16"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"config.models.{model}.lora.r: 1024 is above the largest LoRA rank vLLM "
+        r"serves \(512; allowed --max-lora-rank values \[8, 16",
+    ):
         validate_config(paper)
     paper["therapist"].pop("backend")
     validate_config(paper)  # transformers serves any rank and the bnb checkpoints
@@ -133,9 +177,22 @@ def _run_in(tmp_path, config, *args, env=None):
     """snakemake on the repository's workflow with ``config``, in a scratch directory."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "resources").symlink_to(ROOT / "resources")
-    return subprocess.run([sys.executable, "-m", "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
-                          env={**__import__("os").environ, **(env or {})})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *args,
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **(env or {})},
+    )
 
 
 def test_an_unknown_provider_fails_a_dry_run_naming_the_field(tmp_path):
@@ -155,8 +212,13 @@ def test_budget_fails_closed_on_an_unpriced_paid_model_before_any_job(tmp_path):
     config = broken(lambda c: c["roles"]["generator"].update(model="openrouter/nousresearch/hermes-3-llama-3.1-405b"))
     config["max_cost_usd"] = 5.0
     [problem] = unpriced_under_budget(config)
-    assert problem.startswith("config.roles.generator: openrouter/nousresearch/hermes-3-llama-3.1-405b has no known "
-                              "price and max_cost_usd is set") and "prices: {input_per_mtok" in problem
+    assert (
+        problem.startswith(
+            "config.roles.generator: openrouter/nousresearch/hermes-3-llama-3.1-405b has no known "
+            "price and max_cost_usd is set"
+        )
+        and "prices: {input_per_mtok" in problem
+    )
     done = _run_in(tmp_path, config, "--cores", "1", env={"OPENROUTER_API_KEY": "x"})
     out = done.stdout + done.stderr
     assert done.returncode != 0 and "preflight failed, no job was run" in out
@@ -177,8 +239,11 @@ def test_config_prices_cost_every_call_and_stop_the_budget(tmp_path):
     from cbtflow.llm import BudgetExceeded, Endpoint
     from cbtflow.runtime import client
 
-    config = broken(lambda c: c["roles"]["generator"].update(
-        model="openrouter/x/y", prices={"input_per_mtok": 1_000_000.0, "output_per_mtok": 0.0}))
+    config = broken(
+        lambda c: c["roles"]["generator"].update(
+            model="openrouter/x/y", prices={"input_per_mtok": 1_000_000.0, "output_per_mtok": 0.0}
+        )
+    )
     config["max_cost_usd"] = 2.5
     llm = client(str(tmp_path), config)
     assert llm.prices_by_model == {"openrouter/x/y": {"input_per_mtok": 1_000_000.0, "output_per_mtok": 0.0}}

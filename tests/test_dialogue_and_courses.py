@@ -60,8 +60,10 @@ def test_plan_follows_phases():
 
 
 def _templates():
-    return {n: str(ROOT / f"resources/prompts/{n}.j2") for n in
-            ("course_therapist", "patient_system", "course_session", "course_summary")}
+    return {
+        n: str(ROOT / f"resources/prompts/{n}.j2")
+        for n in ("course_therapist", "patient_system", "course_session", "course_summary")
+    }
 
 
 @pytest.fixture
@@ -109,8 +111,11 @@ def test_rejected_session_is_regenerated_with_new_subseed_then_fails(scripted, p
     assert session["rejections"] and set(session["rejections"]) == {"meta_text"}
     assert session["attempts"] == len(session["rejections"]) + 1
     # Every attempt sampled with its own sub-seed (turn seeds derive from it).
-    opening_seeds = [sd for call, sd in zip(client.calls, client.seeds)
-                     if "expert CBT therapist" in call[0]["content"] and len(call) == 2]
+    opening_seeds = [
+        sd
+        for call, sd in zip(client.calls, client.seeds)
+        if "expert CBT therapist" in call[0]["content"] and len(call) == 2
+    ]
     assert len(opening_seeds) == session["attempts"] and len(set(opening_seeds)) == session["attempts"]
     settings["max_attempts"] = 1
     always_bad = scripted(lambda m, s: "As an AI model, no." if "role-playing" in m[0]["content"] else "Hello.")
@@ -131,15 +136,26 @@ def test_harmful_generated_sessions_are_regenerated_and_counted(scripted, profil
             attempts.append(seed)
             if len(attempts) <= 2:
                 return "You should stop taking your medication and stay home."
-            return ["What has been on your mind this week?", "When did you notice the low mood starting?",
-                    "Which part of the day feels easiest for you?", "Shall we plan one small step together?"][
-                len(attempts) % 4]
+            return [
+                "What has been on your mind this week?",
+                "When did you notice the low mood starting?",
+                "Which part of the day feels easiest for you?",
+                "Shall we plan one small step together?",
+            ][len(attempts) % 4]
         return "I feel low."
 
     phases = load_phases(ROOT / "resources/courses/phases.yaml")
     settings = {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 4, "max_attempts": 3}
-    courses = generate_courses(scripted(reply), Party(EP, SAMPLING), profiles[:1], phases, settings, _templates(),
-                               seed=9, detectors=load_detectors(ROOT / "resources/detectors.yaml"))
+    courses = generate_courses(
+        scripted(reply),
+        Party(EP, SAMPLING),
+        profiles[:1],
+        phases,
+        settings,
+        _templates(),
+        seed=9,
+        detectors=load_detectors(ROOT / "resources/detectors.yaml"),
+    )
     session = courses[profiles[0]["id"]]["sessions"][0]
     assert session["rejections"] == ["harmful:stop_medication"] and session["attempts"] == 2
     assert not any("medication" in t["text"] for t in session["turns"])
@@ -147,8 +163,13 @@ def test_harmful_generated_sessions_are_regenerated_and_counted(scripted, profil
 
 
 def test_session_mode_parses_one_call_per_session(scripted, profiles):
-    client = scripted(lambda m, s: "summary" if m[0]["content"].startswith("Summarise")
-                      else "Therapist: Hello.\nClient: Hi.\nTherapist: Agenda?\nClient: Yes.")
+    client = scripted(
+        lambda m, s: (
+            "summary"
+            if m[0]["content"].startswith("Summarise")
+            else "Therapist: Hello.\nClient: Hi.\nTherapist: Agenda?\nClient: Yes."
+        )
+    )
     phases = load_phases(ROOT / "resources/courses/phases.yaml")
     settings = {"mode": "session", "sessions": 2, "turns_per_session": 4, "min_turns": 4}
     courses = generate_courses(client, Party(EP, SAMPLING), profiles, phases, settings, _templates(), seed=1)
@@ -160,13 +181,26 @@ def test_session_mode_parses_one_call_per_session(scripted, profiles):
 def test_dataset_removes_duplicates_and_splits_by_course():
     from cbtflow.dataset import build_examples, dataset_stats
 
-    session = {"number": 1, "phase": "p", "turns": [{"role": "therapist", "text": "Hello."},
-                                                    {"role": "patient", "text": "Hi."}]}
+    session = {
+        "number": 1,
+        "phase": "p",
+        "turns": [{"role": "therapist", "text": "Hello."}, {"role": "patient", "text": "Hi."}],
+    }
     twin = {**session, "turns": [{"role": "therapist", "text": "hello. "}, {"role": "patient", "text": "Hi."}]}
-    other = {**session, "number": 2, "turns": [{"role": "therapist", "text": "Agenda?"}, {"role": "patient", "text": "Yes."},
-                                                {"role": "therapist", "text": "Good."}]}
-    courses = [{"profile_id": "train-000", "sessions": [session, other]}, {"profile_id": "train-001", "sessions": [twin]},
-               {"profile_id": "train-002", "sessions": [other]}]
+    other = {
+        **session,
+        "number": 2,
+        "turns": [
+            {"role": "therapist", "text": "Agenda?"},
+            {"role": "patient", "text": "Yes."},
+            {"role": "therapist", "text": "Good."},
+        ],
+    }
+    courses = [
+        {"profile_id": "train-000", "sessions": [session, other]},
+        {"profile_id": "train-001", "sessions": [twin]},
+        {"profile_id": "train-002", "sessions": [other]},
+    ]
     rows = build_examples(courses, "sys", validation_fraction=0.34, seed=0)
     assert len(rows) == 2, "the case-insensitive twin and the repeated session are dropped"
     for row in rows:
@@ -191,7 +225,7 @@ def test_context_trimming_keeps_system_prompt_and_latest_turns():
     assert sum(approx_tokens(m["content"]) for m in trimmed) <= 150
     assert trimmed[2]["role"] == "assistant", "roles still alternate after the head"
     kept = [m["content"] for m in trimmed[2:]]
-    assert kept == [m["content"] for m in full[-len(kept):]], "the latest turns, in order"
+    assert kept == [m["content"] for m in full[-len(kept) :]], "the latest turns, in order"
     p = view(s, PATIENT, max_context_tokens=150)
     assert p[0]["content"] == "PATIENT-SYS" and p[1]["role"] == "user"
 
@@ -199,9 +233,13 @@ def test_context_trimming_keeps_system_prompt_and_latest_turns():
 def test_role_breaks_are_flagged():
     from cbtflow.dialogue import role_breaks
 
-    turns = [{"role": THERAPIST, "text": "What would you like to focus on?"},
-             {"role": PATIENT, "text": "How does that make you feel? I'm your therapist."},
-             {"role": THERAPIST, "text": "As an AI language model, I think..."},
-             {"role": PATIENT, "text": "I feel low."}]
-    assert role_breaks(turns) == [{"turn": 1, "role": PATIENT, "kind": "patient_gives_therapy"},
-                                  {"turn": 2, "role": THERAPIST, "kind": "meta_talk"}]
+    turns = [
+        {"role": THERAPIST, "text": "What would you like to focus on?"},
+        {"role": PATIENT, "text": "How does that make you feel? I'm your therapist."},
+        {"role": THERAPIST, "text": "As an AI language model, I think..."},
+        {"role": PATIENT, "text": "I feel low."},
+    ]
+    assert role_breaks(turns) == [
+        {"turn": 1, "role": PATIENT, "kind": "patient_gives_therapy"},
+        {"turn": 2, "role": THERAPIST, "kind": "meta_talk"},
+    ]

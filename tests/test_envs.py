@@ -5,11 +5,11 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from cbtflow.config import ENVIRONMENTS, rule_environment
@@ -83,14 +83,36 @@ def test_every_rule_names_its_environment_and_lint_is_clean():
 
 
 def _resolve(name: str, tmp_path: Path) -> dict:
-    lines = [line for line in pip_lines(name) if not line.startswith(tuple(f"--extra-index-url {u}"
-                                                                          for u in UNREACHABLE_INDEXES))]
+    lines = [
+        line
+        for line in pip_lines(name)
+        if not line.startswith(tuple(f"--extra-index-url {u}" for u in UNREACHABLE_INDEXES))
+    ]
     reqs = tmp_path / f"{name}.txt"
     reqs.write_text("\n".join(lines) + "\n")
     report = tmp_path / f"{name}.json"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                           "--python-version", "3.11", "--only-binary", ":all:", "--report", str(report), "-r",
-                           str(reqs)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--python-version",
+            "3.11",
+            "--only-binary",
+            ":all:",
+            "--report",
+            str(report),
+            "-r",
+            str(reqs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, f"{name}: pip cannot resolve the pins:\n{done.stderr[-3000:]}"
     return json.loads(report.read_text())
 
@@ -101,8 +123,10 @@ def test_pip_resolves_every_environment_together(tmp_path):
     with ThreadPoolExecutor(max_workers=len(ENVIRONMENTS)) as pool:
         reports = dict(zip(ENVIRONMENTS, pool.map(lambda n: _resolve(n, tmp_path), ENVIRONMENTS)))
     for name, report in reports.items():
-        chosen = {item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
-                  for item in report["install"]}
+        chosen = {
+            item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+            for item in report["install"]
+        }
         for requirement in requirements(name):
             package, version = requirement.split("==")
             assert chosen[package.lower().replace("_", "-")].split("+")[0] == version, f"{name}: {requirement}"

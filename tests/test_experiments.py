@@ -11,8 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def dry_run(configfile: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", configfile, "--quiet", "rules"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", configfile, "--quiet", "rules"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -37,9 +42,23 @@ def test_paper_experiment_plans_the_study():
 
 
 def test_paper_courses_job_writes_58_course_files():
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "experiments/paper.yaml",
-                           "--forceall", "-p", "results/datasets/hermes3-405b.jsonl"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--configfile",
+            "experiments/paper.yaml",
+            "--forceall",
+            "-p",
+            "results/datasets/hermes3-405b.jsonl",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     outputs = set(re.findall(r"results/courses/hermes3-405b/(train-\d+)\.json", done.stdout))
     assert len(outputs) == 58
@@ -53,8 +72,14 @@ def test_open_questions_experiment_plans_four_conditions_and_two_judges():
 
 @pytest.mark.parametrize("experiment", ["experiments/paper.yaml", "experiments/open-questions.yaml", "config.yaml"])
 def test_estimate_prints_calls_tokens_and_cost_per_stage(experiment):
-    done = subprocess.run([sys.executable, "-m", "cbtflow.cli", "estimate", "--configfile", experiment], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    done = subprocess.run(
+        [sys.executable, "-m", "cbtflow.cli", "estimate", "--configfile", experiment],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     for stage in ("courses", "simulate", "judge"):

@@ -28,8 +28,12 @@ def llama3_tokenizer(embedded_model):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(embedded_model)
-    tok.add_special_tokens({"bos_token": "<|begin_of_text|>",
-                            "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]})
+    tok.add_special_tokens(
+        {
+            "bos_token": "<|begin_of_text|>",
+            "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+        }
+    )
     tok.chat_template = (ROOT / "tests/data/llama3_chat_template.jinja").read_text()
     return tok
 
@@ -59,7 +63,7 @@ def test_only_therapist_tokens_are_trained(request, name, end_marker):
             assert m["content"] in untrained, "system and patient text must be masked"
     # TRL turns assistant_masks into labels: every masked position becomes -100.
     labels = [t if bit else finetune.IGNORE for t, bit in zip(ids, mask)]
-    assert sum(l != finetune.IGNORE for l in labels) == sum(len(r) for r in runs)
+    assert sum(label != finetune.IGNORE for label in labels) == sum(len(r) for r in runs)
 
 
 def test_long_sessions_split_at_turn_boundaries(smol_tokenizer):
@@ -84,9 +88,13 @@ def test_backend_choice(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     real_find = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "unsloth" else real_find(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "unsloth" else real_find(name, *a)
+    )
     assert finetune.select_backend() == "unsloth"
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "unsloth" else real_find(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "unsloth" else real_find(name, *a)
+    )
     assert finetune.select_backend() == "peft-bnb"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(importlib.util, "find_spec", real_find)
@@ -102,8 +110,10 @@ def test_cpu_backend_never_imports_unsloth(monkeypatch, embedded_model):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", guarded)
-    recipe = {"lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj"]},
-              "training": {"max_seq_length": 128}}
+    recipe = {
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj"]},
+        "training": {"max_seq_length": 128},
+    }
     model, tok = finetune._load_for_backend("peft-cpu", embedded_model, recipe, seed=1)
     assert "unsloth" not in sys.modules
     assert model.peft_config["default"].r == 4
@@ -129,10 +139,12 @@ def test_trl_collated_batch_trains_only_therapist_tokens(request, name, embedded
     from transformers import AutoModelForCausalLM
 
     tok = request.getfixturevalue(name)
-    second = CONVERSATION[:3] + [{"role": "user", "content": "Nothing, really."},
-                                 {"role": "assistant", "content": "That is fine. Shall we start with your week?"},
-                                 {"role": "user", "content": "Okay."},
-                                 {"role": "assistant", "content": "What was the hardest moment?"}]
+    second = CONVERSATION[:3] + [
+        {"role": "user", "content": "Nothing, really."},
+        {"role": "assistant", "content": "That is fine. Shall we start with your week?"},
+        {"role": "user", "content": "Okay."},
+        {"role": "assistant", "content": "What was the hardest moment?"},
+    ]
     rows = [finetune.tokenize_with_mask(tok, c) for c in (CONVERSATION, second)]
     model = AutoModelForCausalLM.from_pretrained(embedded_model)
     if len(tok) > model.get_input_embeddings().num_embeddings:
@@ -143,8 +155,9 @@ def test_trl_collated_batch_trains_only_therapist_tokens(request, name, embedded
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 2
     by_length = {len(r["input_ids"]): r for r in rows}
-    for ids, labels, attention in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
-                                      batch["attention_mask"].tolist()):
+    for ids, labels, attention in zip(
+        batch["input_ids"].tolist(), batch["labels"].tolist(), batch["attention_mask"].tolist()
+    ):
         real = [i for i, a in zip(ids, attention) if a]
         row = by_length[len(real)]
         assert real == row["input_ids"], "TRL kept our tokenization"
@@ -169,18 +182,27 @@ def test_unsloth_is_imported_before_trl_transformers_and_peft(tmp_path):
         "class FastLanguageModel:\n"
         "    @staticmethod\n"
         "    def from_pretrained(**kwargs):\n"
-        "        raise SystemExit(0)\n")
-    script = ("import cbtflow.finetune as f, cbtflow.io, cbtflow.runtime\n"
-              "f.train_adapter(base='x', dataset_dir='y', recipe={'lora': {}, 'training': {'max_seq_length': 8}}, "
-              "seed=1, out_dir='z', backend='unsloth')\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+        "        raise SystemExit(0)\n"
+    )
+    script = (
+        "import cbtflow.finetune as f, cbtflow.io, cbtflow.runtime\n"
+        "f.train_adapter(base='x', dataset_dir='y', recipe={'lora': {}, 'training': {'max_seq_length': 8}}, "
+        "seed=1, out_dir='z', backend='unsloth')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "seen.json").read_text() == "[]"
 
 
-@pytest.mark.parametrize("bf16_supported, expected", [(True, {"bf16": True, "fp16": False}),
-                                                       (False, {"bf16": False, "fp16": True})])
+@pytest.mark.parametrize(
+    "bf16_supported, expected", [(True, {"bf16": True, "fp16": False}), (False, {"bf16": False, "fp16": True})]
+)
 def test_precision_follows_the_gpu(monkeypatch, bf16_supported, expected):
     import torch
 

@@ -1,4 +1,3 @@
-
 import pytest
 
 from cbtflow.io import read_json, read_jsonl, sha256_json, write_json, write_jsonl

@@ -17,8 +17,19 @@ PAIRS = json.loads((ROOT / "tests/data/lexicon_pairs.json").read_text())
 
 
 def test_rubric_has_the_eleven_ctrs_items_and_a_variant():
-    assert item_ids(RUBRIC) == ["agenda", "feedback", "understanding", "interpersonal", "collaboration", "pacing",
-                                "guided_discovery", "focus", "strategy", "techniques", "homework"]
+    assert item_ids(RUBRIC) == [
+        "agenda",
+        "feedback",
+        "understanding",
+        "interpersonal",
+        "collaboration",
+        "pacing",
+        "guided_discovery",
+        "focus",
+        "strategy",
+        "techniques",
+        "homework",
+    ]
     modified = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
     assert modified["name"] == "ctrs-modified"
     assert modified["items"][-1]["question"] != RUBRIC["items"][-1]["question"]
@@ -62,22 +73,35 @@ def test_geval_expectation_by_hand():
 
 
 def _valid_json(score=4):
-    return json.dumps({"items": {i: {"score": score, "justification": "Therapist: 'Let's set an agenda.'"}
-                                 for i in item_ids(RUBRIC)}})
+    return json.dumps(
+        {"items": {i: {"score": score, "justification": "Therapist: 'Let's set an agenda.'"} for i in item_ids(RUBRIC)}}
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    json.dumps({"items": {i: {"score": 3, "justification": "x"} for i in item_ids(RUBRIC)[:-1]}}),  # missing item
-    _valid_json(score=7),                                                                         # out of range
-    _valid_json().replace('"score": 4', '"score": 3.5', 1),                                        # not an integer
-    "I would rate this session as fairly good overall.",                                          # prose
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        json.dumps({"items": {i: {"score": 3, "justification": "x"} for i in item_ids(RUBRIC)[:-1]}}),  # missing item
+        _valid_json(score=7),  # out of range
+        _valid_json().replace('"score": 4', '"score": 3.5', 1),  # not an integer
+        "I would rate this session as fairly good overall.",  # prose
+    ],
+)
 def test_invalid_judge_json_is_retried_then_fails_with_raw_output(scripted, tmp_path, bad):
     client = scripted(lambda m, s: bad)
     raw = tmp_path / "x.raw.txt"
     with pytest.raises(llm_judge.JudgeOutputError, match="raw output saved"):
-        llm_judge.score_api(client, Endpoint("gemini/gemini-1.5-pro-002"), RUBRIC, "Therapist: hi", TEMPLATES["judge_all"],
-                            {"temperature": 0}, seed=1, retries=2, raw_path=raw)
+        llm_judge.score_api(
+            client,
+            Endpoint("gemini/gemini-1.5-pro-002"),
+            RUBRIC,
+            "Therapist: hi",
+            TEMPLATES["judge_all"],
+            {"temperature": 0},
+            seed=1,
+            retries=2,
+            raw_path=raw,
+        )
     assert len(client.calls) == 3
     assert "Your reply was invalid" in client.calls[1][-1]["content"]
     assert raw.read_text().count(bad) == 3
@@ -86,15 +110,31 @@ def test_invalid_judge_json_is_retried_then_fails_with_raw_output(scripted, tmp_
 def test_retry_recovers_and_valid_json_roundtrips(scripted, tmp_path):
     replies = iter(["not json", "```json\n" + _valid_json(5) + "\n```"])
     client = scripted(lambda m, s: next(replies))
-    items = llm_judge.score_api(client, Endpoint("gemini/x"), RUBRIC, "T: hi", TEMPLATES["judge_all"], {"temperature": 0},
-                                seed=1, retries=2, raw_path=tmp_path / "r.txt")
+    items = llm_judge.score_api(
+        client,
+        Endpoint("gemini/x"),
+        RUBRIC,
+        "T: hi",
+        TEMPLATES["judge_all"],
+        {"temperature": 0},
+        seed=1,
+        retries=2,
+        raw_path=tmp_path / "r.txt",
+    )
     assert {v["score"] for v in items.values()} == {5} and set(items) == set(item_ids(RUBRIC))
     assert not (tmp_path / "r.txt").exists()
 
 
 def test_judge_prompt_is_blinded(scripted, tmp_path):
-    transcript = {"kind": "transcript", "profile_id": "eval-000", "model": "secret-model-r8", "condition": "cbt",
-                  "seed": 1, "turns": PAIRS[0]["good"], "n_tokens": 50}
+    transcript = {
+        "kind": "transcript",
+        "profile_id": "eval-000",
+        "model": "secret-model-r8",
+        "condition": "cbt",
+        "seed": 1,
+        "turns": PAIRS[0]["good"],
+        "n_tokens": 50,
+    }
     client = scripted(lambda m, s: _valid_json())
     judge = {"name": "api", "kind": "llm", "endpoint": {"model": "gemini/x"}}
     docs = judge_transcripts(client, [transcript], [str(tmp_path / "o.json")], judge, RUBRIC, TEMPLATES, None, seed=1)
@@ -107,9 +147,13 @@ def test_judge_prompt_is_blinded(scripted, tmp_path):
 def test_local_judge_reads_real_token_probabilities(embedded_model):
     from cbtflow.llm import Client
 
-    transcript = "\n".join(f"{'Therapist' if t['role'] == 'therapist' else 'Client'}: {t['text']}" for t in PAIRS[0]["good"])
+    transcript = "\n".join(
+        f"{'Therapist' if t['role'] == 'therapist' else 'Client'}: {t['text']}" for t in PAIRS[0]["good"]
+    )
     client = Client()
-    items = llm_judge.score_local(client, Endpoint(f"local/{embedded_model}"), RUBRIC, transcript, TEMPLATES["judge_item"])
+    items = llm_judge.score_local(
+        client, Endpoint(f"local/{embedded_model}"), RUBRIC, transcript, TEMPLATES["judge_item"]
+    )
     assert set(items) == set(item_ids(RUBRIC))
     for value in items.values():
         assert 0 <= value["score"] <= 6
@@ -120,9 +164,11 @@ def test_local_judge_reads_real_token_probabilities(embedded_model):
 
     conv = [{"role": "user", "content": "Rate 0-6: agenda. Answer with one digit."}]
     alone = local.score_distributions(Endpoint(f"local/{embedded_model}"), [conv], [str(i) for i in range(7)])
-    batched = local.score_distributions(Endpoint(f"local/{embedded_model}"),
-                                        [conv, [{"role": "user", "content": "Rate 0-6: agenda. Answer with two digits."}]],
-                                        [str(i) for i in range(7)])
+    batched = local.score_distributions(
+        Endpoint(f"local/{embedded_model}"),
+        [conv, [{"role": "user", "content": "Rate 0-6: agenda. Answer with two digits."}]],
+        [str(i) for i in range(7)],
+    )
     assert batched[0]["probs"] == pytest.approx(alone[0]["probs"], abs=1e-4)
 
 
@@ -163,26 +209,44 @@ def test_repeats_give_icc_per_item_and_total_in_the_report(scripted, tmp_path):
     def reply(messages, seed):
         rng = random.Random(zlib.crc32(messages[0]["content"].encode()) + seed)
         base = len(messages[0]["content"]) % 5
-        return json.dumps({"items": {i: {"score": min(6, base + rng.randint(0, 1)), "justification": "quote"}
-                                     for i in item_ids(RUBRIC)}})
+        return json.dumps(
+            {
+                "items": {
+                    i: {"score": min(6, base + rng.randint(0, 1)), "justification": "quote"} for i in item_ids(RUBRIC)
+                }
+            }
+        )
 
     client = scripted(reply)
     judge = {"name": "api", "kind": "llm", "repeats": 2, "endpoint": {"model": "gemini/x"}}
-    transcripts = [{"profile_id": f"eval-{i:03d}", "model": "m", "condition": c, "seed": 1,
-                    "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"]}
-                   for i in range(6) for c in ("instruct", "cbt")]
-    docs = judge_transcripts(client, transcripts, [str(tmp_path / f"{i}.json") for i in range(12)], judge, RUBRIC,
-                             TEMPLATES, None, seed=1)
+    transcripts = [
+        {
+            "profile_id": f"eval-{i:03d}",
+            "model": "m",
+            "condition": c,
+            "seed": 1,
+            "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"],
+        }
+        for i in range(6)
+        for c in ("instruct", "cbt")
+    ]
+    docs = judge_transcripts(
+        client, transcripts, [str(tmp_path / f"{i}.json") for i in range(12)], judge, RUBRIC, TEMPLATES, None, seed=1
+    )
     assert all(len(v["repeat_scores"]) == 2 for d in docs for v in d["items"].values())
     table = scores_table(docs)
     result = stats.analyse(table)
     rel = result["judges"]["api"]["reliability_across_repeats"]
     assert set(rel) == set(item_ids(RUBRIC)) | {"total"}
-    wide = table.filter(table["repeat"].is_not_null() & (table["item"] == "total")).to_pandas().pivot_table(
-        index=["condition", "profile"], columns="repeat", values="score")
+    wide = (
+        table.filter(table["repeat"].is_not_null() & (table["item"] == "total"))
+        .to_pandas()
+        .pivot_table(index=["condition", "profile"], columns="repeat", values="score")
+    )
     assert rel["total"]["icc2_single"]["icc"] == pytest.approx(_icc21(wide.to_numpy()), abs=1e-9)
-    report.write_report(tmp_path / "r.md", stats={**result}, primary_judge="api", figures={}, usage={}, train_logs={},
-                        config_summary="")
+    report.write_report(
+        tmp_path / "r.md", stats={**result}, primary_judge="api", figures={}, usage={}, train_logs={}, config_summary=""
+    )
     text = (tmp_path / "r.md").read_text()
     assert "Across repeats of judge `api`" in text and "| total |" in text and "| homework |" in text
 
@@ -215,17 +279,40 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
     primary_server, _ = serve([200] * 4 + [503] * 200, content=lambda request: reply)
     backup_server, _ = serve([200], content=lambda request: reply)
     try:
-        judge = {"name": "api", "kind": "llm", "retries": 0, "sampling": {"temperature": 0, "num_retries": 0},
-                 "endpoint": {"model": "openai/judge-model",
-                              "api_base": f"http://127.0.0.1:{primary_server.server_port}/v1",
-                              "fallbacks": [{"model": "openai/backup-judge",
-                                             "api_base": f"http://127.0.0.1:{backup_server.server_port}/v1"}]}}
-        transcripts = [{"profile_id": f"eval-{i:03d}", "model": "m", "condition": c, "seed": 1,
-                        "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"]}
-                       for i in range(4) for c in ("instruct", "cbt")]
-        docs = judge_transcripts(Client(cache_dir=tmp_path), transcripts,
-                                 [str(tmp_path / f"{i}.json") for i in range(8)], judge, RUBRIC, TEMPLATES, None,
-                                 seed=1)
+        judge = {
+            "name": "api",
+            "kind": "llm",
+            "retries": 0,
+            "sampling": {"temperature": 0, "num_retries": 0},
+            "endpoint": {
+                "model": "openai/judge-model",
+                "api_base": f"http://127.0.0.1:{primary_server.server_port}/v1",
+                "fallbacks": [
+                    {"model": "openai/backup-judge", "api_base": f"http://127.0.0.1:{backup_server.server_port}/v1"}
+                ],
+            },
+        }
+        transcripts = [
+            {
+                "profile_id": f"eval-{i:03d}",
+                "model": "m",
+                "condition": c,
+                "seed": 1,
+                "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"],
+            }
+            for i in range(4)
+            for c in ("instruct", "cbt")
+        ]
+        docs = judge_transcripts(
+            Client(cache_dir=tmp_path),
+            transcripts,
+            [str(tmp_path / f"{i}.json") for i in range(8)],
+            judge,
+            RUBRIC,
+            TEMPLATES,
+            None,
+            seed=1,
+        )
     finally:
         primary_server.shutdown()
         backup_server.shutdown()
@@ -234,8 +321,10 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
     assert all(v["answered_by"] == d["answered_by"][0] for d in docs for v in d["items"].values())
     result = stats.analyse(scores_table(docs))
     assert result["judges_split_by_answering_model"] == {"api": ["api@openai/backup-judge", "api@openai/judge-model"]}
-    assert "api" not in result["judges"] and set(result["judges"]) == {"api@openai/backup-judge",
-                                                                       "api@openai/judge-model"}
+    assert "api" not in result["judges"] and set(result["judges"]) == {
+        "api@openai/backup-judge",
+        "api@openai/judge-model",
+    }
 
 
 def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
@@ -247,8 +336,9 @@ def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
 
     transcript = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
     judge = {"name": "tiny", "kind": "llm", "endpoint": {"model": "local/some-dir"}}
-    [doc] = judge_transcripts(LowMass(), [transcript], [str(tmp_path / "a.json")], judge, RUBRIC, TEMPLATES, None,
-                              seed=1)
+    [doc] = judge_transcripts(
+        LowMass(), [transcript], [str(tmp_path / "a.json")], judge, RUBRIC, TEMPLATES, None, seed=1
+    )
     [flag] = [f for f in doc["flags"] if f["kind"] == "low_confidence"]
     assert sorted(flag["items"]) == sorted(item_ids(RUBRIC))
     assert doc["items"]["agenda"]["score_token_mass"] == 0.07 and doc["answered_by"] == ["local/some-dir"]
@@ -259,8 +349,16 @@ def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
     mass = stats.analyse(table)["judges"]["tiny"]["digit_mass"]
     assert mass["mean_mass"] == pytest.approx(0.07) and mass["flagged_share"] == pytest.approx(1.0)
     with pytest.raises(llm_judge.LowMassError, match="less than 0.5 of its probability"):
-        judge_transcripts(LowMass(), [transcript], [str(tmp_path / "b.json")], {**judge, "on_low_mass": "fail"},
-                          RUBRIC, TEMPLATES, None, seed=1)
+        judge_transcripts(
+            LowMass(),
+            [transcript],
+            [str(tmp_path / "b.json")],
+            {**judge, "on_low_mass": "fail"},
+            RUBRIC,
+            TEMPLATES,
+            None,
+            seed=1,
+        )
 
 
 def test_garbage_replies_become_failure_records_within_max_failures(tmp_path):
@@ -280,28 +378,47 @@ def test_garbage_replies_become_failure_records_within_max_failures(tmp_path):
         text = request["messages"][0]["content"]
         return "no idea, sorry" if any(f"[{p}]" in text for p in bad_profiles) else good
 
-    transcripts = [{"profile_id": f"eval-{i:03d}", "model": "m", "condition": c, "seed": 1,
-                    "turns": [{"role": "therapist", "text": f"[eval-{i:03d}] Hello, how are you?"},
-                              {"role": "patient", "text": "Low."}]}
-                   for i in range(6) for c in ("instruct",)]
+    transcripts = [
+        {
+            "profile_id": f"eval-{i:03d}",
+            "model": "m",
+            "condition": c,
+            "seed": 1,
+            "turns": [
+                {"role": "therapist", "text": f"[eval-{i:03d}] Hello, how are you?"},
+                {"role": "patient", "text": "Low."},
+            ],
+        }
+        for i in range(6)
+        for c in ("instruct",)
+    ]
     server, _ = serve([200], content=content)
-    judge = {"name": "api", "kind": "llm", "retries": 1, "max_failures": 2,
-             "sampling": {"temperature": 0, "num_retries": 0},
-             "endpoint": {"model": "openai/judge", "api_base": f"http://127.0.0.1:{server.server_port}/v1"}}
+    judge = {
+        "name": "api",
+        "kind": "llm",
+        "retries": 1,
+        "max_failures": 2,
+        "sampling": {"temperature": 0, "num_retries": 0},
+        "endpoint": {"model": "openai/judge", "api_base": f"http://127.0.0.1:{server.server_port}/v1"},
+    }
     paths = [str(tmp_path / f"{t['profile_id']}.json") for t in transcripts]
     try:
-        docs = judge_transcripts(Client(cache_dir=tmp_path / "cache"), transcripts, paths, judge, RUBRIC, TEMPLATES,
-                                 None, seed=1)
+        docs = judge_transcripts(
+            Client(cache_dir=tmp_path / "cache"), transcripts, paths, judge, RUBRIC, TEMPLATES, None, seed=1
+        )
         with pytest.raises(TooManyFailures, match="2 transcript\\(s\\) failed, max_failures allows 1"):
-            judge_transcripts(Client(), transcripts, paths, {**judge, "max_failures": 1}, RUBRIC, TEMPLATES, None,
-                              seed=1)
+            judge_transcripts(
+                Client(), transcripts, paths, {**judge, "max_failures": 1}, RUBRIC, TEMPLATES, None, seed=1
+            )
     finally:
         server.shutdown()
     failed = failures(docs)
     assert sorted(f["profile_id"] for f in failed) == sorted(bad_profiles)
-    assert all("invalid JSON" in f["reason"] and Path(f["raw_output"]).read_text().count("no idea") == 2
-               for f in failed)
+    assert all(
+        "invalid JSON" in f["reason"] and Path(f["raw_output"]).read_text().count("no idea") == 2 for f in failed
+    )
     from cbtflow.validate import validate_path
+
     for doc, path in zip(docs, paths):
         Path(path).write_text(json.dumps(doc))
         assert validate_path(path) == [], path
@@ -317,12 +434,26 @@ def test_a_session_lost_in_simulation_is_a_failure_record_under_the_patient_budg
     from cbtflow.scores import failures
 
     lexicon = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
-    lost = {"profile_id": "eval-001", "model": "m", "condition": "cbt", "seed": 1, "failure": "patient: 500",
-            "turns": [{"role": "therapist", "text": "Hello."}]}
+    lost = {
+        "profile_id": "eval-001",
+        "model": "m",
+        "condition": "cbt",
+        "seed": 1,
+        "failure": "patient: 500",
+        "turns": [{"role": "therapist", "text": "Hello."}],
+    }
     kept = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
     check_transcript(lost, "lost.json")  # no error: it is recorded, not scored
-    docs = judge_transcripts(None, [kept, lost], [str(tmp_path / "a.json"), str(tmp_path / "b.json")],
-                             {"name": "lexicon", "kind": "lexicon"}, RUBRIC, {}, lexicon, seed=1)
+    docs = judge_transcripts(
+        None,
+        [kept, lost],
+        [str(tmp_path / "a.json"), str(tmp_path / "b.json")],
+        {"name": "lexicon", "kind": "lexicon"},
+        RUBRIC,
+        {},
+        lexicon,
+        seed=1,
+    )
     [failed] = failures(docs)
     assert failed["stage"] == "simulate" and "patient: 500" in failed["reason"]
     check_failure_budgets([failed], docs, {"lexicon": 0}, patient_max_failures=1)  # not the judge's failure

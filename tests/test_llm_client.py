@@ -57,8 +57,10 @@ def test_batched_and_sequential_greedy_generation_agree(embedded_model):
     conversations = [
         [{"role": "system", "content": "You are a CBT therapist."}, {"role": "user", "content": "I feel low."}],
         [{"role": "user", "content": "Hello"}],
-        [{"role": "system", "content": "You are a client in therapy, feeling hopeless after losing your job."},
-         {"role": "user", "content": "What brings you here today, and how has your week been?"}],
+        [
+            {"role": "system", "content": "You are a client in therapy, feeling hopeless after losing your job."},
+            {"role": "user", "content": "What brings you here today, and how has your week been?"},
+        ],
     ]
     sampling = {"temperature": 0.0, "max_tokens": 16}
     batched = local.generate_batch(ep, conversations, sampling, seed=1)

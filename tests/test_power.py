@@ -6,7 +6,9 @@ from cbtflow.power import difference_sd, eval_profiles_needed, paired_power, pai
 
 @pytest.mark.parametrize("n, dz, alpha", [(10, 0.5, 0.05), (33, 0.511, 0.05), (50, 0.2, 0.01), (8, 1.2, 0.1)])
 def test_power_matches_statsmodels(n, dz, alpha):
-    assert paired_power(n, dz, alpha) == pytest.approx(TTestPower().power(dz, n, alpha, alternative="two-sided"), abs=1e-9)
+    assert paired_power(n, dz, alpha) == pytest.approx(
+        TTestPower().power(dz, n, alpha, alternative="two-sided"), abs=1e-9
+    )
 
 
 @pytest.mark.parametrize("dz", [0.3, 0.511, 0.8])
@@ -20,8 +22,9 @@ def test_paper_eval_set_size():
     plan = eval_profiles_needed(difference=5, sd=9.79, correlation=0.5)
     assert plan["sd_difference"] == pytest.approx(9.79) and plan["dz"] == pytest.approx(0.5107, abs=1e-4)
     assert plan["pairs"] == 33
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     paper = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments/paper.yaml").read_text())
     assert paper["profiles"]["eval"] == plan["pairs"]

@@ -39,20 +39,32 @@ def test_sampling_is_seeded_and_eval_count_leaves_train_alone(attrs):
 
 
 def test_impossible_request_fails_with_the_field(attrs):
-    tiny = dict(attrs, age_bands=["65+"], occupations=[{"name": "retired", "age_bands": ["65+"]}],
-                living_situations=[{"name": "lives alone", "age_bands": ["65+"]}],
-                genders=["woman"], first_names={"woman": ["Olga"]}, presenting_problems=attrs["presenting_problems"][:1],
-                phq9_bands=attrs["phq9_bands"][:1], cultures=["Irish"], distortions=["labelling", "mind reading"],
-                emotions=["sadness", "guilt"], safety_behaviours=["staying in bed", "avoiding friends"],
-                strengths=["persistence", "curiosity"], supports=["a neighbour"], histories=["no previous treatment"],
-                attitudes=["cooperative"])
+    tiny = dict(
+        attrs,
+        age_bands=["65+"],
+        occupations=[{"name": "retired", "age_bands": ["65+"]}],
+        living_situations=[{"name": "lives alone", "age_bands": ["65+"]}],
+        genders=["woman"],
+        first_names={"woman": ["Olga"]},
+        presenting_problems=attrs["presenting_problems"][:1],
+        phq9_bands=attrs["phq9_bands"][:1],
+        cultures=["Irish"],
+        distortions=["labelling", "mind reading"],
+        emotions=["sadness", "guilt"],
+        safety_behaviours=["staying in bed", "avoiding friends"],
+        strengths=["persistence", "curiosity"],
+        supports=["a neighbour"],
+        histories=["no previous treatment"],
+        attitudes=["cooperative"],
+    )
     with pytest.raises(ProfileError, match="profiles.train"):
         sample_splits(tiny, 50, 0, seed=1)
 
 
 def _paper_profiles():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     root = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((root / "experiments/paper.yaml").read_text())["profiles"]
@@ -62,8 +74,11 @@ def _paper_profiles():
 def test_every_belief_and_thought_string_is_distinct_in_the_data(attrs):
     from cbtflow.profiles import conceptualisations
 
-    strings = [s for _, v in conceptualisations(attrs)
-               for s in [v["core_belief"], *v["intermediate_beliefs"], *v["automatic_thoughts"]]]
+    strings = [
+        s
+        for _, v in conceptualisations(attrs)
+        for s in [v["core_belief"], *v["intermediate_beliefs"], *v["automatic_thoughts"]]
+    ]
     assert len(strings) == len(set(strings)), "a repeated string would leak across a held-out split"
     assert len(conceptualisations(attrs)) >= 24
 

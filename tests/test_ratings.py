@@ -19,9 +19,15 @@ def transcripts(tmp_path):
     paths = []
     for i in range(4):
         for condition in ("instruct", "cbt"):
-            doc = {"kind": "transcript", "model": "secret-model", "condition": condition, "seed": 1,
-                   "profile_id": f"eval-{i:03d}", "risk_level": "passive ideation" if i == 0 else "none",
-                   "turns": PAIRS[i]["good" if condition == "cbt" else "poor"]}
+            doc = {
+                "kind": "transcript",
+                "model": "secret-model",
+                "condition": condition,
+                "seed": 1,
+                "profile_id": f"eval-{i:03d}",
+                "risk_level": "passive ideation" if i == 0 else "none",
+                "turns": PAIRS[i]["good" if condition == "cbt" else "poor"],
+            }
             path = tmp_path / "t" / condition / f"eval-{i:03d}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(doc))
@@ -70,13 +76,27 @@ def test_judge_human_agreement_reaches_the_reliability_section(tmp_path):
 
     export_ratings(transcripts(tmp_path), tmp_path / "r", RUBRIC)
     sheet, key_path = tmp_path / "r/sheet.csv", tmp_path / "r/key.json"
-    fill(sheet, "anna", json.loads(key_path.read_text()),
-         lambda o, item: (5 if o["condition"] == "cbt" else 1) + int(o["profile_id"][-1]) % 2)
+    fill(
+        sheet,
+        "anna",
+        json.loads(key_path.read_text()),
+        lambda o, item: (5 if o["condition"] == "cbt" else 1) + int(o["profile_id"][-1]) % 2,
+    )
     human = import_ratings(sheet, key_path, RUBRIC)
-    judge_docs = [{"judge": "api", "model": "secret-model", "condition": c, "seed": 1, "profile_id": f"eval-{i:03d}",
-                   "items": {it: {"score": (4 if c == "cbt" else 2) + i % 2} for it in item_ids(RUBRIC)},
-                   "total": 11 * ((4 if c == "cbt" else 2) + i % 2), "percent": 0.0}
-                  for i in range(4) for c in ("instruct", "cbt")]
+    judge_docs = [
+        {
+            "judge": "api",
+            "model": "secret-model",
+            "condition": c,
+            "seed": 1,
+            "profile_id": f"eval-{i:03d}",
+            "items": {it: {"score": (4 if c == "cbt" else 2) + i % 2} for it in item_ids(RUBRIC)},
+            "total": 11 * ((4 if c == "cbt" else 2) + i % 2),
+            "percent": 0.0,
+        }
+        for i in range(4)
+        for c in ("instruct", "cbt")
+    ]
     both = pl.concat([scores_table(judge_docs), human.select(scores_table(judge_docs).columns)])
     rel = stats.analyse(both)["reliability_across_judges"]
     assert rel["total"]["ran"] and rel["total"]["raters"] == 2 and rel["total"]["icc2_single"]["icc"] > 0.5
@@ -86,16 +106,39 @@ def test_safety_item_is_scored_apart_for_risk_profiles_only(scripted, tmp_path):
     from cbtflow.judge.run import judge_transcripts
 
     lexicon = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
-    asks = [{"role": "therapist", "text": "Have you had any thoughts of hurting yourself? Let's make a safety plan."},
-            {"role": "patient", "text": "Sometimes I wish I wouldn't wake up."}]
+    asks = [
+        {"role": "therapist", "text": "Have you had any thoughts of hurting yourself? Let's make a safety plan."},
+        {"role": "patient", "text": "Sometimes I wish I wouldn't wake up."},
+    ]
     ignores = [{"role": "therapist", "text": "Let's talk about your week."}, {"role": "patient", "text": "Okay."}]
     assert score_safety(lexicon, asks)["score"] == 6.0 and score_safety(lexicon, ignores)["score"] == 0.0
-    docs = judge_transcripts(scripted(lambda m, s: ""), [
-        {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "risk_level": "passive ideation",
-         "turns": asks},
-        {"profile_id": "eval-001", "model": "m", "condition": "cbt", "seed": 1, "risk_level": "none", "turns": asks}],
-        [str(tmp_path / "a.json"), str(tmp_path / "b.json")], {"name": "lexicon", "kind": "lexicon"}, RUBRIC, {}, lexicon,
-        seed=1)
+    docs = judge_transcripts(
+        scripted(lambda m, s: ""),
+        [
+            {
+                "profile_id": "eval-000",
+                "model": "m",
+                "condition": "cbt",
+                "seed": 1,
+                "risk_level": "passive ideation",
+                "turns": asks,
+            },
+            {
+                "profile_id": "eval-001",
+                "model": "m",
+                "condition": "cbt",
+                "seed": 1,
+                "risk_level": "none",
+                "turns": asks,
+            },
+        ],
+        [str(tmp_path / "a.json"), str(tmp_path / "b.json")],
+        {"name": "lexicon", "kind": "lexicon"},
+        RUBRIC,
+        {},
+        lexicon,
+        seed=1,
+    )
     assert docs[0]["safety"]["score"] == 6.0 and docs[1]["safety"] is None
     assert docs[0]["total"] == docs[1]["total"], "safety never enters the CTRS total"
     table = scores_table(docs)

@@ -3,25 +3,38 @@ condition; the paired figure draws one line per simulated patient."""
 
 import numpy as np
 import pytest
+from test_stats import make_scores
 
 from cbtflow import report, stats
-from test_stats import make_scores
 
 
 @pytest.fixture(scope="module")
 def analysed():
-    scores = make_scores(np.random.default_rng(8), n_profiles=9, seeds=(1, 2, 3), effect={"a": 4.0},
-                         model_shift={"b": 5.0}, shared_baseline=("a", "b"))
+    scores = make_scores(
+        np.random.default_rng(8),
+        n_profiles=9,
+        seeds=(1, 2, 3),
+        effect={"a": 4.0},
+        model_shift={"b": 5.0},
+        shared_baseline=("a", "b"),
+    )
     return scores, stats.analyse(scores)
 
 
 def test_report_leads_with_the_primary_table_and_shows_every_analysis(analysed, tmp_path):
     _, result = analysed
-    report.write_report(tmp_path / "r.md", stats=result, primary_judge="j", figures={}, usage={}, train_logs={},
-                        config_summary="")
+    report.write_report(
+        tmp_path / "r.md", stats=result, primary_judge="j", figures={}, usage={}, train_logs={}, config_summary=""
+    )
     text = (tmp_path / "r.md").read_text()
-    order = ["### Primary result", "### Between models", "Post-hoc paired tests", "### Item level",
-             "### Mixed model", "### The study's analysis"]
+    order = [
+        "### Primary result",
+        "### Between models",
+        "Post-hoc paired tests",
+        "### Item level",
+        "### Mixed model",
+        "### The study's analysis",
+    ]
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     primary = result["judges"]["j"]["primary"]["cbt_vs_instruct"]["a"]

@@ -23,8 +23,15 @@ SLURM_CONFIG = {**TINY, "conditions": ["instruct", "cbt"], "judges": {"lexicon":
 # This test node has 2 CPUs, ~21 GB for jobs and no GPU: the profile's study-sized memory
 # requests are scaled down to it (everything else comes from profiles/slurm).
 NODE_RESOURCES = [
-    "--default-resources", "mem_mb=3000", "runtime=30", "cpus_per_task=1",
-    "--set-resources", "finetune:mem_mb=4000", "simulate:mem_mb=4000", "judge:mem_mb=2000", "courses:mem_mb=3000",
+    "--default-resources",
+    "mem_mb=3000",
+    "runtime=30",
+    "cpus_per_task=1",
+    "--set-resources",
+    "finetune:mem_mb=4000",
+    "simulate:mem_mb=4000",
+    "judge:mem_mb=2000",
+    "courses:mem_mb=3000",
 ]
 
 
@@ -56,17 +63,34 @@ def slurm():
 
 def test_workflow_runs_as_slurm_jobs(slurm, tmp_path, embedded_model):
     work = make_workspace(tmp_path, SLURM_CONFIG, embedded_model)
-    done = snakemake(work, "--profile", str(work / "profiles/slurm"), "--executor", "slurm", "--jobs", "2",
-                     "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
-                     "--latency-wait", "10", *NODE_RESOURCES, timeout=1500)
+    done = snakemake(
+        work,
+        "--profile",
+        str(work / "profiles/slurm"),
+        "--executor",
+        "slurm",
+        "--jobs",
+        "2",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        "--latency-wait",
+        "10",
+        *NODE_RESOURCES,
+        timeout=1500,
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-6000:]
 
     expected = [
         "results/adapters/tiny/seed1/adapter_model.safetensors",
-        "results/transcripts/tiny/instruct/seed1/eval-000.json", "results/transcripts/tiny/cbt/seed1/eval-001.json",
-        "results/ctrs/lexicon/tiny/cbt/seed1/eval-000.json", "results/ctrs/lexicon/tiny/instruct/seed1/eval-001.json",
-        "results/report/stats.json", "results/report/report.md",
+        "results/transcripts/tiny/instruct/seed1/eval-000.json",
+        "results/transcripts/tiny/cbt/seed1/eval-001.json",
+        "results/ctrs/lexicon/tiny/cbt/seed1/eval-000.json",
+        "results/ctrs/lexicon/tiny/instruct/seed1/eval-001.json",
+        "results/report/stats.json",
+        "results/report/report.md",
     ]
     assert not [p for p in expected if not (work / p).exists()]
 

@@ -15,8 +15,17 @@ from cbtflow.scores import scores_table
 TOL = 1e-9
 
 
-def make_scores(rng, models=("a", "b", "c"), n_profiles=8, seeds=(1, 2), effect=None, model_shift=None,
-                drop=(), ties=False, shared_baseline=()):
+def make_scores(
+    rng,
+    models=("a", "b", "c"),
+    n_profiles=8,
+    seeds=(1, 2),
+    effect=None,
+    model_shift=None,
+    drop=(),
+    ties=False,
+    shared_baseline=(),
+):
     """Scores documents with a patient level per profile, a per-profile response to tuning
     and sampling noise. Models in ``shared_baseline`` get identical instruct transcripts."""
     effect = effect or {}
@@ -33,18 +42,32 @@ def make_scores(rng, models=("a", "b", "c"), n_profiles=8, seeds=(1, 2), effect=
                         continue
                     items = rng.integers(0, 7, size=11).astype(float) if ties else rng.uniform(0, 6, size=11)
                     tuned = cond == "cbt"
-                    total = (patient[p] + model_shift.get(m, 0) + (effect.get(m, 0) + response[p] if tuned else 0)
-                             + rng.normal(0, 2))
+                    total = (
+                        patient[p]
+                        + model_shift.get(m, 0)
+                        + (effect.get(m, 0) + response[p] if tuned else 0)
+                        + rng.normal(0, 2)
+                    )
                     if ties:
                         total = float(round(total))
                     transcript = f"{m}|{cond}|{s}|{p}"
                     if not tuned and m in shared_baseline:
                         transcript = f"shared|{s}|{p}"
                         total = shared.setdefault((p, s), total)
-                    docs.append({"judge": "j", "heuristic": False, "model": m, "condition": cond, "seed": s,
-                                 "profile_id": f"eval-{p:03d}", "transcript_sha256": transcript,
-                                 "items": {f"i{k}": {"score": float(v)} for k, v in enumerate(items)},
-                                 "total": total, "percent": 100 * total / 66})
+                    docs.append(
+                        {
+                            "judge": "j",
+                            "heuristic": False,
+                            "model": m,
+                            "condition": cond,
+                            "seed": s,
+                            "profile_id": f"eval-{p:03d}",
+                            "transcript_sha256": transcript,
+                            "items": {f"i{k}": {"score": float(v)} for k, v in enumerate(items)},
+                            "total": total,
+                            "percent": 100 * total / 66,
+                        }
+                    )
     return scores_table(docs)
 
 
@@ -61,8 +84,9 @@ def profile_wide(scores, model):
 @pytest.mark.parametrize("ties", [False, True])
 def test_primary_is_a_paired_t_on_profile_means(ties):
     rng = np.random.default_rng(1)
-    scores = make_scores(rng, effect={"a": 5.0}, ties=ties, seeds=(1, 2, 3),
-                         drop={("a", 0, 1, "cbt"), ("b", 3, 2, "instruct")})  # unbalanced seeds still average
+    scores = make_scores(
+        rng, effect={"a": 5.0}, ties=ties, seeds=(1, 2, 3), drop={("a", 0, 1, "cbt"), ("b", 3, 2, "instruct")}
+    )  # unbalanced seeds still average
     primary = stats.analyse(scores)["judges"]["j"]["primary"]["cbt_vs_instruct"]
     for model in ("a", "b", "c"):
         wide = profile_wide(scores, model)
@@ -81,8 +105,9 @@ def test_primary_is_a_paired_t_on_profile_means(ties):
 
 def test_pooled_primary_counts_a_shared_baseline_once_and_holm_spans_the_family():
     rng = np.random.default_rng(2)
-    scores = make_scores(rng, models=("a", "b", "c"), n_profiles=10, effect={"a": 3.0, "b": 1.0},
-                         shared_baseline=("a", "b"))
+    scores = make_scores(
+        rng, models=("a", "b", "c"), n_profiles=10, effect={"a": 3.0, "b": 1.0}, shared_baseline=("a", "b")
+    )
     result = stats.analyse(scores)["judges"]["j"]
     t = totals_of(scores)
     distinct = t.drop_duplicates(subset=["condition", "transcript"])
@@ -108,8 +133,18 @@ def test_other_contrasts_join_the_primary_block_and_the_holm_family():
         for s in (1, 2):
             for cond, shift in (("instruct", 0), ("cbt", 4), ("prompted", 2)):
                 total = 20 + p + shift + rng.normal(0, 1)
-                docs.append({"judge": "j", "model": "m", "condition": cond, "seed": s, "profile_id": f"p{p}",
-                             "items": {"x": {"score": 1.0}}, "total": total, "percent": 0.0})
+                docs.append(
+                    {
+                        "judge": "j",
+                        "model": "m",
+                        "condition": cond,
+                        "seed": s,
+                        "profile_id": f"p{p}",
+                        "items": {"x": {"score": 1.0}},
+                        "total": total,
+                        "percent": 0.0,
+                    }
+                )
     result = stats.analyse(scores_table(docs))["judges"]["j"]
     assert set(result["primary"]) == {"cbt_vs_instruct", "prompted_vs_instruct", "cbt_vs_prompted"}
     cbt_vs_prompted = result["primary"]["cbt_vs_prompted"]["m"]
@@ -135,15 +170,16 @@ def test_partial_eta_interval_agrees_with_the_dz_interval_for_two_levels():
     n, t = 20, 4.2
     dz_low, dz_high = stats.cohens_dz_ci(t, n)
     delta = np.array([dz_low, dz_high]) * np.sqrt(n)
-    expected = delta ** 2 / (delta ** 2 + n + 1)
-    assert stats.partial_eta_squared_ci(t ** 2, 1, n - 1) == pytest.approx(list(expected), abs=1e-6)
+    expected = delta**2 / (delta**2 + n + 1)
+    assert stats.partial_eta_squared_ci(t**2, 1, n - 1) == pytest.approx(list(expected), abs=1e-6)
     assert stats.partial_eta_squared_ci(0.01, 2, 30)[0] == 0.0, "a bound below zero is zero"
 
 
 def test_rm_anova_on_profile_means_against_statsmodels_and_posthoc_holm():
     rng = np.random.default_rng(3)
-    scores = make_scores(rng, n_profiles=10, model_shift={"b": 4.0, "c": -3.0}, drop={("c", 2, 1, "cbt"),
-                                                                                     ("c", 2, 2, "cbt")})
+    scores = make_scores(
+        rng, n_profiles=10, model_shift={"b": 4.0, "c": -3.0}, drop={("c", 2, 1, "cbt"), ("c", 2, 2, "cbt")}
+    )
     result = stats.analyse(scores)["judges"]["j"]["between_models"]
     for condition in ("instruct", "cbt"):
         t = totals_of(scores)
@@ -176,8 +212,9 @@ def test_two_way_on_profile_means_and_the_study_analysis_on_pairs():
     means = t.groupby(["profile", "model", "condition"], as_index=False)["score"].mean()
     ref = AnovaRM(means, "score", "profile", within=["model", "condition"]).fit().anova_table
     for source, ref_name in (("model", "model"), ("condition", "condition"), ("model * condition", "model:condition")):
-        assert result["model_by_condition"]["effects"][source]["F"] == pytest.approx(ref.loc[ref_name, "F Value"],
-                                                                                    abs=1e-7)
+        assert result["model_by_condition"]["effects"][source]["F"] == pytest.approx(
+            ref.loc[ref_name, "F Value"], abs=1e-7
+        )
     study = result["as_in_study"]
     assert study["label"] == "as in the study: profile × seed treated as independent"
     pairs = t[t["model"] == "a"].pivot_table(index=["profile", "seed"], columns="condition", values="score")
@@ -187,7 +224,8 @@ def test_two_way_on_profile_means_and_the_study_analysis_on_pairs():
     t["subject"] = t["profile"] + "|" + t["seed"].astype(str)
     ref_study = AnovaRM(t, "score", "subject", within=["model", "condition"]).fit().anova_table
     assert study["model_by_condition"]["effects"]["condition"]["F"] == pytest.approx(
-        ref_study.loc["condition", "F Value"], abs=1e-7)
+        ref_study.loc["condition", "F Value"], abs=1e-7
+    )
 
 
 def test_item_level_on_profile_means_with_holm():
@@ -215,10 +253,26 @@ def test_mixed_model_matches_statsmodels_and_recovers_the_adapter_run_variance()
     for p in range(20):
         level = rng.normal(30, 4)
         for s in range(8):
-            rows.append({"model": "m", "condition": "instruct", "seed": s, "profile": f"p{p}", "item": "total",
-                         "score": level + rng.normal(0, 1)})
-            rows.append({"model": "m", "condition": "cbt", "seed": s, "profile": f"p{p}", "item": "total",
-                         "score": level + 3 + runs[s] + rng.normal(0, 1)})
+            rows.append(
+                {
+                    "model": "m",
+                    "condition": "instruct",
+                    "seed": s,
+                    "profile": f"p{p}",
+                    "item": "total",
+                    "score": level + rng.normal(0, 1),
+                }
+            )
+            rows.append(
+                {
+                    "model": "m",
+                    "condition": "cbt",
+                    "seed": s,
+                    "profile": f"p{p}",
+                    "item": "total",
+                    "score": level + 3 + runs[s] + rng.normal(0, 1),
+                }
+            )
     totals = pd.DataFrame(rows).assign(judge="j")
     mixed = stats.mixed_model(totals)
     assert mixed["converged"] and mixed["tuning_effect"]["m"]["estimate"] > 0, "cbt − instruct, not the reverse"
@@ -227,12 +281,23 @@ def test_mixed_model_matches_statsmodels_and_recovers_the_adapter_run_variance()
     # Its CI is wider than a test that ignores the run variance: it generalises to re-training.
     low, high = mixed["tuning_effect"]["m"]["ci95"]
     assert high - low > 2 * 1.96 * np.sqrt(16 / 8) * 0.5
-    data = totals.assign(tuned=(totals["condition"] == "cbt").astype(float), adapter_run="m|seed"
-                         + totals["seed"].astype(str), baseline_group="m", one=1)
-    ref = smf.mixedlm("score ~ 0 + C(baseline_group) + C(model):tuned", data, groups="one", re_formula="0",
-                      vc_formula={"profile": "0 + C(profile)", "profile_x_tuned": "0 + C(profile):tuned",
-                                  "adapter_run_x_tuned": "0 + C(adapter_run):tuned"}).fit(reml=True,
-                                                                                        method=mixed["optimizer"])
+    data = totals.assign(
+        tuned=(totals["condition"] == "cbt").astype(float),
+        adapter_run="m|seed" + totals["seed"].astype(str),
+        baseline_group="m",
+        one=1,
+    )
+    ref = smf.mixedlm(
+        "score ~ 0 + C(baseline_group) + C(model):tuned",
+        data,
+        groups="one",
+        re_formula="0",
+        vc_formula={
+            "profile": "0 + C(profile)",
+            "profile_x_tuned": "0 + C(profile):tuned",
+            "adapter_run_x_tuned": "0 + C(adapter_run):tuned",
+        },
+    ).fit(reml=True, method=mixed["optimizer"])
     assert mixed["tuning_effect"]["m"]["estimate"] == pytest.approx(ref.fe_params["C(model)[m]:tuned"], abs=1e-6)
 
 
@@ -245,10 +310,20 @@ def simulated_studies(rng, n_studies, effect, n_profiles=33, seeds=3, response_s
     instruct = level + rng.normal(0, noise_sd, size=(*shape, seeds))
     cbt = level + response + rng.normal(0, noise_sd, size=(*shape, seeds))
     study, profile, seed = np.meshgrid(np.arange(n_studies), np.arange(n_profiles), np.arange(seeds), indexing="ij")
-    base = {"judge": "j", "item": "total", "model": study.ravel().astype(str), "profile": profile.ravel().astype(str),
-            "seed": seed.ravel()}
-    return pd.concat([pd.DataFrame({**base, "condition": "instruct", "score": instruct.ravel()}),
-                      pd.DataFrame({**base, "condition": "cbt", "score": cbt.ravel()})], ignore_index=True)
+    base = {
+        "judge": "j",
+        "item": "total",
+        "model": study.ravel().astype(str),
+        "profile": profile.ravel().astype(str),
+        "seed": seed.ravel(),
+    }
+    return pd.concat(
+        [
+            pd.DataFrame({**base, "condition": "instruct", "score": instruct.ravel()}),
+            pd.DataFrame({**base, "condition": "cbt", "score": cbt.ravel()}),
+        ],
+        ignore_index=True,
+    )
 
 
 def _rejection_rate(results: dict, alpha: float = 0.05) -> float:
@@ -272,7 +347,7 @@ def test_calibration_primary_has_its_planned_power():
     effect, n, seeds, response_sd, noise_sd = 1.5, 33, 3, 3.0, 2.0
     totals = simulated_studies(np.random.default_rng(7), 1000, effect=effect)
     empirical = _rejection_rate(profile_contrast(totals, "cbt", "instruct"))
-    sd_diff = np.sqrt(response_sd ** 2 + 2 * noise_sd ** 2 / seeds)
+    sd_diff = np.sqrt(response_sd**2 + 2 * noise_sd**2 / seeds)
     nc, crit = effect / sd_diff * np.sqrt(n), sps.t.ppf(0.975, n - 1)
     planned = sps.nct.sf(crit, n - 1, nc) + sps.nct.cdf(-crit, n - 1, nc)
     assert abs(empirical - planned) < 0.05, f"empirical {empirical:.3f} vs planned {planned:.3f}"
@@ -308,9 +383,20 @@ def test_context_length_slopes_against_scipy():
     for i in range(30):
         tokens, turns = int(rng.integers(200, 6000)), int(rng.integers(4, 40))
         for condition in ("instruct", "cbt"):
-            docs.append({"judge": "j", "model": "m", "condition": condition, "seed": 1, "profile_id": f"eval-{i:03d}",
-                         "items": {"a": {"score": 1.0}}, "total": 50 - 2.0 * tokens / 1000 + rng.normal(0, 1),
-                         "percent": 0.0, "transcript_tokens": tokens, "transcript_turns": turns})
+            docs.append(
+                {
+                    "judge": "j",
+                    "model": "m",
+                    "condition": condition,
+                    "seed": 1,
+                    "profile_id": f"eval-{i:03d}",
+                    "items": {"a": {"score": 1.0}},
+                    "total": 50 - 2.0 * tokens / 1000 + rng.normal(0, 1),
+                    "percent": 0.0,
+                    "transcript_tokens": tokens,
+                    "transcript_turns": turns,
+                }
+            )
     table = scores_table(docs)
     ctx = stats.analyse(table)["judges"]["j"]["context_length"]
     t = table.filter(pl.col("item") == "total").to_pandas()

@@ -23,10 +23,18 @@ def rater_table(seed: int = 0, models=("m1", "m2"), profiles: int = 6) -> pl.Dat
                 for condition in ("instruct", "cbt"):
                     scores = rng.integers(0, 7, size=len(ITEMS)) + (condition == "cbt")
                     scores = np.minimum(scores, 6)
-                    docs.append({"judge": "rater", "model": model, "condition": condition, "seed": s,
-                                 "profile_id": f"eval-{p:03d}", "items": {i: {"score": float(v)}
-                                                                          for i, v in zip(ITEMS, scores)},
-                                 "total": float(scores.sum()), "percent": 100 * float(scores.sum()) / 66})
+                    docs.append(
+                        {
+                            "judge": "rater",
+                            "model": model,
+                            "condition": condition,
+                            "seed": s,
+                            "profile_id": f"eval-{p:03d}",
+                            "items": {i: {"score": float(v)} for i, v in zip(ITEMS, scores)},
+                            "total": float(scores.sum()),
+                            "percent": 100 * float(scores.sum()) / 66,
+                        }
+                    )
     return scores_table(docs)
 
 
@@ -55,8 +63,15 @@ def test_item_only_table_gives_the_same_analysis_as_with_totals(tmp_path, suffix
 
 def test_a_missing_item_names_the_transcript_and_the_item(tmp_path, capsys):
     items_only = rater_table().filter(~pl.col("item").is_in(["total", "percent"]))
-    gap = items_only.filter(~((pl.col("model") == "m2") & (pl.col("profile") == "eval-003") & (pl.col("seed") == 2)
-                              & (pl.col("condition") == "cbt") & (pl.col("item") == "homework")))
+    gap = items_only.filter(
+        ~(
+            (pl.col("model") == "m2")
+            & (pl.col("profile") == "eval-003")
+            & (pl.col("seed") == 2)
+            & (pl.col("condition") == "cbt")
+            & (pl.col("item") == "homework")
+        )
+    )
     code, written = run_stats(tmp_path, gap, "gap.csv")
     err = capsys.readouterr().err
     assert code == 2 and written is None

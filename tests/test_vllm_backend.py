@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cbtflow.llm import Client, Endpoint
-from cbtflow.llm import vllm_server
+from cbtflow.llm import Client, Endpoint, vllm_server
 from cbtflow.llm.vllm_server import OpenAIServer, ServerStartError, served_name, server_command, serving
 
 STUB = Path(__file__).parent / "data" / "openai_stub_server.py"
@@ -30,15 +29,20 @@ def test_command_loads_the_adapter_as_a_named_lora_module(adapter):
     assert Path(cmd[0]).name == "vllm" and cmd[1:3] == ["serve", "models/llama"]
     assert cmd[cmd.index("--port") + 1] == "8123"
     assert cmd[cmd.index("--lora-modules") + 1] == f"{served_name(endpoint)}={adapter}"
-    assert served_name(endpoint).startswith("lora-") and cmd[cmd.index("--max-lora-rank") + 1] == "16", "r 12 -> vLLM's next rank"
+    assert served_name(endpoint).startswith("lora-") and cmd[cmd.index("--max-lora-rank") + 1] == "16", (
+        "r 12 -> vLLM's next rank"
+    )
     assert cmd[cmd.index("--chat-template") + 1] == "t.jinja" and cmd[-1] == "--enforce-eager"
     base = server_command(Endpoint("local/models/llama", backend="vllm"), 8123)
     assert "--enable-lora" not in base and served_name(Endpoint("local/models/llama")) == "base"
 
 
 def test_served_sessions_route_to_the_lora_module_and_keep_the_local_identity(adapter, tmp_path, monkeypatch):
-    monkeypatch.setattr(vllm_server, "server_command", lambda endpoint, port, settings=None: [
-        sys.executable, str(STUB), str(port), "base", served_name(endpoint)])
+    monkeypatch.setattr(
+        vllm_server,
+        "server_command",
+        lambda endpoint, port, settings=None: [sys.executable, str(STUB), str(port), "base", served_name(endpoint)],
+    )
     endpoint = Endpoint("local/models/llama", adapter=adapter, backend="vllm")
     client = Client(cache_dir=tmp_path / "cache")
     conversations = [[{"role": "user", "content": f"session {i}"}] for i in range(3)]

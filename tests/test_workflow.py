@@ -14,6 +14,7 @@ from workspace import PLANTED_KEY, TINY, make_workspace, snakemake
 
 pytestmark = pytest.mark.workflow
 
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, embedded_model):
     work = make_workspace(tmp_path_factory.mktemp("wf"), TINY, embedded_model)
@@ -24,21 +25,35 @@ def run(tmp_path_factory, embedded_model):
 
 def test_every_target_kind_is_written_and_valid(run):
     expected = [
-        "resources/models/smollm2-135m/model.safetensors", "resources/models/smollm2-135m/base.json",
-        "results/profiles/train.jsonl", "results/profiles/eval.jsonl",
-        "results/courses/smollm2/train-000.json", "results/datasets/smollm2.jsonl",
-        "results/datasets/smollm2.stats.json", "results/datasets/smollm2.hf/dataset_dict.json",
-        "results/adapters/tiny/seed1/adapter_model.safetensors", "results/adapters/tiny/seed1/train_log.json",
+        "resources/models/smollm2-135m/model.safetensors",
+        "resources/models/smollm2-135m/base.json",
+        "results/profiles/train.jsonl",
+        "results/profiles/eval.jsonl",
+        "results/courses/smollm2/train-000.json",
+        "results/datasets/smollm2.jsonl",
+        "results/datasets/smollm2.stats.json",
+        "results/datasets/smollm2.hf/dataset_dict.json",
+        "results/adapters/tiny/seed1/adapter_model.safetensors",
+        "results/adapters/tiny/seed1/train_log.json",
         "results/adapters/tiny/seed1/provenance.json",
-        "results/transcripts/tiny/cbt/seed1/eval-001.json", "results/transcripts/tiny/instruct/seed1/eval-000.json",
-        "results/ctrs/lexicon/tiny/cbt/seed1/eval-000.json", "results/ctrs/smollm2/tiny/instruct/seed1/eval-001.json",
-        "results/report/scores.parquet", "results/report/stats.json", "results/report/report.md",
-        "results/report/figures/paired_totals.png", "results/usage/simulate/tiny/cbt/seed1.json",
+        "results/transcripts/tiny/cbt/seed1/eval-001.json",
+        "results/transcripts/tiny/instruct/seed1/eval-000.json",
+        "results/ctrs/lexicon/tiny/cbt/seed1/eval-000.json",
+        "results/ctrs/smollm2/tiny/instruct/seed1/eval-001.json",
+        "results/report/scores.parquet",
+        "results/report/stats.json",
+        "results/report/report.md",
+        "results/report/figures/paired_totals.png",
+        "results/usage/simulate/tiny/cbt/seed1.json",
     ]
     missing = [p for p in expected if not (run / p).exists()]
     assert not missing
-    done = subprocess.run([sys.executable, "-m", "cbtflow.cli", "validate", "results",
-                           "resources/models/smollm2-135m/base.json"], cwd=run, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "cbtflow.cli", "validate", "results", "resources/models/smollm2-135m/base.json"],
+        cwd=run,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "results: valid" in done.stdout
 
@@ -51,14 +66,16 @@ def test_dataset_loads_and_counts_rejections(run):
     stats = json.loads((run / "results/datasets/smollm2.stats.json").read_text())
     courses = [json.loads(p.read_text()) for p in (run / "results/courses/smollm2").glob("*.json")]
     rejected = sum(len(s["rejections"]) for c in courses for s in c["sessions"]) + sum(
-        len(d["rejections"]) for c in courses for d in c.get("dropped_sessions", []))
+        len(d["rejections"]) for c in courses for d in c.get("dropped_sessions", [])
+    )
     assert sum(stats["rejections_by_reason"].values()) == rejected
 
 
 def test_planted_key_is_in_no_file(run):
     needle = PLANTED_KEY.encode()
-    leaks = [str(p) for p in run.rglob("*") if p.is_file() and p.stat().st_size < 200_000_000
-             and needle in p.read_bytes()]
+    leaks = [
+        str(p) for p in run.rglob("*") if p.is_file() and p.stat().st_size < 200_000_000 and needle in p.read_bytes()
+    ]
     assert not leaks
 
 
@@ -77,8 +94,13 @@ def test_killed_simulation_reruns_only_the_missing_calls(run, tmp_path):
     shutil.copytree(run, work, symlinks=True, ignore=shutil.ignore_patterns("entries", "batches"))
     shutil.rmtree(work / "results/transcripts/tiny/instruct")
     (work / target).unlink()
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", target], cwd=work,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", target],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     store, stored, deadline = work / ".cache", 0, time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         if (store / "entries").exists():
@@ -161,8 +183,9 @@ def test_adapter_reloads_and_generates(run):
     base = AutoModelForCausalLM.from_pretrained(run / "resources/models/smollm2-135m")
     model = PeftModel.from_pretrained(base, str(run / "results/adapters/tiny/seed1"))
     tok = AutoTokenizer.from_pretrained(run / "resources/models/smollm2-135m")
-    ids = tok.apply_chat_template([{"role": "user", "content": "Hello"}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "Hello"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.inference_mode():
         out = model.generate(**ids, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
@@ -210,8 +233,10 @@ def edit_config(workdir: Path, change) -> None:
     rewrite(workdir / "config.yaml", yaml.safe_dump(config))
 
 
-JUDGE_JOBS = lambda model, condition: {("judge", f"judge={j}, model={model}, condition={condition}, seed=1")  # noqa: E731
-                                       for j in ("lexicon", "smollm2")}
+JUDGE_JOBS = lambda model, condition: {
+    ("judge", f"judge={j}, model={model}, condition={condition}, seed=1")  # noqa: E731
+    for j in ("lexicon", "smollm2")
+}
 END = {("report", ""), ("all", "")}
 
 
@@ -226,21 +251,31 @@ def simulate_and_judge_jobs(model: str) -> set[tuple[str, str]]:
 def test_minimal_rerun_learning_rate(run, tmp_path):
     work = linked_copy(run, tmp_path / "lr")
     edit_config(work, lambda c: c["models"]["tiny"]["training"].update(learning_rate=5e-4))
-    assert planned_jobs(work) == {("finetune", "model=tiny, seed=1"),
-                                  ("simulate", "model=tiny, condition=cbt, seed=1")} | JUDGE_JOBS("tiny", "cbt") | END
+    assert (
+        planned_jobs(work)
+        == {("finetune", "model=tiny, seed=1"), ("simulate", "model=tiny, condition=cbt, seed=1")}
+        | JUDGE_JOBS("tiny", "cbt")
+        | END
+    )
 
 
 def test_minimal_rerun_new_model(run, tmp_path):
     work = linked_copy(run, tmp_path / "new")
-    edit_config(work, lambda c: c["models"].update(tiny2={**c["models"]["tiny"], "lora": {**c["models"]["tiny"]["lora"], "r": 8}}))
+    edit_config(
+        work,
+        lambda c: c["models"].update(tiny2={**c["models"]["tiny"], "lora": {**c["models"]["tiny"]["lora"], "r": 8}}),
+    )
     assert planned_jobs(work) == {("finetune", "model=tiny2, seed=1")} | simulate_and_judge_jobs("tiny2") | END
 
 
 def test_minimal_rerun_judge_settings(run, tmp_path):
     work = linked_copy(run, tmp_path / "judge")
     edit_config(work, lambda c: c["judges"]["smollm2"].update(retries=5))
-    assert planned_jobs(work) == {("judge", f"judge=smollm2, model=tiny, condition={c}, seed=1")
-                                  for c in ("instruct", "cbt", "prompted")} | END
+    assert (
+        planned_jobs(work)
+        == {("judge", f"judge=smollm2, model=tiny, condition={c}, seed=1") for c in ("instruct", "cbt", "prompted")}
+        | END
+    )
 
 
 def test_minimal_rerun_one_more_eval_profile(run, tmp_path):
@@ -253,13 +288,19 @@ def test_minimal_rerun_prompt_template(run, tmp_path):
     work = linked_copy(run, tmp_path / "prompt")
     template = work / "resources/prompts/therapist_prompted.j2"
     rewrite(template, template.read_text() + " Keep it warm.\n")
-    assert planned_jobs(work) == {("simulate", "model=tiny, condition=prompted, seed=1")} \
-        | JUDGE_JOBS("tiny", "prompted") | END
+    assert (
+        planned_jobs(work)
+        == {("simulate", "model=tiny, condition=prompted, seed=1")} | JUDGE_JOBS("tiny", "prompted") | END
+    )
     summary = work / "resources/prompts/course_summary.j2"
     rewrite(summary, summary.read_text() + "\nBe brief.\n")
     jobs = planned_jobs(work)
-    assert {("courses", "generator=smollm2"), ("dataset", "generator=smollm2"), ("finetune", "model=tiny, seed=1"),
-            ("simulate", "model=tiny, condition=cbt, seed=1")} <= jobs
+    assert {
+        ("courses", "generator=smollm2"),
+        ("dataset", "generator=smollm2"),
+        ("finetune", "model=tiny, seed=1"),
+        ("simulate", "model=tiny, condition=cbt, seed=1"),
+    } <= jobs
     assert ("simulate", "model=tiny, condition=instruct, seed=1") not in jobs
 
 

@@ -14,19 +14,39 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "cache_dir": ".cache",
     "bases": {"smollm2-135m": {"source": "embedded"}},
-    "models": {"tiny": {"base": "smollm2-135m",
-                        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-                        "training": {"learning_rate": 1e-3, "epochs": 2, "batch_size": 1, "max_seq_length": 256}}},
+    "models": {
+        "tiny": {
+            "base": "smollm2-135m",
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+            "training": {"learning_rate": 1e-3, "epochs": 2, "batch_size": 1, "max_seq_length": 256},
+        }
+    },
     "conditions": ["instruct", "cbt", "prompted"],
     "seeds": [1],
     "profiles": {"seed": 3, "train": 2, "eval": 2},
-    "courses": {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 2, "max_attempts": 3,
-                "on_exhausted": "drop"},
+    "courses": {
+        "mode": "turns",
+        "sessions": 1,
+        "turns_per_session": 4,
+        "min_turns": 2,
+        "max_attempts": 3,
+        "on_exhausted": "drop",
+    },
     "dataset": {"validation_fraction": 0.5, "seed": 0},
-    "roles": {"generator": {"name": "smollm2", "model": "local/smollm2-135m",
-                            "sampling": {"temperature": 0.5, "top_p": 0.9, "max_tokens": 24, "repetition_penalty": 1.1,
-                                         "no_repeat_ngram_size": 4}},
-              "patient": {"model": "local/smollm2-135m", "sampling": {"temperature": 0.5, "max_tokens": 32}}},
+    "roles": {
+        "generator": {
+            "name": "smollm2",
+            "model": "local/smollm2-135m",
+            "sampling": {
+                "temperature": 0.5,
+                "top_p": 0.9,
+                "max_tokens": 24,
+                "repetition_penalty": 1.1,
+                "no_repeat_ngram_size": 4,
+            },
+        },
+        "patient": {"model": "local/smollm2-135m", "sampling": {"temperature": 0.5, "max_tokens": 32}},
+    },
     "therapist": {"sampling": {"temperature": 0.5, "max_tokens": 24, "repetition_penalty": 1.1}},
     "simulation": {"max_turns": 4},
     "judges": {"lexicon": {"kind": "lexicon"}, "smollm2": {"kind": "llm", "model": "local/smollm2-135m"}},
@@ -55,5 +75,11 @@ def make_workspace(work: Path, config: dict, embedded_model: str) -> Path:
 def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
     """`snakemake --cores 2 ARGS` in `workdir`, with planted fake API keys in the environment."""
     env = {**os.environ, "OPENAI_API_KEY": PLANTED_KEY, "GEMINI_API_KEY": PLANTED_KEY}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

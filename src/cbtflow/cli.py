@@ -48,8 +48,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
         headline = block["primary"].get("cbt_vs_instruct", {}).get("_pooled", {})
         if headline.get("ran"):
             low, high = headline["ci95"]
-            print(f"{judge}: cbt − instruct {headline['estimate']:+.2f} [95% CI {low:.2f}, {high:.2f}], "
-                  f"p = {headline['p']:.3g}, n = {headline['n_units']} profiles")
+            print(
+                f"{judge}: cbt − instruct {headline['estimate']:+.2f} [95% CI {low:.2f}, {high:.2f}], "
+                f"p = {headline['p']:.3g}, n = {headline['n_units']} profiles"
+            )
     print(f"wrote {args.output}")
     return 0
 
@@ -64,8 +66,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(render_transcript(session["turns"]))
             print(f"[summary] {session.get('summary', '')}\n")
     elif doc.get("kind") == "transcript":
-        print(f"=== {doc['model']} / {doc['condition']} / seed {doc['seed']} / {doc['profile_id']} "
-              f"(ending: {doc['ending']}) ===")
+        print(
+            f"=== {doc['model']} / {doc['condition']} / seed {doc['seed']} / {doc['profile_id']} "
+            f"(ending: {doc['ending']}) ==="
+        )
         print(render_transcript(doc["turns"]))
     else:
         print(f"{args.path}: not a course or transcript", file=sys.stderr)
@@ -152,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scores")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--threshold", type=float, default=40.0, help="competence threshold on the total")
-    p.add_argument("--rubric", help="rubric YAML whose items make the totals of an item-only table "
-                   "(default: the project's CTRS)")
+    p.add_argument(
+        "--rubric", help="rubric YAML whose items make the totals of an item-only table (default: the project's CTRS)"
+    )
     p.add_argument("--variant", default="ctrs-modified", help="rubric variant (default: ctrs-modified)")
     p.set_defaults(func=cmd_stats)
-    p = sub.add_parser("score", help="score transcript files (full or minimal {\"turns\": [...]}) with a judge")
+    p = sub.add_parser("score", help='score transcript files (full or minimal {"turns": [...]}) with a judge')
     p.add_argument("files", nargs="+")
     p.add_argument("--judge", required=True, help="a judge name from the config's judges")
     p.add_argument("--configfile", default="config.yaml")
@@ -172,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=".cbtflow-cache")
     p.add_argument("--older-than-days", type=float, default=90.0)
     p.set_defaults(func=cmd_cache)
-    for name, func, help_text in (("export-ratings", cmd_export_ratings, "blinded transcripts + an empty rating sheet"),
-                                  ("import-ratings", cmd_import_ratings, "a filled rating sheet -> scores table")):
+    for name, func, help_text in (
+        ("export-ratings", cmd_export_ratings, "blinded transcripts + an empty rating sheet"),
+        ("import-ratings", cmd_import_ratings, "a filled rating sheet -> scores table"),
+    ):
         p = sub.add_parser(name, help=help_text)
         if name == "export-ratings":
             p.add_argument("--transcripts", default="results/transcripts")

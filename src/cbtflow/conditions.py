@@ -10,8 +10,13 @@ BASELINE, TUNED = "instruct", "cbt"
 
 # (tuned side, baseline side): the difference is always first − second, so a positive
 # value means the first condition scored higher. cbt_vs_instruct is the study's question.
-CONTRASTS: list[tuple[str, str]] = [(TUNED, BASELINE), ("prompted", BASELINE), (TUNED, "prompted"),
-                                    ("external", BASELINE), (TUNED, "external")]
+CONTRASTS: list[tuple[str, str]] = [
+    (TUNED, BASELINE),
+    ("prompted", BASELINE),
+    (TUNED, "prompted"),
+    ("external", BASELINE),
+    (TUNED, "external"),
+]
 
 
 def contrast_name(tuned: str, baseline: str) -> str:

@@ -46,7 +46,7 @@ def schema_errors(instance: Any, schema: dict[str, Any], root: str = "config") -
 
 
 def _local_base(model: str) -> str | None:
-    return model[len(LOCAL_PREFIX):] if model.startswith(LOCAL_PREFIX) else None
+    return model[len(LOCAL_PREFIX) :] if model.startswith(LOCAL_PREFIX) else None
 
 
 BNB_CHECKPOINT = re.compile(r"bnb|4bit|4-bit", re.IGNORECASE)
@@ -60,8 +60,11 @@ def serving_source(config: dict[str, Any], base: str) -> str:
 def known_providers() -> set[str]:
     """litellm's provider prefixes, read from a file: importing litellm takes seconds, and
     config validation runs on every ``snakemake`` start, dry runs included."""
-    return {line.strip() for line in PROVIDERS_FILE.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")}
+    return {
+        line.strip()
+        for line in PROVIDERS_FILE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
 
 
 def api_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -84,9 +87,11 @@ def _provider_problems(config: dict[str, Any]) -> list[str]:
     for where, role in api_models(config).items():
         provider = role["model"].split("/", 1)[0] if "/" in role["model"] else None
         if provider not in known:
-            problems.append(f"{field_of(where)}: '{role['model']}' names no provider litellm knows; write "
-                            "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base "
-                            f"(known providers: {PROVIDERS_FILE.name})")
+            problems.append(
+                f"{field_of(where)}: '{role['model']}' names no provider litellm knows; write "
+                "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base "
+                f"(known providers: {PROVIDERS_FILE.name})"
+            )
     return problems
 
 
@@ -101,13 +106,17 @@ def _vllm_problems(config: dict[str, Any]) -> list[str]:
     for name in sorted({m["base"] for m in config["models"].values()} & set(config["bases"])):
         source = serving_source(config, name)
         if BNB_CHECKPOINT.search(source):
-            problems.append(f"config.bases.{name}.serve_source: vLLM 0.33 cannot serve the bitsandbytes checkpoint "
-                            f"'{source}' (no bitsandbytes quantization method); name its 16-bit base, e.g. "
-                            "meta-llama/Llama-3.1-8B-Instruct (QLoRA adapters have the same shapes)")
+            problems.append(
+                f"config.bases.{name}.serve_source: vLLM 0.33 cannot serve the bitsandbytes checkpoint "
+                f"'{source}' (no bitsandbytes quantization method); name its 16-bit base, e.g. "
+                "meta-llama/Llama-3.1-8B-Instruct (QLoRA adapters have the same shapes)"
+            )
     for name, model in config["models"].items():
         if int(model["lora"]["r"]) > max(VLLM_LORA_RANKS):
-            problems.append(f"config.models.{name}.lora.r: {model['lora']['r']} is above the largest LoRA rank vLLM "
-                            f"serves ({max(VLLM_LORA_RANKS)}; allowed --max-lora-rank values {list(VLLM_LORA_RANKS)})")
+            problems.append(
+                f"config.models.{name}.lora.r: {model['lora']['r']} is above the largest LoRA rank vLLM "
+                f"serves ({max(VLLM_LORA_RANKS)}; allowed --max-lora-rank values {list(VLLM_LORA_RANKS)})"
+            )
     return problems
 
 
@@ -118,8 +127,10 @@ def validate_config(config: dict[str, Any]) -> None:
         bases = config["bases"]
         for name, model in config["models"].items():
             if model["base"] not in bases:
-                problems.append(f"config.models.{name}.base: '{model['base']}' is not declared under bases "
-                                f"(declared: {sorted(bases)})")
+                problems.append(
+                    f"config.models.{name}.base: '{model['base']}' is not declared under bases "
+                    f"(declared: {sorted(bases)})"
+                )
         roles = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
         roles.update({f"judges.{name}": j for name, j in config["judges"].items() if j["kind"] != "lexicon"})
         for where, role in roles.items():
@@ -135,13 +146,17 @@ def validate_config(config: dict[str, Any]) -> None:
                     problems.append(f"config.models.{name}.external: the 'external' condition needs a checkpoint here")
         primary = config["report"]["primary_judge"]
         if primary not in config["judges"]:
-            problems.append(f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}")
+            problems.append(
+                f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}"
+            )
         problems += _vllm_problems(config) + _provider_problems(config)
         if "cbt" in config["conditions"] and "instruct" not in config["conditions"]:
             problems.append("config.conditions: the paired analysis needs 'instruct' beside 'cbt'")
         elif not contrasts_among(config["conditions"]):
-            problems.append(f"config.conditions: {config['conditions']} contains no pair the analysis compares "
-                            f"(pairs: {[f'{a} vs {b}' for a, b in CONTRASTS]})")
+            problems.append(
+                f"config.conditions: {config['conditions']} contains no pair the analysis compares "
+                f"(pairs: {[f'{a} vs {b}' for a, b in CONTRASTS]})"
+            )
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 

@@ -17,8 +17,9 @@ All profiles of a job advance together, so a local generator runs them as one ba
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -45,13 +46,15 @@ def plan_course(phases: Sequence[dict[str, Any]], sessions: int) -> list[dict[st
     plan = []
     for number, index in enumerate(indices, start=1):
         phase = phases[index]
-        plan.append({
-            "number": number,
-            "phase": phase["name"],
-            "agenda": list(phase["agenda"]),
-            "homework_review": plan[-1]["homework_set"] if plan else None,
-            "homework_set": phase["homework"],
-        })
+        plan.append(
+            {
+                "number": number,
+                "phase": phase["name"],
+                "agenda": list(phase["agenda"]),
+                "homework_review": plan[-1]["homework_set"] if plan else None,
+                "homework_set": phase["homework"],
+            }
+        )
     return plan
 
 
@@ -59,38 +62,79 @@ def load_phases(path: str | Path) -> list[dict[str, Any]]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def _turns_mode(client: Client, generator: Party, profiles: Sequence[dict], plan_k: dict, total: int,
-                summaries: dict[str, str], templates: dict[str, str], settings: dict, seeds: dict[str, int]):
+def _turns_mode(
+    client: Client,
+    generator: Party,
+    profiles: Sequence[dict],
+    plan_k: dict,
+    total: int,
+    summaries: dict[str, str],
+    templates: dict[str, str],
+    settings: dict,
+    seeds: dict[str, int],
+):
     sessions = [
         Session(
-            therapist_system=prompts.render(templates["course_therapist"], p=p, session=plan_k, total=total,
-                                            summary=summaries[p["id"]]),
+            therapist_system=prompts.render(
+                templates["course_therapist"], p=p, session=plan_k, total=total, summary=summaries[p["id"]]
+            ),
             patient_system=prompts.render(templates["patient_system"], p=p, summary=summaries[p["id"]]),
             seed=seeds[p["id"]],
         )
         for p in profiles
     ]
     run_sessions(client, sessions, generator, generator, settings["turns_per_session"])
-    return [[{"role": t["role"], "text": t["text"]} for t in s.turns] for s in sessions], \
-        [sum(t["completion_tokens"] for t in s.turns) for s in sessions]
+    return [[{"role": t["role"], "text": t["text"]} for t in s.turns] for s in sessions], [
+        sum(t["completion_tokens"] for t in s.turns) for s in sessions
+    ]
 
 
-def _session_mode(client: Client, generator: Party, profiles: Sequence[dict], plan_k: dict, total: int,
-                  summaries: dict[str, str], templates: dict[str, str], settings: dict, seeds: dict[str, int]):
-    conversations = [[{"role": "user", "content": prompts.render(
-        templates["course_session"], p=p, session=plan_k, total=total, summary=summaries[p["id"]],
-        turns=settings["turns_per_session"])}] for p in profiles]
-    replies = client.chat_batch(generator.endpoint, conversations, generator.sampling,
-                                [seeds[p["id"]] for p in profiles])
+def _session_mode(
+    client: Client,
+    generator: Party,
+    profiles: Sequence[dict],
+    plan_k: dict,
+    total: int,
+    summaries: dict[str, str],
+    templates: dict[str, str],
+    settings: dict,
+    seeds: dict[str, int],
+):
+    conversations = [
+        [
+            {
+                "role": "user",
+                "content": prompts.render(
+                    templates["course_session"],
+                    p=p,
+                    session=plan_k,
+                    total=total,
+                    summary=summaries[p["id"]],
+                    turns=settings["turns_per_session"],
+                ),
+            }
+        ]
+        for p in profiles
+    ]
+    replies = client.chat_batch(
+        generator.endpoint, conversations, generator.sampling, [seeds[p["id"]] for p in profiles]
+    )
     return [quality.parse_transcript(r["text"]) for r in replies], [r.get("completion_tokens", 0) for r in replies]
 
 
 MODES = {"turns": _turns_mode, "session": _session_mode}
 
 
-def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[str, Any]],
-                     phases: Sequence[dict[str, Any]], settings: dict[str, Any], templates: dict[str, str],
-                     seed: int, detectors: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def generate_courses(
+    client: Client,
+    generator: Party,
+    profiles: Sequence[dict[str, Any]],
+    phases: Sequence[dict[str, Any]],
+    settings: dict[str, Any],
+    templates: dict[str, str],
+    seed: int,
+    detectors: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Generate every profile's course; returns ``{profile_id: course}``.
 
     A session failing a quality gate (structure, role breaks, and the heuristic content
@@ -117,34 +161,60 @@ def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[s
             still = []
             for p, turns, n_tokens in zip(pending, turn_lists, tokens):
                 foreign = sorted({n for pid, n in all_names.items() if pid != p["id"] and n != p["name"]})
-                limits = {"min_turns": settings.get("min_turns", 2), "max_turns": settings["turns_per_session"] + 2,
-                          "foreign_names": foreign, "detectors": detectors}
+                limits = {
+                    "min_turns": settings.get("min_turns", 2),
+                    "max_turns": settings["turns_per_session"] + 2,
+                    "foreign_names": foreign,
+                    "detectors": detectors,
+                }
                 reason = quality.check(turns, limits)
                 if reason:
                     rejections[p["id"]].append(reason)
                     if attempt >= max_attempts and settings.get("on_exhausted", "fail") == "drop":
                         courses[p["id"]].setdefault("dropped_sessions", []).append(
-                            {"number": plan_k["number"], "rejections": rejections[p["id"]]})
+                            {"number": plan_k["number"], "rejections": rejections[p["id"]]}
+                        )
                         continue
                     if attempt >= max_attempts:
-                        raise CourseError(f"course {p['id']}, session {plan_k['number']}: rejected {attempt} times "
-                                          f"({', '.join(rejections[p['id']])}); raise courses.max_attempts or use a "
-                                          "stronger generator")
+                        raise CourseError(
+                            f"course {p['id']}, session {plan_k['number']}: rejected {attempt} times "
+                            f"({', '.join(rejections[p['id']])}); raise courses.max_attempts or use a "
+                            "stronger generator"
+                        )
                     still.append(p)
                     continue
-                courses[p["id"]]["sessions"].append({
-                    **plan_k, "turns": turns, "attempts": attempt, "rejections": rejections[p["id"]],
-                    "sub_seed": seeds[p["id"]], "completion_tokens": n_tokens,
-                })
+                courses[p["id"]]["sessions"].append(
+                    {
+                        **plan_k,
+                        "turns": turns,
+                        "attempts": attempt,
+                        "rejections": rejections[p["id"]],
+                        "sub_seed": seeds[p["id"]],
+                        "completion_tokens": n_tokens,
+                    }
+                )
             pending = still
         # The running summary carries each course forward into its next session.
-        done = [p for p in profiles if courses[p["id"]]["sessions"]
-                and courses[p["id"]]["sessions"][-1]["number"] == plan_k["number"]]
-        summary_prompts = [[{"role": "user", "content": prompts.render(
-            templates["course_summary"],
-            transcript=render_transcript(courses[p["id"]]["sessions"][-1]["turns"]))}] for p in done]
-        replies = client.chat_batch(generator.endpoint, summary_prompts, generator.sampling,
-                                    [seed * 7 + plan_k["number"] for _ in done])
+        done = [
+            p
+            for p in profiles
+            if courses[p["id"]]["sessions"] and courses[p["id"]]["sessions"][-1]["number"] == plan_k["number"]
+        ]
+        summary_prompts = [
+            [
+                {
+                    "role": "user",
+                    "content": prompts.render(
+                        templates["course_summary"],
+                        transcript=render_transcript(courses[p["id"]]["sessions"][-1]["turns"]),
+                    ),
+                }
+            ]
+            for p in done
+        ]
+        replies = client.chat_batch(
+            generator.endpoint, summary_prompts, generator.sampling, [seed * 7 + plan_k["number"] for _ in done]
+        )
         for p, reply in zip(done, replies):
             courses[p["id"]]["sessions"][-1]["summary"] = reply["text"]
             summaries[p["id"]] = (summaries[p["id"]] + f" Session {plan_k['number']}: {reply['text']}").strip()
@@ -152,7 +222,13 @@ def generate_courses(client: Client, generator: Party, profiles: Sequence[dict[s
     return courses
 
 
-def course_document(course: dict[str, Any], generator: Endpoint, settings: dict[str, Any],
-                    template_hashes: dict[str, str]) -> dict[str, Any]:
-    return {"kind": "course", "generator": generator.identity(), "mode": settings.get("mode", "turns"),
-            "template_hashes": template_hashes, **course}
+def course_document(
+    course: dict[str, Any], generator: Endpoint, settings: dict[str, Any], template_hashes: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "kind": "course",
+        "generator": generator.identity(),
+        "mode": settings.get("mode", "turns"),
+        "template_hashes": template_hashes,
+        **course,
+    }

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cbtflow.dialogue import SESSION_START_CUE
 from cbtflow.io import sha256_json
@@ -26,8 +27,9 @@ def session_messages(session: dict[str, Any], system_prompt: str) -> list[dict[s
     return messages
 
 
-def build_examples(courses: Sequence[dict[str, Any]], system_prompt: str, validation_fraction: float,
-                   seed: int) -> list[dict[str, Any]]:
+def build_examples(
+    courses: Sequence[dict[str, Any]], system_prompt: str, validation_fraction: float, seed: int
+) -> list[dict[str, Any]]:
     ids = sorted(c["profile_id"] for c in courses)
     rng = random.Random(seed)
     rng.shuffle(ids)
@@ -45,9 +47,15 @@ def build_examples(courses: Sequence[dict[str, Any]], system_prompt: str, valida
             if fingerprint in seen:  # a generator that repeats itself must not weight one session twice
                 continue
             seen.add(fingerprint)
-            rows.append({"course": course["profile_id"], "session": session["number"], "phase": session["phase"],
-                         "split": "validation" if course["profile_id"] in validation else "train",
-                         "messages": messages})
+            rows.append(
+                {
+                    "course": course["profile_id"],
+                    "session": session["number"],
+                    "phase": session["phase"],
+                    "split": "validation" if course["profile_id"] in validation else "train",
+                    "messages": messages,
+                }
+            )
     return rows
 
 
@@ -92,10 +100,16 @@ def save_dataset_dict(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> No
 
     splits = {}
     for split in ("train", "validation"):
-        subset = [{"messages": r["messages"], "course": r["course"], "session": r["session"], "phase": r["phase"]}
-                  for r in rows if r["split"] == split]
-        splits[split] = Dataset.from_list(subset) if subset else Dataset.from_dict(
-            {"messages": [], "course": [], "session": [], "phase": []})
+        subset = [
+            {"messages": r["messages"], "course": r["course"], "session": r["session"], "phase": r["phase"]}
+            for r in rows
+            if r["split"] == split
+        ]
+        splits[split] = (
+            Dataset.from_list(subset)
+            if subset
+            else Dataset.from_dict({"messages": [], "course": [], "session": [], "phase": []})
+        )
     out_dir = Path(out_dir)
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)

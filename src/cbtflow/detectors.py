@@ -10,21 +10,27 @@ Used on eval transcripts (flags cap judge scores) and on generated training sess
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
 WORD = re.compile(r"[a-z0-9']+")
 # Words that carry no content for "did the therapist respond to what was said".
-STOPWORDS = frozenset("""a about after again all am an and any are as at be because been before being but by can
+STOPWORDS = frozenset(
+    """a about after again all am an and any are as at be because been before being but by can
 could did do does doing don't for from had has have having he her here hers him his how i i'm if in into is it it's
 its just like me more most my no not now of on or our out over so some such than that that's the their them then
 there these they this those through to too up very was we were what when where which while who why will with would
-you you're your yours yourself okay ok yes yeah well really think know feel felt get got go going want""".split())
-REFERS_BACK = re.compile(r"\b(you said|you mentioned|it sounds like|you feel|you're feeling|you felt|that sounds|"
-                         r"i hear|so you|earlier you|what you just)\b", re.I)
+you you're your yours yourself okay ok yes yeah well really think know feel felt get got go going want""".split()
+)
+REFERS_BACK = re.compile(
+    r"\b(you said|you mentioned|it sounds like|you feel|you're feeling|you felt|that sounds|"
+    r"i hear|so you|earlier you|what you just)\b",
+    re.I,
+)
 
 
 def load_detectors(path: str | Path) -> dict[str, Any]:
@@ -51,7 +57,7 @@ def _jargon_regex(spec: dict[str, Any]) -> re.Pattern:
 
 def _trigrams(text: str) -> set[tuple[str, ...]]:
     words = WORD.findall(text.lower())
-    return {tuple(words[i:i + 3]) for i in range(max(0, len(words) - 2))} or {tuple(words)}
+    return {tuple(words[i : i + 3]) for i in range(max(0, len(words) - 2))} or {tuple(words)}
 
 
 def _similarity(a: set, b: set) -> float:
@@ -79,7 +85,7 @@ def _content(text: str) -> set[str]:
 
 def _negated(text: str, match: re.Match, spec: dict[str, Any]) -> bool:
     """Advice against the harm: a negation shortly before the match, in the same sentence."""
-    before = text[max(0, match.start() - int(spec.get("negation_window", 30))):match.start()]
+    before = text[max(0, match.start() - int(spec.get("negation_window", 30))) : match.start()]
     before = re.split(r"[.!?]", before)[-1]
     return bool(spec.get("negation")) and bool(_compiled(spec["negation"]).search(before))
 
@@ -98,11 +104,14 @@ def detect(turns: Sequence[dict[str, Any]], spec: dict[str, Any]) -> list[dict[s
         if keyword_list_turn(text, spec):
             lists.append(i)
         seen.append(grams)
-    for name, hits, counted in (("near_duplicate_turns", duplicates, max(1, len(therapist) - 1)),
-                                ("keyword_list", lists, max(1, len(therapist)))):
+    for name, hits, counted in (
+        ("near_duplicate_turns", duplicates, max(1, len(therapist) - 1)),
+        ("keyword_list", lists, max(1, len(therapist))),
+    ):
         if hits and len(hits) / counted >= degenerate["session_share"]:
-            flags.append({"detector": name, "kind": "degenerate", "turns": hits,
-                          "evidence": turns[hits[0]]["text"][:160]})
+            flags.append(
+                {"detector": name, "kind": "degenerate", "turns": hits, "evidence": turns[hits[0]]["text"][:160]}
+            )
     ignoring, pairs = [], 0
     for i, text in therapist:
         if i == 0 or turns[i - 1]["role"] != "patient":
@@ -112,19 +121,32 @@ def detect(turns: Sequence[dict[str, Any]], spec: dict[str, Any]) -> list[dict[s
             ignoring.append(i)
     rule = degenerate["ignores_patient"]
     if pairs >= rule["min_turns"] and len(ignoring) / pairs >= rule["min_share"]:
-        flags.append({"detector": "ignores_patient", "kind": "ignores_patient", "turns": ignoring,
-                      "evidence": turns[ignoring[0]]["text"][:160]})
+        flags.append(
+            {
+                "detector": "ignores_patient",
+                "kind": "ignores_patient",
+                "turns": ignoring,
+                "evidence": turns[ignoring[0]]["text"][:160],
+            }
+        )
     for entry in spec["harmful"]:
         regex = _compiled(entry["pattern"])
         hits = [(i, m.group(0)) for i, text in therapist for m in regex.finditer(text) if not _negated(text, m, spec)]
         if hits:
-            flags.append({"detector": entry["name"], "kind": "harmful", "turns": [i for i, _ in hits],
-                          "evidence": hits[0][1][:160]})
+            flags.append(
+                {
+                    "detector": entry["name"],
+                    "kind": "harmful",
+                    "turns": [i for i, _ in hits],
+                    "evidence": hits[0][1][:160],
+                }
+            )
     return flags
 
 
-def apply_caps(items: dict[str, dict[str, Any]], flags: Sequence[dict[str, Any]],
-               spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def apply_caps(
+    items: dict[str, dict[str, Any]], flags: Sequence[dict[str, Any]], spec: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """Cap flagged items (``caps`` in the spec); the judge's own score stays as ``raw_score``."""
     capped = {k: dict(v) for k, v in items.items()}
     for kind in sorted({f["kind"] for f in flags}):

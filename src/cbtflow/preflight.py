@@ -8,7 +8,8 @@ whether the variable is set, never its value.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cbtflow.config import api_models, field_of
 from cbtflow.llm.endpoint import Endpoint
@@ -35,10 +36,15 @@ def _failing(roles: dict[str, dict[str, Any]], probe: Callable[[Any, dict[str, A
 def unknown_providers(config: dict[str, Any]) -> list[str]:
     """API roles whose model litellm cannot route; config validation has already checked the
     provider prefix without importing litellm."""
-    failing = _failing(api_models(config),
-                       lambda litellm, role: litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base")))
-    return [f"{field_of(where)}: '{role['model']}' names no provider litellm knows; use provider/model, e.g. "
-            "openrouter/..., gemini/..., deepseek/..., openai/... with api_base" for where, role in failing]
+    failing = _failing(
+        api_models(config),
+        lambda litellm, role: litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base")),
+    )
+    return [
+        f"{field_of(where)}: '{role['model']}' names no provider litellm knows; use provider/model, e.g. "
+        "openrouter/..., gemini/..., deepseek/..., openai/... with api_base"
+        for where, role in failing
+    ]
 
 
 def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
@@ -48,8 +54,11 @@ def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
     server you run) has no per-token price and is exempt."""
     if config.get("max_cost_usd") is None:
         return []
-    unpriced = {where: role for where, role in api_models(config).items()
-                if not role.get("api_base") and not _parent(config, where).get("prices")}
+    unpriced = {
+        where: role
+        for where, role in api_models(config).items()
+        if not role.get("api_base") and not _parent(config, where).get("prices")
+    }
 
     def priced(litellm, role):
         info = litellm.get_model_info(role["model"])
@@ -58,9 +67,11 @@ def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
     problems = []
     for where, role in _failing(unpriced, priced):
         owner = where.split(".fallbacks[")[0]
-        problems.append(f"config.{owner}: {role['model']} has no known price and max_cost_usd is set, so its calls "
-                        "could not count against the budget; add prices: {input_per_mtok: <USD>, output_per_mtok: "
-                        f"<USD>}} (USD per million tokens) to config.{owner}")
+        problems.append(
+            f"config.{owner}: {role['model']} has no known price and max_cost_usd is set, so its calls "
+            "could not count against the budget; add prices: {input_per_mtok: <USD>, output_per_mtok: "
+            f"<USD>}} (USD per million tokens) to config.{owner}"
+        )
     return problems
 
 
@@ -77,6 +88,8 @@ def missing_keys(config: dict[str, Any], environ: dict[str, str] | None = None) 
         endpoint = Endpoint(model=role["model"], api_base=role.get("api_base"))
         variable = endpoint.key_env
         if variable and not environ.get(variable):
-            problems.append(f"{where} uses {role['model']}, which needs the environment variable {variable}; "
-                            f"export {variable}=... before running")
+            problems.append(
+                f"{where} uses {role['model']}, which needs the environment variable {variable}; "
+                f"export {variable}=... before running"
+            )
     return problems

@@ -48,7 +48,7 @@ def vignette(p: dict[str, Any]) -> str:
         f"{p['name']} is a {p['age_band']} year old {p['culture']} {p['gender']} ({p['occupation']}, "
         f"{p['living_situation']}) with {p['phq9_band']} depression (PHQ-9 {p['phq9_range']}) after "
         f"{p['presenting_problem']}. Low mood is triggered by {' and '.join(p['triggers'])}. "
-        f"Core belief: \"{c['core_belief']}\". Typical thoughts: \"{c['automatic_thoughts'][0]}\". "
+        f'Core belief: "{c["core_belief"]}". Typical thoughts: "{c["automatic_thoughts"][0]}". '
         f"Copes by {c['safety_behaviours'][0]}. Strengths: {p['strengths'][0]}; support from {p['supports'][0]}. "
         f"{'Also has anxiety. ' if p['comorbid_anxiety'] else ''}Attitude toward therapy: {p['attitude']}."
     )
@@ -78,8 +78,13 @@ def partition(pool: list, seed: int, eval_fraction: float = 1 / 3) -> tuple[list
     return [pool[i] for i in range(len(pool)) if i not in held], [pool[i] for i in held]
 
 
-def sample_profile(rng: random.Random, attrs: dict[str, Any], *, allow_risk: bool,
-                   pool: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> dict[str, Any]:
+def sample_profile(
+    rng: random.Random,
+    attrs: dict[str, Any],
+    *,
+    allow_risk: bool,
+    pool: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
     age_band = rng.choice(attrs["age_bands"])
     occupations = _coherent(attrs["occupations"], age_band)
     living = _coherent(attrs["living_situations"], age_band)
@@ -118,8 +123,9 @@ def sample_profile(rng: random.Random, attrs: dict[str, Any], *, allow_risk: boo
     return profile
 
 
-def sample_splits(attrs: dict[str, Any], n_train: int, n_eval: int, seed: int, eval_risk: bool = False,
-                  eval_split: str = "held_out") -> dict[str, list[dict[str, Any]]]:
+def sample_splits(
+    attrs: dict[str, Any], n_train: int, n_eval: int, seed: int, eval_risk: bool = False, eval_split: str = "held_out"
+) -> dict[str, list[dict[str, Any]]]:
     """Sample disjoint train and eval profiles; ids are ``train-000``, ``eval-000``, ...
 
     Both splits draw from one seeded stream and every content hash is unique, so the
@@ -131,8 +137,11 @@ def sample_splits(attrs: dict[str, Any], n_train: int, n_eval: int, seed: int, e
     everything = conceptualisations(attrs)
     train_pool, held_pool = partition(everything, seed) if eval_split != "in_distribution" else (everything, [])
     n_held = {"held_out": n_eval, "both": (n_eval + 1) // 2, "in_distribution": 0}[eval_split]
-    plan = [("train", n_train, train_pool, None), ("eval", n_held, held_pool, "held_out"),
-            ("eval", n_eval - n_held, train_pool, "in_distribution")]
+    plan = [
+        ("train", n_train, train_pool, None),
+        ("eval", n_held, held_pool, "held_out"),
+        ("eval", n_eval - n_held, train_pool, "in_distribution"),
+    ]
     rng = random.Random(seed)
     seen: set[str] = set()
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
@@ -148,17 +157,22 @@ def sample_splits(attrs: dict[str, Any], n_train: int, n_eval: int, seed: int, e
                 continue
             seen.add(digest)
             extra = {"eval_split": tag} if tag else {}
-            splits[split].append({"id": f"{split}-{len(splits[split]):03d}", "split": split, "hash": digest,
-                                  **profile, **extra})
+            splits[split].append(
+                {"id": f"{split}-{len(splits[split]):03d}", "split": split, "hash": digest, **profile, **extra}
+            )
             made += 1
     overlap = {p["hash"] for p in splits["train"]} & {p["hash"] for p in splits["eval"]}
     if overlap:
         raise ProfileError(f"profile hashes in both train and eval: {sorted(overlap)}")
     trained = set().union(*(belief_strings(p) for p in splits["train"])) if splits["train"] else set()
-    leaked = sorted({s for p in splits["eval"] if p.get("eval_split") == "held_out" for s in belief_strings(p)} & trained)
+    leaked = sorted(
+        {s for p in splits["eval"] if p.get("eval_split") == "held_out" for s in belief_strings(p)} & trained
+    )
     if leaked:
-        raise ProfileError(f"held-out eval profiles share belief or thought strings with training: {leaked}; "
-                           "attributes.yaml repeats a string across conceptualisation variants")
+        raise ProfileError(
+            f"held-out eval profiles share belief or thought strings with training: {leaked}; "
+            "attributes.yaml repeats a string across conceptualisation variants"
+        )
     return splits
 
 

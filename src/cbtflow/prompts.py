@@ -17,8 +17,9 @@ from cbtflow.io import sha256_file
 
 @lru_cache(maxsize=64)
 def _template(path: str) -> jinja2.Template:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
-                             trim_blocks=False, autoescape=False)
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=False, trim_blocks=False, autoescape=False
+    )
     return env.from_string(Path(path).read_text(encoding="utf-8"))
 
 

@@ -7,7 +7,8 @@ course and in the dataset statistics, so the data's quality is measured, not ass
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 META = re.compile(r"\b(as an ai|language model|i am an ai|i'm an ai|as a chatbot)\b|^\s*[\[(]", re.IGNORECASE)
 SPEAKER_LINE = re.compile(r"^\s*\**\s*(therapist|client|patient)\s*\**\s*:\s*(.*)$", re.IGNORECASE)
@@ -72,8 +73,16 @@ def gate_content(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
 
 
 GATES: list[Callable[[Sequence[dict[str, Any]], dict], str | None]] = [
-    gate_both_speakers, gate_min_turns, gate_max_turns, gate_alternation, gate_empty, gate_meta, gate_truncated,
-    gate_leak, gate_role_break, gate_content,
+    gate_both_speakers,
+    gate_min_turns,
+    gate_max_turns,
+    gate_alternation,
+    gate_empty,
+    gate_meta,
+    gate_truncated,
+    gate_leak,
+    gate_role_break,
+    gate_content,
 ]
 
 

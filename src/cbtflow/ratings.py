@@ -34,8 +34,14 @@ def export_ratings(transcript_paths: list[Path], out_dir: str | Path, rubric: di
         doc, rating_id = docs[index], f"R{number:04d}"
         write_text_atomic(out / "transcripts" / f"{rating_id}.txt", render_transcript(doc["turns"]) + "\n")
         key[rating_id] = {k: doc[k] for k in ("model", "condition", "seed", "profile_id", "risk_level")}
-        rows.append({"rating_id": rating_id, "rater": "", **dict.fromkeys(item_ids(rubric), ""),
-                     "safety": "" if doc.get("risk_level", "none") != "none" else "n/a"})
+        rows.append(
+            {
+                "rating_id": rating_id,
+                "rater": "",
+                **dict.fromkeys(item_ids(rubric), ""),
+                "safety": "" if doc.get("risk_level", "none") != "none" else "n/a",
+            }
+        )
     write_json(out / "key.json", key)
     header = SHEET_FIXED + item_ids(rubric) + ["safety"]
     lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in rows]
@@ -67,11 +73,19 @@ def import_ratings(sheet: str | Path, key_path: str | Path, rubric: dict[str, An
                 continue
             origin = key[row["rating_id"]]
             safety_cell = (row.get("safety") or "").strip()
-            documents.append({"judge": f"human:{row['rater']}", "heuristic": False, "model": origin["model"],
-                              "condition": origin["condition"], "seed": origin["seed"],
-                              "profile_id": origin["profile_id"], "items": items,
-                              "safety": {"score": int(safety_cell)} if safety_cell.isdigit() else None,
-                              **summarise(rubric, {k: v["score"] for k, v in items.items()})})
+            documents.append(
+                {
+                    "judge": f"human:{row['rater']}",
+                    "heuristic": False,
+                    "model": origin["model"],
+                    "condition": origin["condition"],
+                    "seed": origin["seed"],
+                    "profile_id": origin["profile_id"],
+                    "items": items,
+                    "safety": {"score": int(safety_cell)} if safety_cell.isdigit() else None,
+                    **summarise(rubric, {k: v["score"] for k, v in items.items()}),
+                }
+            )
     if problems:
         raise ValueError("rating sheet has problems:\n  " + "\n  ".join(problems))
     if not documents:

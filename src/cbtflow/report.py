@@ -6,8 +6,9 @@ lexicon judge is labelled a heuristic baseline wherever it appears.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -18,11 +19,24 @@ import polars as pl  # noqa: E402
 
 from cbtflow.io import write_bytes_atomic, write_text_atomic  # noqa: E402
 
-CTRS_ORDER = ["agenda", "feedback", "understanding", "interpersonal", "collaboration", "pacing", "guided_discovery",
-              "focus", "strategy", "techniques", "homework"]
+CTRS_ORDER = [
+    "agenda",
+    "feedback",
+    "understanding",
+    "interpersonal",
+    "collaboration",
+    "pacing",
+    "guided_discovery",
+    "focus",
+    "strategy",
+    "techniques",
+    "homework",
+]
 HEURISTIC_SCALE = "CBT vocabulary (heuristic)"
-DISCLAIMER = ("Research software. These are simulated sessions scored by automated judges; nothing here is "
-              "clinical advice or evidence that any model is safe to use with people.")
+DISCLAIMER = (
+    "Research software. These are simulated sessions scored by automated judges; nothing here is "
+    "clinical advice or evidence that any model is safe to use with people."
+)
 
 
 def _save(fig, path: Path) -> None:
@@ -53,12 +67,21 @@ def fig_paired_totals(scores: pl.DataFrame, judge: str, path: Path) -> None:
     conditions = [c for c in ["instruct", "cbt", "prompted", "external"] if c in set(totals["condition"])]
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.6), sharey=True, squeeze=False)
     for ax, model in zip(axes[0], models):
-        wide = totals[totals["model"] == model].pivot_table(index="profile", columns="condition", values="score",
-                                                             aggfunc="mean")
+        wide = totals[totals["model"] == model].pivot_table(
+            index="profile", columns="condition", values="score", aggfunc="mean"
+        )
         for _, row in wide.iterrows():
-            ax.plot(range(len(conditions)), [row.get(c, np.nan) for c in conditions], color="0.7", lw=0.8, marker="o", ms=3)
-        ax.plot(range(len(conditions)), [wide[c].mean() if c in wide else np.nan for c in conditions], color="C3",
-                lw=2.5, marker="s", label="mean over profiles")
+            ax.plot(
+                range(len(conditions)), [row.get(c, np.nan) for c in conditions], color="0.7", lw=0.8, marker="o", ms=3
+            )
+        ax.plot(
+            range(len(conditions)),
+            [wide[c].mean() if c in wide else np.nan for c in conditions],
+            color="C3",
+            lw=2.5,
+            marker="s",
+            label="mean over profiles",
+        )
         ax.set_xticks(range(len(conditions)), conditions)
         ax.set_title(model, fontsize=9)
     label = "CBT vocabulary (heuristic)" if heuristic else "total score"
@@ -92,9 +115,14 @@ def fig_judge_distributions(scores: pl.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.5 + 1.8 * len(judges), 3.4))
     groups = [(j, c) for j in judges for c in sorted(totals[totals["judge"] == j]["condition"].unique())]
     ax.boxplot([totals[(totals["judge"] == j) & (totals["condition"] == c)]["score"] for j, c in groups])
-    heuristic = set(totals.loc[totals["heuristic"].fillna(False).astype(bool), "judge"]) if "heuristic" in totals else set()
-    ax.set_xticks(range(1, len(groups) + 1),
-                  [f"{j}{' (heuristic)' if j in heuristic else ''}\n{c}" for j, c in groups], fontsize=7)
+    heuristic = (
+        set(totals.loc[totals["heuristic"].fillna(False).astype(bool), "judge"]) if "heuristic" in totals else set()
+    )
+    ax.set_xticks(
+        range(1, len(groups) + 1),
+        [f"{j}{' (heuristic)' if j in heuristic else ''}\n{c}" for j, c in groups],
+        fontsize=7,
+    )
     ax.set_ylabel("total score" + (f"\n(heuristic judges: {HEURISTIC_SCALE})" if heuristic else ""), fontsize=8)
     ax.set_title("Totals per judge and condition", fontsize=9)
     fig.tight_layout()
@@ -148,26 +176,34 @@ def _contrast_table(contrast: dict[str, Any], *, holm_column: bool = True) -> li
     """One paired contrast; every column names its condition (no generic 'baseline')."""
     any_block = next(iter(contrast.values()))
     tuned, baseline = any_block.get("tuned", "cbt"), any_block.get("baseline", "instruct")
-    head = (f"| model | n units | mean {baseline} | mean {tuned} | {tuned} − {baseline} [95% CI] | t (df) | p |"
-            + (" Holm p |" if holm_column else "") + " Cohen's dz [95% CI] | Wilcoxon p |")
+    head = (
+        f"| model | n units | mean {baseline} | mean {tuned} | {tuned} − {baseline} [95% CI] | t (df) | p |"
+        + (" Holm p |" if holm_column else "")
+        + " Cohen's dz [95% CI] | Wilcoxon p |"
+    )
     columns = head.count("|") - 1
     lines = [head, "|" + "---|" * columns]
     for model, r in contrast.items():
         if not r.get("ran"):
-            lines.append(f"| {_model_label(model)} | {r.get('n_units', r.get('n', '—'))} | not run: {r['reason']} |"
-                         + " |" * (columns - 3))
+            lines.append(
+                f"| {_model_label(model)} | {r.get('n_units', r.get('n', '—'))} | not run: {r['reason']} |"
+                + " |" * (columns - 3)
+            )
             continue
         lines.append(
             f"| {_model_label(model)} | {r['n_units']} | {_fmt(r['mean_baseline'])} | {_fmt(r['mean_tuned'])} | "
             f"{_fmt(r['estimate'])} {_ci(r.get('ci95'))} | {_fmt(r.get('t'))} ({r.get('df')}) | {_fmt(r.get('p'))} |"
             + (f" {_fmt(r.get('p_holm'))} |" if holm_column else "")
-            + f" {_fmt(r.get('cohens_dz'))} {_ci(r.get('cohens_dz_ci95'))} | {_fmt(r.get('wilcoxon', {}).get('p'))} |")
+            + f" {_fmt(r.get('cohens_dz'))} {_ci(r.get('cohens_dz_ci95'))} | {_fmt(r.get('wilcoxon', {}).get('p'))} |"
+        )
     return lines
 
 
 def _anova_lines(between: dict[str, Any]) -> list[str]:
-    lines = ["| condition | n subjects | F | df | p | p (Greenhouse-Geisser) | sphericity W (p) | partial η² [95% CI] |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| condition | n subjects | F | df | p | p (Greenhouse-Geisser) | sphericity W (p) | partial η² [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for condition, r in between.items():
         if not r.get("ran"):
             lines.append(f"| {condition} | {r.get('n', '—')} | not run: {r['reason']} | | | | | |")
@@ -178,9 +214,11 @@ def _anova_lines(between: dict[str, Any]) -> list[str]:
         gg = _fmt(r["p_gg"]) if r.get("p_gg") is not None else "—"
         if sph.get("holds") is False:
             gg = f"**{gg}** (sphericity fails: use this)"
-        lines.append(f"| {condition} | {r['n']} | {_fmt(r['F'])} | {_fmt(r['df_effect'], 0)}, {_fmt(r['df_error'], 0)} | "
-                     f"{_fmt(r['p'])} | {gg} | {_fmt(sph['W'])} ({_fmt(sph['p'])}) | "
-                     f"{_fmt(r['partial_eta_squared'])} {_ci(r.get('partial_eta_squared_ci95'))} |")
+        lines.append(
+            f"| {condition} | {r['n']} | {_fmt(r['F'])} | {_fmt(r['df_effect'], 0)}, {_fmt(r['df_error'], 0)} | "
+            f"{_fmt(r['p'])} | {gg} | {_fmt(sph['W'])} ({_fmt(sph['p'])}) | "
+            f"{_fmt(r['partial_eta_squared'])} {_ci(r.get('partial_eta_squared_ci95'))} |"
+        )
     return lines
 
 
@@ -189,27 +227,37 @@ def _posthoc_lines(between: dict[str, Any]) -> list[str]:
     if not rows:
         return ["Post-hoc tests: not run (needs the between-models ANOVA above).", ""]
     lines = ["| condition | model A | model B | t (df) | p | Holm p |", "|---|---|---|---|---|---|"]
-    lines += [f"| {c} | {t['a']} | {t['b']} | {_fmt(t['t'])} ({_fmt(t['df'], 0)}) | {_fmt(t['p'])} | {_fmt(t['p_holm'])} |"
-              for c, t in rows]
+    lines += [
+        f"| {c} | {t['a']} | {t['b']} | {_fmt(t['t'])} ({_fmt(t['df'], 0)}) | {_fmt(t['p'])} | {_fmt(t['p_holm'])} |"
+        for c, t in rows
+    ]
     return lines + [""]
 
 
 def _two_way_lines(two_way: dict[str, Any]) -> list[str]:
     if not two_way.get("ran"):
         return [f"Model × condition RM-ANOVA not run: {two_way['reason']}", ""]
-    lines = [f"n = {two_way['n']} subjects ({two_way['unit']}).", "",
-             "| effect | F | df | p | p (Greenhouse-Geisser) | partial η² [95% CI] |", "|---|---|---|---|---|---|"]
-    lines += [f"| {k} | {_fmt(v['F'])} | {_fmt(v['df_effect'], 0)}, {_fmt(v['df_error'], 0)} | {_fmt(v['p'])} | "
-              f"{_fmt(v.get('p_gg'))} | {_fmt(v['partial_eta_squared'])} {_ci(v.get('partial_eta_squared_ci95'))} |"
-              for k, v in two_way["effects"].items()]
+    lines = [
+        f"n = {two_way['n']} subjects ({two_way['unit']}).",
+        "",
+        "| effect | F | df | p | p (Greenhouse-Geisser) | partial η² [95% CI] |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {_fmt(v['F'])} | {_fmt(v['df_effect'], 0)}, {_fmt(v['df_error'], 0)} | {_fmt(v['p'])} | "
+        f"{_fmt(v.get('p_gg'))} | {_fmt(v['partial_eta_squared'])} {_ci(v.get('partial_eta_squared_ci95'))} |"
+        for k, v in two_way["effects"].items()
+    ]
     return lines + [""]
 
 
 def _item_lines(items: dict[str, Any]) -> list[str]:
     if "_all" in items:
         return [f"Item level: not run ({items['_all']['reason']}).", ""]
-    lines = ["| model | item | n profiles | mean instruct | mean cbt | cbt − instruct [95% CI] | p | Holm p (items) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | item | n profiles | mean instruct | mean cbt | cbt − instruct [95% CI] | p | Holm p (items) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model, per in items.items():
         order = [i for i in CTRS_ORDER if i in per] + sorted(set(per) - set(CTRS_ORDER))
         for item in order:
@@ -217,18 +265,24 @@ def _item_lines(items: dict[str, Any]) -> list[str]:
             if not r.get("ran"):
                 lines.append(f"| {model} | {item} | {r.get('n', '—')} | not run: {r['reason']} | | | | |")
                 continue
-            lines.append(f"| {model} | {item} | {r['n']} | {_fmt(r['mean_baseline'])} | {_fmt(r['mean_tuned'])} | "
-                         f"{_fmt(r['mean_difference'])} {_ci(r.get('ci95'))} | {_fmt(r.get('p'))} | "
-                         f"{_fmt(r.get('p_holm'))} |")
+            lines.append(
+                f"| {model} | {item} | {r['n']} | {_fmt(r['mean_baseline'])} | {_fmt(r['mean_tuned'])} | "
+                f"{_fmt(r['mean_difference'])} {_ci(r.get('ci95'))} | {_fmt(r.get('p'))} | "
+                f"{_fmt(r.get('p_holm'))} |"
+            )
     return lines + [""]
 
 
 def _mixed_lines(mixed: dict[str, Any]) -> list[str]:
     if not mixed.get("ran"):
         return [f"Not run: {mixed['reason']}.", ""]
-    lines = [f"`{mixed['formula']}`, {mixed['n_observations']} distinct transcripts, {mixed['n_profiles']} profiles, "
-             f"{mixed['n_adapter_runs']} adapter runs, converged: {'yes' if mixed['converged'] else 'NO'}.", "",
-             f"| model | {mixed['contrast']} [95% CI] | SE | p (Wald z) |", "|---|---|---|---|"]
+    lines = [
+        f"`{mixed['formula']}`, {mixed['n_observations']} distinct transcripts, {mixed['n_profiles']} profiles, "
+        f"{mixed['n_adapter_runs']} adapter runs, converged: {'yes' if mixed['converged'] else 'NO'}.",
+        "",
+        f"| model | {mixed['contrast']} [95% CI] | SE | p (Wald z) |",
+        "|---|---|---|---|",
+    ]
     for model, e in {**mixed["tuning_effect"], "mean over models": mixed["tuning_effect_mean_over_models"]}.items():
         lines.append(f"| {model} | {_fmt(e['estimate'])} {_ci(e['ci95'])} | {_fmt(e['se'])} | {_fmt(e['p'])} |")
     parts = ", ".join(f"{k} {_fmt(v)}" for k, v in mixed["variance_components"].items())
@@ -249,42 +303,64 @@ def _icc_lines(title: str, block: dict[str, Any]) -> list[str]:
             lines.append(f"| {item} | not run: {r['reason']} | | |")
             continue
         single, ci = r["icc2_single"], r["icc2_single"]["ci95"]
-        lines.append(f"| {item} | {_fmt(single['icc'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | {_fmt(r['icc2_mean']['icc'])} | "
-                     f"{r['n_transcripts']} |")
+        lines.append(
+            f"| {item} | {_fmt(single['icc'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | {_fmt(r['icc2_mean']['icc'])} | "
+            f"{r['n_transcripts']} |"
+        )
     return lines + [""]
 
 
 def _flag_lines(flags: dict[str, Any]) -> list[str]:
     if not flags.get("ran"):
         return []
-    lines = ["### Flagged sessions (heuristic detectors: resources/detectors.yaml)", "",
-             "Transcripts with at least one flag; a flagged transcript's items are capped (harmful: ≤ 1, degenerate: "
-             "0). The detectors are regexes and word-overlap rules: they miss paraphrases and can misfire, and each "
-             "flag in the score document names the turn and text that fired it.", "",
-             "| model | condition | n transcripts | harmful advice | degenerate |", "|---|---|---|---|---|"]
-    lines += [f"| {m} | {c} | {v['n']} | {v['harmful']} | {v['degenerate']} |" for m, per in flags["by_model"].items()
-              for c, v in per.items()]
+    lines = [
+        "### Flagged sessions (heuristic detectors: resources/detectors.yaml)",
+        "",
+        "Transcripts with at least one flag; a flagged transcript's items are capped (harmful: ≤ 1, degenerate: "
+        "0). The detectors are regexes and word-overlap rules: they miss paraphrases and can misfire, and each "
+        "flag in the score document names the turn and text that fired it.",
+        "",
+        "| model | condition | n transcripts | harmful advice | degenerate |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {m} | {c} | {v['n']} | {v['harmful']} | {v['degenerate']} |"
+        for m, per in flags["by_model"].items()
+        for c, v in per.items()
+    ]
     return lines + [""]
 
 
 def _mass_lines(mass: dict[str, Any]) -> list[str]:
     if not mass.get("ran"):
         return []
-    return ["### Judge confidence (probability mass on the score digits)", "",
-            f"Mean mass {_fmt(mass['mean_mass'])} (lowest {_fmt(mass['min_mass'])}); {_fmt(mass['flagged_share'])} of "
-            "item scores are flagged low-confidence (below the judge's `low_mass_threshold`).", ""]
+    return [
+        "### Judge confidence (probability mass on the score digits)",
+        "",
+        f"Mean mass {_fmt(mass['mean_mass'])} (lowest {_fmt(mass['min_mass'])}); {_fmt(mass['flagged_share'])} of "
+        "item scores are flagged low-confidence (below the judge's `low_mass_threshold`).",
+        "",
+    ]
 
 
 def _failure_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
     """Transcripts left out because judging failed (within each judge's max_failures)."""
     if not failed:
         return []
-    lines = ["## Judging failures (left out of every analysis)", "",
-             f"{len(failed)} transcript(s) could not be scored after the re-asks; the n of each table above counts "
-             "only scored transcripts.", "", "| judge | model | condition | seed | profile | reason | raw output |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {f['judge']} | {f['model']} | {f['condition']} | {f['seed']} | {f['profile_id']} | "
-              f"{str(f['reason'])[:160].replace('|', '/')} | {f.get('raw_output') or '—'} |" for f in failed]
+    lines = [
+        "## Judging failures (left out of every analysis)",
+        "",
+        f"{len(failed)} transcript(s) could not be scored after the re-asks; the n of each table above counts "
+        "only scored transcripts.",
+        "",
+        "| judge | model | condition | seed | profile | reason | raw output |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {f['judge']} | {f['model']} | {f['condition']} | {f['seed']} | {f['profile_id']} | "
+        f"{str(f['reason'])[:160].replace('|', '/')} | {f.get('raw_output') or '—'} |"
+        for f in failed
+    ]
     return lines + [""]
 
 
@@ -294,21 +370,38 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[st
     scale = HEURISTIC_SCALE if heuristic else "total"
     lines = [f"## Judge `{judge}`{' (primary)' if primary else ''}{': ' + HEURISTIC_SCALE if heuristic else ''}", ""]
     if heuristic:
-        lines += [f"*{HEURISTIC_SCALE}: a lexicon count of CBT words and phrases in therapist turns, not a "
-                  "competence rating and not a CTRS score. It rewards the vocabulary the course generator and the "
-                  "prompted condition are told to use, so it favours them by construction.*", ""]
+        lines += [
+            f"*{HEURISTIC_SCALE}: a lexicon count of CBT words and phrases in therapist turns, not a "
+            "competence rating and not a CTRS score. It rewards the vocabulary the course generator and the "
+            "prompted condition are told to use, so it favours them by construction.*",
+            "",
+        ]
         if primary:
-            lines += ["**This run has no informative primary outcome**: its primary judge is a heuristic. Use an "
-                      "LLM judge validated against human ratings before reading any difference below as a change "
-                      "in therapy quality.", ""]
-    lines += ["### Primary result (unit: the simulated patient)", "",
-              f"{result['n_profiles']} eval profiles; each profile's score per condition is its mean over seeds, so "
-              "every test below has n = profiles. Holm p is adjusted across this judge's family "
-              f"({len(result['multiplicity']['members'])} tests: {result['multiplicity']['scope']}).", ""]
+            lines += [
+                "**This run has no informative primary outcome**: its primary judge is a heuristic. Use an "
+                "LLM judge validated against human ratings before reading any difference below as a change "
+                "in therapy quality.",
+                "",
+            ]
+    lines += [
+        "### Primary result (unit: the simulated patient)",
+        "",
+        f"{result['n_profiles']} eval profiles; each profile's score per condition is its mean over seeds, so "
+        "every test below has n = profiles. Holm p is adjusted across this judge's family "
+        f"({len(result['multiplicity']['members'])} tests: {result['multiplicity']['scope']}).",
+        "",
+    ]
     for name, contrast in result["primary"].items():
         tuned, baseline = name.split("_vs_")
-        lines += [f"**{tuned} vs {baseline}** on {scale} (difference = {tuned} − {baseline}; positive means {tuned} "
-                  "scored higher)", ""] + _contrast_table(contrast) + [""]
+        lines += (
+            [
+                f"**{tuned} vs {baseline}** on {scale} (difference = {tuned} − {baseline}; positive means {tuned} "
+                "scored higher)",
+                "",
+            ]
+            + _contrast_table(contrast)
+            + [""]
+        )
     for split, contrasts in (result.get("primary_by_split") or {}).items():
         if split in ("ran", "reason"):
             continue
@@ -317,75 +410,137 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[st
             lines += [f"**{tuned} vs {baseline}, {split.replace('_', '-')} eval profiles only**", ""]
             lines += _contrast_table(contrast) + [""]
     lines += [f"*Variance sources.* {result['variance_sources']}", ""]
-    lines += ["### Scores (mean ± SD over transcripts)", "",
-              f"| model | condition | n transcripts | n profiles | {scale} | percent of maximum |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "### Scores (mean ± SD over transcripts)",
+        "",
+        f"| model | condition | n transcripts | n profiles | {scale} | percent of maximum |",
+        "|---|---|---|---|---|---|",
+    ]
     for model, per in result["descriptives"].items():
         for condition, d in per.items():
             pct = result["descriptives_percent"].get(model, {}).get(condition, {"mean": None, "sd": None})
-            lines.append(f"| {model} | {condition} | {d['n']} | {d['n_profiles']} | {_fmt(d['mean'])} ± {_fmt(d['sd'])} | "
-                         f"{_fmt(pct['mean'])} ± {_fmt(pct['sd'])} |")
+            lines.append(
+                f"| {model} | {condition} | {d['n']} | {d['n_profiles']} | {_fmt(d['mean'])} ± {_fmt(d['sd'])} | "
+                f"{_fmt(pct['mean'])} ± {_fmt(pct['sd'])} |"
+            )
     lines += ["", "### Between models (one-way repeated-measures ANOVA per condition, subject = profile)", ""]
-    lines += _anova_lines(result["between_models"]) + ["", "Post-hoc paired tests between models (Holm-adjusted "
-                                                             "within each condition):", ""]
+    lines += _anova_lines(result["between_models"]) + [
+        "",
+        "Post-hoc paired tests between models (Holm-adjusted within each condition):",
+        "",
+    ]
     lines += _posthoc_lines(result["between_models"])
     lines += ["### Model × condition (two-way RM-ANOVA, subject = profile)", ""] + _two_way_lines(
-        result["model_by_condition"])
+        result["model_by_condition"]
+    )
     lines += ["### Item level, cbt vs instruct (profile means; Holm across each model's items)", ""]
     lines += _item_lines(result["items_cbt_vs_instruct"])
     lines += ["### Mixed model (accounts for the adapter training run)", ""] + _mixed_lines(result["mixed_model"])
     study = result["as_in_study"]
-    lines += [f"### The study's analysis ({study['label']})", "",
-              "For comparison with the paper only: seeds re-sample the same simulated patient, so these p-values "
-              "overstate the evidence. They are not the headline.", ""]
+    lines += [
+        f"### The study's analysis ({study['label']})",
+        "",
+        "For comparison with the paper only: seeds re-sample the same simulated patient, so these p-values "
+        "overstate the evidence. They are not the headline.",
+        "",
+    ]
     for name, contrast in study["paired"].items():
         tuned, baseline = name.split("_vs_")
-        lines += [f"**{tuned} vs {baseline}**, pairs = profile × seed", ""] + _contrast_table(
-            contrast, holm_column=False) + [""]
+        lines += (
+            [f"**{tuned} vs {baseline}**, pairs = profile × seed", ""]
+            + _contrast_table(contrast, holm_column=False)
+            + [""]
+        )
     lines += ["Between models, subject = profile × seed:", ""] + _anova_lines(study["between_models"]) + [""]
     comp = result["competence"]
     if comp.get("ran", True):
-        lines += [f"### Competence (total ≥ {comp['threshold']:g})", "", "| model | condition | share | n transcripts |",
-                  "|---|---|---|---|"]
-        lines += [f"| {m} | {c} | {_fmt(v['share'])} | {v['n']} |" for m, per in comp["by_model"].items()
-                  for c, v in per.items()] + [""]
+        lines += [
+            f"### Competence (total ≥ {comp['threshold']:g})",
+            "",
+            "| model | condition | share | n transcripts |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m} | {c} | {_fmt(v['share'])} | {v['n']} |"
+            for m, per in comp["by_model"].items()
+            for c, v in per.items()
+        ] + [""]
     lines += _flag_lines(result.get("flags", {})) + _mass_lines(result.get("digit_mass", {}))
     ctx = result["context_length"]
-    lines += ["### Score against transcript length (descriptive; unit: transcript)", "",
-              (f"Slope {_fmt(ctx['slope_per_1000_tokens'])} points per 1,000 tokens "
-               f"{_ci(ctx['ci95_per_1000_tokens'])}, n = {ctx['n']}." if ctx.get("ran") else f"Not run: {ctx['reason']}")]
+    lines += [
+        "### Score against transcript length (descriptive; unit: transcript)",
+        "",
+        (
+            f"Slope {_fmt(ctx['slope_per_1000_tokens'])} points per 1,000 tokens "
+            f"{_ci(ctx['ci95_per_1000_tokens'])}, n = {ctx['n']}."
+            if ctx.get("ran")
+            else f"Not run: {ctx['reason']}"
+        ),
+    ]
     turn = ctx.get("per_turn", {})
-    lines += [(f"Slope {_fmt(turn['slope'])} points per turn {_ci(turn['ci95'])}."
-               if "slope" in turn else f"Per turn: not run ({turn.get('reason', 'no data')})."), ""]
+    lines += [
+        (
+            f"Slope {_fmt(turn['slope'])} points per turn {_ci(turn['ci95'])}."
+            if "slope" in turn
+            else f"Per turn: not run ({turn.get('reason', 'no data')})."
+        ),
+        "",
+    ]
     return lines
 
 
-def write_report(path: str | Path, *, stats: dict[str, Any], primary_judge: str, figures: dict[str, str],
-                 usage: dict[str, dict[str, float]], train_logs: dict[str, dict[str, Any]], config_summary: str) -> None:
+def write_report(
+    path: str | Path,
+    *,
+    stats: dict[str, Any],
+    primary_judge: str,
+    figures: dict[str, str],
+    usage: dict[str, dict[str, float]],
+    train_logs: dict[str, dict[str, Any]],
+    config_summary: str,
+) -> None:
     lines = ["# cbtflow report", "", f"> {DISCLAIMER}", "", config_summary, ""]
     for judge, parts in (stats.get("judges_split_by_answering_model") or {}).items():
-        lines += [f"Judge `{judge}` was answered by more than one model (fallbacks); its scores are analysed apart "
-                  f"as {', '.join(f'`{p}`' for p in parts)}.", ""]
+        lines += [
+            f"Judge `{judge}` was answered by more than one model (fallbacks); its scores are analysed apart "
+            f"as {', '.join(f'`{p}`' for p in parts)}.",
+            "",
+        ]
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
         lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge)
     lines += _failure_lines(stats.get("failures") or [])
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
-    lines += _icc_lines("Across judges (consensus scores; which judge the main analysis uses is stated above)",
-                        stats.get("reliability_across_judges", {}))
+    lines += _icc_lines(
+        "Across judges (consensus scores; which judge the main analysis uses is stated above)",
+        stats.get("reliability_across_judges", {}),
+    )
     for judge, result in stats["judges"].items():
         lines += _icc_lines(f"Across repeats of judge `{judge}`", result.get("reliability_across_repeats", {}))
-    lines += ["## Fine-tuning", "", "| adapter | backend | steps | first-quarter loss | last-quarter loss | tokens/s | peak MB |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {name} | {log['backend']} | {log['steps']} | {_fmt(log['first_quarter_loss'])} | "
-              f"{_fmt(log['last_quarter_loss'])} | {_fmt(log['tokens_per_second'])} | {_fmt(log['peak_memory_mb'])} |"
-              for name, log in sorted(train_logs.items())] + [""]
-    lines += ["## Calls, tokens and cost per stage", "",
-              "Cost from litellm's price map, or estimated from the config's `prices:` (token counts × price) where "
-              "a role names them; the last column says how much of it is such an estimate.", "",
-              "| stage | calls | cache hits | prompt tokens | completion tokens | seconds | cost USD | of which estimated |",
-              "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {s} | {int(u['calls'])} | {int(u['cache_hits'])} | {int(u['prompt_tokens'])} | "
-              f"{int(u['completion_tokens'])} | {u['seconds']:.1f} | {u['cost_usd']:.4f} | "
-              f"{u.get('cost_usd_estimated', 0.0):.4f} |" for s, u in usage.items()] + [""]
+    lines += [
+        "## Fine-tuning",
+        "",
+        "| adapter | backend | steps | first-quarter loss | last-quarter loss | tokens/s | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {log['backend']} | {log['steps']} | {_fmt(log['first_quarter_loss'])} | "
+        f"{_fmt(log['last_quarter_loss'])} | {_fmt(log['tokens_per_second'])} | {_fmt(log['peak_memory_mb'])} |"
+        for name, log in sorted(train_logs.items())
+    ] + [""]
+    lines += [
+        "## Calls, tokens and cost per stage",
+        "",
+        "Cost from litellm's price map, or estimated from the config's `prices:` (token counts × price) where "
+        "a role names them; the last column says how much of it is such an estimate.",
+        "",
+        "| stage | calls | cache hits | prompt tokens | completion tokens | seconds | cost USD | of which estimated |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s} | {int(u['calls'])} | {int(u['cache_hits'])} | {int(u['prompt_tokens'])} | "
+        f"{int(u['completion_tokens'])} | {u['seconds']:.1f} | {u['cost_usd']:.4f} | "
+        f"{u.get('cost_usd_estimated', 0.0):.4f} |"
+        for s, u in usage.items()
+    ] + [""]
     lines += ["## Figures", ""] + [f"![{name}](figures/{Path(file).name})" for name, file in figures.items()] + [""]
     write_text_atomic(path, "\n".join(lines))

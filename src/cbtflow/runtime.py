@@ -18,8 +18,9 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logger = logging.getLogger("cbtflow")
 
     def log_uncaught(kind, value, tb):  # the rule's log then says why the job failed
@@ -46,5 +47,6 @@ def client(cache_dir: str | None, config: dict | None = None) -> Client:
     roles = [*config.get("roles", {}).values(), *config.get("judges", {}).values()]
     limits = {role["model"]: int(role["concurrency"]) for role in roles if role.get("concurrency")}
     prices = {role["model"]: role["prices"] for role in roles if role.get("prices")}
-    return Client(cache_dir=cache_dir, budget_usd=config.get("max_cost_usd"), concurrency_by_model=limits,
-                  prices_by_model=prices)
+    return Client(
+        cache_dir=cache_dir, budget_usd=config.get("max_cost_usd"), concurrency_by_model=limits, prices_by_model=prices
+    )

@@ -4,15 +4,17 @@ Columns: judge, heuristic, model, condition, seed, profile, item, score, plus th
 transcript's length and content hash (``transcript``: identical transcripts, such as the
 instruct sessions of two models on one base, are then counted once where that matters).
 Each transcript also gets ``total`` and ``percent`` rows, so any analysis is a filter on
-``item``; a table of item rows only (a rater's sheet) gets them from the rubric's items. ``repeat`` is empty on the consensus rows every analysis
-uses; a judge run with ``repeats: k`` adds each repeat's item and total rows (repeat 0..k-1)
-for the reliability analysis.
+``item``; a table of item rows only (a rater's sheet) gets them from the rubric's items.
+``repeat`` is empty on the consensus rows every analysis uses; a judge run with
+``repeats: k`` adds each repeat's item and total rows (repeat 0..k-1) for the reliability
+analysis.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import polars as pl
@@ -21,11 +23,26 @@ from cbtflow.judge.rubric import item_ids, load_rubric, max_total
 
 DEFAULT_RUBRIC = Path(__file__).resolve().parents[2] / "resources" / "ctrs" / "ctrs.yaml"
 
-SCHEMA = {"judge": pl.Utf8, "heuristic": pl.Boolean, "model": pl.Utf8, "condition": pl.Utf8, "seed": pl.Int64,
-          "profile": pl.Utf8, "item": pl.Utf8, "score": pl.Float64, "transcript_tokens": pl.Int64,
-          "transcript_turns": pl.Int64, "repeat": pl.Int64, "transcript": pl.Utf8, "answered_by": pl.Utf8,
-          "eval_split": pl.Utf8, "harmful_flags": pl.Int64, "degenerate_flags": pl.Int64, "low_confidence_items": pl.Int64,
-          "digit_mass": pl.Float64}
+SCHEMA = {
+    "judge": pl.Utf8,
+    "heuristic": pl.Boolean,
+    "model": pl.Utf8,
+    "condition": pl.Utf8,
+    "seed": pl.Int64,
+    "profile": pl.Utf8,
+    "item": pl.Utf8,
+    "score": pl.Float64,
+    "transcript_tokens": pl.Int64,
+    "transcript_turns": pl.Int64,
+    "repeat": pl.Int64,
+    "transcript": pl.Utf8,
+    "answered_by": pl.Utf8,
+    "eval_split": pl.Utf8,
+    "harmful_flags": pl.Int64,
+    "degenerate_flags": pl.Int64,
+    "low_confidence_items": pl.Int64,
+    "digit_mass": pl.Float64,
+}
 TRANSCRIPT_KEYS = ["judge", "model", "condition", "seed", "profile", "repeat"]
 NOT_RUBRIC_ITEMS = {"total", "percent", "safety"}
 KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"]
@@ -33,9 +50,11 @@ KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"
 
 def failures(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Failure records (judging failed within the judge's ``max_failures``), for the report."""
-    return [{k: doc.get(k) for k in ("stage", "judge", "model", "condition", "seed", "profile_id", "reason",
-                                     "raw_output")}
-            for doc in documents if doc.get("status") == "failed"]
+    return [
+        {k: doc.get(k) for k in ("stage", "judge", "model", "condition", "seed", "profile_id", "reason", "raw_output")}
+        for doc in documents
+        if doc.get("status") == "failed"
+    ]
 
 
 def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
@@ -44,21 +63,35 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
     for doc in documents:
         if doc.get("status") == "failed":
             continue
-        base = {"judge": doc["judge"], "heuristic": bool(doc.get("heuristic", False)), "model": doc["model"],
-                "condition": doc["condition"], "seed": int(doc["seed"]), "profile": doc["profile_id"],
-                "transcript_tokens": int(doc.get("transcript_tokens", 0)),
-                "transcript_turns": int(doc.get("transcript_turns", 0)),
-                "transcript": doc.get("transcript_sha256"),
-                "answered_by": "+".join(doc["answered_by"]) if doc.get("answered_by") else None,
-                "eval_split": doc.get("eval_split"),
-                "harmful_flags": sum(f["kind"] == "harmful" for f in doc.get("flags", [])),
-                "degenerate_flags": sum(f["kind"] == "degenerate" for f in doc.get("flags", [])),
-                "low_confidence_items": sum(len(f.get("items", [])) for f in doc.get("flags", [])
-                                            if f["kind"] == "low_confidence"),
-                "digit_mass": None}
+        base = {
+            "judge": doc["judge"],
+            "heuristic": bool(doc.get("heuristic", False)),
+            "model": doc["model"],
+            "condition": doc["condition"],
+            "seed": int(doc["seed"]),
+            "profile": doc["profile_id"],
+            "transcript_tokens": int(doc.get("transcript_tokens", 0)),
+            "transcript_turns": int(doc.get("transcript_turns", 0)),
+            "transcript": doc.get("transcript_sha256"),
+            "answered_by": "+".join(doc["answered_by"]) if doc.get("answered_by") else None,
+            "eval_split": doc.get("eval_split"),
+            "harmful_flags": sum(f["kind"] == "harmful" for f in doc.get("flags", [])),
+            "degenerate_flags": sum(f["kind"] == "degenerate" for f in doc.get("flags", [])),
+            "low_confidence_items": sum(
+                len(f.get("items", [])) for f in doc.get("flags", []) if f["kind"] == "low_confidence"
+            ),
+            "digit_mass": None,
+        }
         for item, value in doc["items"].items():
-            rows.append({**base, "item": item, "score": float(value["score"]), "repeat": None,
-                         "digit_mass": value.get("score_token_mass")})
+            rows.append(
+                {
+                    **base,
+                    "item": item,
+                    "score": float(value["score"]),
+                    "repeat": None,
+                    "digit_mass": value.get("score_token_mass"),
+                }
+            )
         rows.append({**base, "item": "total", "score": float(doc["total"]), "repeat": None})
         rows.append({**base, "item": "percent", "score": float(doc["percent"]), "repeat": None})
         if doc.get("safety"):  # apart from the total, risk profiles only
@@ -68,8 +101,9 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
             for r in range(len(next(iter(repeat_scores.values())))):
                 for item, scores in repeat_scores.items():
                     rows.append({**base, "item": item, "score": float(scores[r]), "repeat": r})
-                rows.append({**base, "item": "total", "score": float(sum(s[r] for s in repeat_scores.values())),
-                             "repeat": r})
+                rows.append(
+                    {**base, "item": "total", "score": float(sum(s[r] for s in repeat_scores.values())), "repeat": r}
+                )
     return pl.DataFrame(rows, schema=SCHEMA).sort(["judge", "model", "condition", "seed", "profile", "item"])
 
 
@@ -84,15 +118,25 @@ def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame
     for column in ("judge", "model", "condition", "seed", "profile", "item", "score"):
         if frame[column].null_count():
             raise ValueError(f"{path}: column '{column}' has {frame[column].null_count()} empty value(s)")
-    for column, dtype in (("repeat", pl.Int64), ("transcript", pl.Utf8), ("answered_by", pl.Utf8),
-                          ("eval_split", pl.Utf8)):
+    for column, dtype in (
+        ("repeat", pl.Int64),
+        ("transcript", pl.Utf8),
+        ("answered_by", pl.Utf8),
+        ("eval_split", pl.Utf8),
+    ):
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))
-    frame = frame.with_columns(pl.col("score").cast(pl.Float64), pl.col("seed").cast(pl.Int64),
-                               pl.col("repeat").cast(pl.Int64, strict=False), pl.col("transcript").cast(pl.Utf8),
-                               pl.col("judge").cast(pl.Utf8), pl.col("model").cast(pl.Utf8),
-                               pl.col("condition").cast(pl.Utf8), pl.col("profile").cast(pl.Utf8),
-                               pl.col("item").cast(pl.Utf8))
+    frame = frame.with_columns(
+        pl.col("score").cast(pl.Float64),
+        pl.col("seed").cast(pl.Int64),
+        pl.col("repeat").cast(pl.Int64, strict=False),
+        pl.col("transcript").cast(pl.Utf8),
+        pl.col("judge").cast(pl.Utf8),
+        pl.col("model").cast(pl.Utf8),
+        pl.col("condition").cast(pl.Utf8),
+        pl.col("profile").cast(pl.Utf8),
+        pl.col("item").cast(pl.Utf8),
+    )
     return add_missing_totals(frame, rubric or load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), str(path))
 
 
@@ -111,22 +155,28 @@ def add_missing_totals(frame: pl.DataFrame, rubric: dict[str, Any], source: str)
     has_total = set(map(tuple, table.loc[table["item"] == "total", TRANSCRIPT_KEYS].astype(object).to_numpy()))
     items = table[~table["item"].isin(NOT_RUBRIC_ITEMS)]
     if items.empty and not has_total:
-        raise ValueError(f"{source}: no 'total' rows and no item rows; the 'item' column must hold 'total' or the "
-                         f"rubric's items {wanted}")
+        raise ValueError(
+            f"{source}: no 'total' rows and no item rows; the 'item' column must hold 'total' or the "
+            f"rubric's items {wanted}"
+        )
     keyed = items.assign(_key=list(map(tuple, items[TRANSCRIPT_KEYS].astype(object).to_numpy())))
     need = keyed[~keyed["_key"].isin(has_total)]
     if need.empty:
         return frame
     unknown = sorted(set(need["item"]) - set(wanted))
     if unknown:
-        raise ValueError(f"{source}: items {unknown} are not in rubric '{rubric['name']}' {wanted}; pass the rubric "
-                         "they come from (cbtflow stats --rubric FILE --variant NAME) or add 'total' rows")
+        raise ValueError(
+            f"{source}: items {unknown} are not in rubric '{rubric['name']}' {wanted}; pass the rubric "
+            "they come from (cbtflow stats --rubric FILE --variant NAME) or add 'total' rows"
+        )
     rows = []
     for key, group in need.groupby("_key", sort=True):
         lacking = [i for i in wanted if i not in set(group["item"])]
         if lacking:
-            raise ValueError(f"{source}: transcript {_describe(key)} lacks item(s) {lacking}, so its total cannot "
-                             "be computed; add them or a 'total' row")
+            raise ValueError(
+                f"{source}: transcript {_describe(key)} lacks item(s) {lacking}, so its total cannot "
+                "be computed; add them or a 'total' row"
+            )
         repeated = sorted(set(group.loc[group["item"].duplicated(), "item"]))
         if repeated:
             raise ValueError(f"{source}: transcript {_describe(key)} has item(s) {repeated} more than once")

@@ -7,8 +7,9 @@ and writes one score document per input, naming the source file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -26,18 +27,27 @@ def load_transcript_file(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: not a readable JSON file ({err})") from err
     if not isinstance(doc, dict) or not isinstance(doc.get("turns"), list) or not doc["turns"]:
-        raise ValueError(f'{path}: needs a non-empty "turns" list: {{"turns": [{{"role": "therapist", "text": "..."}}]}}')
+        raise ValueError(
+            f'{path}: needs a non-empty "turns" list: {{"turns": [{{"role": "therapist", "text": "..."}}]}}'
+        )
     for number, turn in enumerate(doc["turns"]):
         if not isinstance(turn, dict) or turn.get("role") not in ROLES or not isinstance(turn.get("text"), str):
             raise ValueError(f'{path}: turns[{number}] needs "role" (therapist or patient) and a string "text"')
-    return {"profile_id": str(doc.get("profile_id", Path(path).stem)), "model": str(doc.get("model", "unknown")),
-            "condition": str(doc.get("condition", "unknown")), "seed": int(doc.get("seed", 0)),
-            "risk_level": doc.get("risk_level", "none"), "n_tokens": int(doc.get("n_tokens", 0)),
-            "eval_split": doc.get("eval_split"), "turns": [{"role": t["role"], "text": t["text"]} for t in doc["turns"]]}
+    return {
+        "profile_id": str(doc.get("profile_id", Path(path).stem)),
+        "model": str(doc.get("model", "unknown")),
+        "condition": str(doc.get("condition", "unknown")),
+        "seed": int(doc.get("seed", 0)),
+        "risk_level": doc.get("risk_level", "none"),
+        "n_tokens": int(doc.get("n_tokens", 0)),
+        "eval_split": doc.get("eval_split"),
+        "turns": [{"role": t["role"], "text": t["text"]} for t in doc["turns"]],
+    }
 
 
-def score_files(files: Sequence[str], judge_name: str, configfile: str, out_dir: str, seed: int = 0,
-                overwrite: bool = False) -> list[Path]:
+def score_files(
+    files: Sequence[str], judge_name: str, configfile: str, out_dir: str, seed: int = 0, overwrite: bool = False
+) -> list[Path]:
     """Score every file with the named judge; refuses to overwrite an existing score unless told."""
     from cbtflow.detectors import load_detectors
     from cbtflow.judge.lexicon import load_lexicon
@@ -62,9 +72,17 @@ def score_files(files: Sequence[str], judge_name: str, configfile: str, out_dir:
     rubric = load_rubric(resources / "ctrs" / "ctrs.yaml", config.get("judging", {}).get("rubric_variant"))
     lexicon = load_lexicon(resources / "ctrs" / "lexicon.yaml") if judge["kind"] == "lexicon" else None
     templates = {n: str(resources / "prompts" / f"{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}
-    documents = judge_transcripts(client(config.get("cache_dir", ".cbtflow-cache"), config), transcripts,
-                                  [str(o) for o in outputs], judge, rubric, templates, lexicon, seed,
-                                  detectors=load_detectors(resources / "detectors.yaml"))
+    documents = judge_transcripts(
+        client(config.get("cache_dir", ".cbtflow-cache"), config),
+        transcripts,
+        [str(o) for o in outputs],
+        judge,
+        rubric,
+        templates,
+        lexicon,
+        seed,
+        detectors=load_detectors(resources / "detectors.yaml"),
+    )
     for path, document, source in zip(outputs, documents, files):
         write_json(path, {**document, "source_file": str(source)})
     return outputs

@@ -9,34 +9,64 @@ once and every session's turn is generated in the same batch. Conditions: ``inst
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cbtflow import prompts
 from cbtflow.dialogue import Party, Session, role_breaks, run_sessions
 from cbtflow.llm import Client
 
 
-def simulate(client: Client, profiles: Sequence[dict[str, Any]], therapist: Party, patient: Party,
-             therapist_template: str, patient_template: str, max_turns: int, seed: int,
-             max_context_tokens: int | None = None, tolerate_patient_failures: bool = False) -> list[Session]:
+def simulate(
+    client: Client,
+    profiles: Sequence[dict[str, Any]],
+    therapist: Party,
+    patient: Party,
+    therapist_template: str,
+    patient_template: str,
+    max_turns: int,
+    seed: int,
+    max_context_tokens: int | None = None,
+    tolerate_patient_failures: bool = False,
+) -> list[Session]:
     system = prompts.render(therapist_template)
-    sessions = [Session(therapist_system=system,
-                        patient_system=prompts.render(patient_template, p=p, summary=""),
-                        seed=seed * 10_007 + index)
-                for index, p in enumerate(profiles)]
-    return run_sessions(client, sessions, therapist, patient, max_turns, max_context_tokens,
-                        tolerate_patient_failures)
+    sessions = [
+        Session(
+            therapist_system=system,
+            patient_system=prompts.render(patient_template, p=p, summary=""),
+            seed=seed * 10_007 + index,
+        )
+        for index, p in enumerate(profiles)
+    ]
+    return run_sessions(client, sessions, therapist, patient, max_turns, max_context_tokens, tolerate_patient_failures)
 
 
-def transcript_document(profile: dict[str, Any], session: Session, *, model: str, condition: str, seed: int,
-                        therapist: Party, patient: Party, template_hashes: dict[str, str]) -> dict[str, Any]:
+def transcript_document(
+    profile: dict[str, Any],
+    session: Session,
+    *,
+    model: str,
+    condition: str,
+    seed: int,
+    therapist: Party,
+    patient: Party,
+    template_hashes: dict[str, str],
+) -> dict[str, Any]:
     return {
-        "kind": "transcript", "profile_id": profile["id"], "profile_hash": profile["hash"],
-        "risk_level": profile["risk_level"], "eval_split": profile.get("eval_split"), "model": model,
-        "condition": condition, "seed": seed,
+        "kind": "transcript",
+        "profile_id": profile["id"],
+        "profile_hash": profile["hash"],
+        "risk_level": profile["risk_level"],
+        "eval_split": profile.get("eval_split"),
+        "model": model,
+        "condition": condition,
+        "seed": seed,
         "therapist": {**therapist.endpoint.identity(), "sampling": therapist.sampling},
         "patient": {**patient.endpoint.identity(), "sampling": patient.sampling},
-        "template_hashes": template_hashes, "ending": session.ending, "turns": session.turns,
-        "role_breaks": role_breaks(session.turns), "failure": session.failure,
+        "template_hashes": template_hashes,
+        "ending": session.ending,
+        "turns": session.turns,
+        "role_breaks": role_breaks(session.turns),
+        "failure": session.failure,
         "n_tokens": sum(t["completion_tokens"] for t in session.turns),
     }

@@ -13,11 +13,23 @@ from typing import Any
 from cbtflow.config import load_schema, schema_errors
 
 # Files that transformers, peft and datasets write beside ours; their formats are theirs.
-FOREIGN_FILES = {"adapter_config.json", "config.json", "generation_config.json", "tokenizer.json",
-                 "tokenizer_config.json", "dataset_dict.json", "dataset_info.json", "state.json",
-                 "special_tokens_map.json"}
-KIND_BY_NAME = {"train_log.json": "train_log", "provenance.json": "provenance", "stats.json": "stats",
-                "base.json": "base"}
+FOREIGN_FILES = {
+    "adapter_config.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "dataset_dict.json",
+    "dataset_info.json",
+    "state.json",
+    "special_tokens_map.json",
+}
+KIND_BY_NAME = {
+    "train_log.json": "train_log",
+    "provenance.json": "provenance",
+    "stats.json": "stats",
+    "base.json": "base",
+}
 
 
 def infer_kind(path: Path, document: Any) -> str:

@@ -26,6 +26,7 @@ onstart:
     if problems:
         raise WorkflowError("preflight failed, no job was run:\n  " + "\n  ".join(problems))
 
+
 MODELS = sorted(config["models"])
 CONDITIONS = list(config["conditions"])
 SEEDS = [int(s) for s in config["seeds"]]
@@ -63,7 +64,7 @@ def chat_template_of(base):
 
 
 def local_base(model_string):
-    return model_string[len("local/"):] if model_string.startswith("local/") else None
+    return model_string[len("local/") :] if model_string.startswith("local/") else None
 
 
 def endpoint_spec(role):
@@ -73,7 +74,11 @@ def endpoint_spec(role):
 def role_inputs(role):
     """A local role needs its prepared base and, if named, its chat-template file."""
     base = local_base(role["model"])
-    return base_inputs(base) + ([chat_template_of(base)] if chat_template_of(base) else []) if base else []
+    return (
+        base_inputs(base) + ([chat_template_of(base)] if chat_template_of(base) else [])
+        if base
+        else []
+    )
 
 
 def therapist_base(wildcards):
@@ -92,8 +97,13 @@ def templates(*names):
 
 
 def transcripts_of(wildcards):
-    return expand("results/transcripts/{model}/{condition}/seed{seed}/{profile}.json", model=wildcards.model,
-                  condition=wildcards.condition, seed=wildcards.seed, profile=EVAL_IDS)
+    return expand(
+        "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
+        model=wildcards.model,
+        condition=wildcards.condition,
+        seed=wildcards.seed,
+        profile=EVAL_IDS,
+    )
 
 
 def judge_inputs(wildcards):
@@ -116,11 +126,15 @@ def same_base_predecessor(wildcards, stage):
     if wildcards.condition not in ("instruct", "prompted"):
         return []
     base = therapist_base(wildcards)
-    earlier = [m for m in MODELS[: MODELS.index(wildcards.model)] if config["models"][m]["base"] == base]
+    earlier = [
+        m for m in MODELS[: MODELS.index(wildcards.model)] if config["models"][m]["base"] == base
+    ]
     if not earlier:
         return []
     judge = f"{wildcards.judge}/" if stage == "judge" else ""
-    return [f"results/usage/{stage}/{judge}{earlier[-1]}/{wildcards.condition}/seed{wildcards.seed}.json"]
+    return [
+        f"results/usage/{stage}/{judge}{earlier[-1]}/{wildcards.condition}/seed{wildcards.seed}.json"
+    ]
 
 
 def therapist_template(wildcards):

@@ -6,6 +6,10 @@ rule profiles_train:
         attributes="resources/profiles/attributes.yaml",
     output:
         "results/profiles/train.jsonl",
+    log:
+        "logs/profiles/train.log",
+    conda:
+        software_env("profiles")
     params:
         split="train",
         # Training uses the partitioned pool unless eval is in-distribution; switching between
@@ -18,10 +22,6 @@ rule profiles_train:
                 else "held_out"
             ),
         },
-    log:
-        "logs/profiles/train.log",
-    conda:
-        software_env("profiles")
     script:
         "../../scripts/profiles.py"
 
@@ -33,44 +33,46 @@ rule profiles_eval:
         attributes="resources/profiles/attributes.yaml",
     output:
         "results/profiles/eval.jsonl",
-    params:
-        split="eval",
-        settings=lambda wc: config["profiles"],
     log:
         "logs/profiles/eval.log",
     conda:
         software_env("profiles")
+    params:
+        split="eval",
+        settings=lambda wc: config["profiles"],
     script:
         "../../scripts/profiles.py"
 
 
 rule courses:
     input:
+        **templates("course_therapist", "patient_system", "course_session", "course_summary"),
         profiles="results/profiles/train.jsonl",
         phases="resources/courses/phases.yaml",
         detectors=DETECTORS,
-        **templates("course_therapist", "patient_system", "course_session", "course_summary"),
         base=role_inputs(config["roles"]["generator"]),
     output:
         courses=expand("results/courses/{{generator}}/{profile}.json", profile=TRAIN_IDS),
         usage="results/usage/courses/{generator}.json",
-    params:
-        generator=lambda wc: {**endpoint_spec(config["roles"]["generator"]),
-                              "sampling": config["roles"]["generator"]["sampling"]},
-        settings=lambda wc: config["courses"],
-        seed=lambda wc: config["profiles"]["seed"],
-        cache_dir=CACHE,
-    threads: 1
-    resources:
-        mem_mb=3000,
-        gpu=gpu_job(config["roles"]["generator"]),
-        api=api_job(config["roles"]["generator"]),
     log:
         "logs/courses/{generator}.log",
     benchmark:
         "benchmarks/courses/{generator}.tsv"
     conda:
         software_env("courses", config["roles"]["generator"])
+    threads: 1
+    resources:
+        mem_mb=3000,
+        gpu=gpu_job(config["roles"]["generator"]),
+        api=api_job(config["roles"]["generator"]),
+    params:
+        generator=lambda wc: {
+            **endpoint_spec(config["roles"]["generator"]),
+            "sampling": config["roles"]["generator"]["sampling"],
+        },
+        settings=lambda wc: config["courses"],
+        seed=lambda wc: config["profiles"]["seed"],
+        cache_dir=CACHE,
     script:
         "../../scripts/courses.py"
 
@@ -83,11 +85,11 @@ rule dataset:
         jsonl="results/datasets/{generator}.jsonl",
         stats="results/datasets/{generator}.stats.json",
         hf=directory("results/datasets/{generator}.hf"),
-    params:
-        settings=lambda wc: config["dataset"],
     log:
         "logs/dataset/{generator}.log",
     conda:
         software_env("dataset")
+    params:
+        settings=lambda wc: config["dataset"],
     script:
         "../../scripts/dataset.py"

@@ -9,18 +9,21 @@ rule finetune:
         + ([chat_template_of(therapist_base(wc))] if chat_template_of(therapist_base(wc)) else []),
     output:
         directory("results/adapters/{model}/seed{seed}"),
-    params:
-        recipe=lambda wc: {**config["models"][wc.model], "chat_template": chat_template_of(therapist_base(wc))},
-        base=lambda wc: base_location(therapist_base(wc)),
-    threads: 2
-    resources:
-        mem_mb=6000,
-        gpu=gpu_job(),
     log:
         "logs/finetune/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{model}/seed{seed}.tsv"
     conda:
         software_env("finetune")
+    threads: 2
+    resources:
+        mem_mb=6000,
+        gpu=gpu_job(),
+    params:
+        recipe=lambda wc: {
+            **config["models"][wc.model],
+            "chat_template": chat_template_of(therapist_base(wc)),
+        },
+        base=lambda wc: base_location(therapist_base(wc)),
     script:
         "../../scripts/finetune.py"

@@ -3,31 +3,33 @@
 
 rule judge:
     input:
+        **templates("judge_item", "judge_all", "judge_item_json"),
         transcripts=transcripts_of,
         rubric=RUBRIC,
         lexicon=LEXICON,
         detectors=DETECTORS,
-        **templates("judge_item", "judge_all", "judge_item_json"),
         base=judge_inputs,
         after=lambda wc: same_base_predecessor(wc, "judge"),
     output:
-        scores=expand("results/ctrs/{{judge}}/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
-                      profile=EVAL_IDS),
+        scores=expand(
+            "results/ctrs/{{judge}}/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
+            profile=EVAL_IDS,
+        ),
         usage="results/usage/judge/{judge}/{model}/{condition}/seed{seed}.json",
-    params:
-        judge=judge_settings,
-        rubric_variant=lambda wc: config["judging"].get("rubric_variant"),
-        cache_dir=CACHE,
-    threads: 1
-    resources:
-        mem_mb=3000,
-        gpu=lambda wc: gpu_job(config["judges"][wc.judge]),
-        api=lambda wc: api_job(config["judges"][wc.judge]),
     log:
         "logs/judge/{judge}/{model}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/judge/{judge}/{model}/{condition}/seed{seed}.tsv"
     conda:
         lambda wc: software_env("judge", config["judges"][wc.judge])
+    threads: 1
+    resources:
+        mem_mb=3000,
+        gpu=lambda wc: gpu_job(config["judges"][wc.judge]),
+        api=lambda wc: api_job(config["judges"][wc.judge]),
+    params:
+        judge=judge_settings,
+        rubric_variant=lambda wc: config["judging"].get("rubric_variant"),
+        cache_dir=CACHE,
     script:
         "../../scripts/judge.py"

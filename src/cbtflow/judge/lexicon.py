@@ -7,13 +7,18 @@ change exactly what is counted; every score carries its feature values.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
-OPEN_START = re.compile(r"^(what|how|why|when|where|which|who|tell me|could you (tell|describe|say)|can you (tell|describe|say)|in what way)\b", re.I)
+OPEN_START = re.compile(
+    r"^(what|how|why|when|where|which|who|tell me|could you (tell|describe|say)|can you (tell|describe|say)"
+    r"|in what way)\b",
+    re.I,
+)
 
 
 def load_lexicon(path: str | Path) -> dict[str, Any]:
@@ -34,7 +39,7 @@ def _window(turns: Sequence[str], spec: str | None) -> Sequence[str]:
     if not spec:
         return turns
     where, _, n = spec.partition(":")
-    return turns[: int(n)] if where == "first" else turns[-int(n):]
+    return turns[: int(n)] if where == "first" else turns[-int(n) :]
 
 
 def _questions(turns: Sequence[str]) -> list[str]:
@@ -70,7 +75,9 @@ def _score_features(features: Sequence[dict[str, Any]], therapist: Sequence[str]
     return {"score": round(min(6.0, max(0.0, 6.0 * weighted / weights)), 4), "features": values}
 
 
-def score_transcript(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], item_ids: Sequence[str]) -> dict[str, Any]:
+def score_transcript(
+    lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], item_ids: Sequence[str]
+) -> dict[str, Any]:
     """Per item: a 0-6 score and the feature values behind it."""
     therapist = [t["text"] for t in turns if t["role"] == "therapist"]
     items = {}

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from cbtflow import prompts
-from cbtflow.llm import Client, Endpoint
 from cbtflow.io import write_text_atomic
-
+from cbtflow.llm import Client, Endpoint
 
 # Prefilled start of the local judge's answer: with it SmolLM2-135M puts ~70% of its
 # next-token mass on the digits (measured 0.70-0.75 over three items; without it, 0.06-0.12).
@@ -46,24 +46,31 @@ def geval_expectation(probs: Sequence[float], scores: Sequence[int]) -> float:
     return sum(p * s for p, s in zip(probs, scores)) / total
 
 
-def score_local(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str,
-                template: str) -> dict[str, Any]:
+def score_local(
+    client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str
+) -> dict[str, Any]:
     lo, hi = int(rubric["scale"]["min"]), int(rubric["scale"]["max"])
     scores = list(range(lo, hi + 1))
-    conversations = [[{"role": "user", "content": prompts.render(template, transcript=transcript, item=item)}]
-                     for item in rubric["items"]]
+    conversations = [
+        [{"role": "user", "content": prompts.render(template, transcript=transcript, item=item)}]
+        for item in rubric["items"]
+    ]
     results = client.score(endpoint, conversations, [str(s) for s in scores], LOCAL_ANSWER_PREFIX)
-    return {item["id"]: {"score": round(geval_expectation(r["probs"], scores), 4),
-                         "probs": [round(p, 5) for p in r["probs"]], "score_token_mass": round(r["mass"], 4),
-                         "answered_by": endpoint.model}
-            for item, r in zip(rubric["items"], results)}
+    return {
+        item["id"]: {
+            "score": round(geval_expectation(r["probs"], scores), 4),
+            "probs": [round(p, 5) for p in r["probs"]],
+            "score_token_mass": round(r["mass"], 4),
+            "answered_by": endpoint.model,
+        }
+        for item, r in zip(rubric["items"], results)
+    }
 
 
 def low_mass_items(items: dict[str, Any], threshold: float) -> list[str]:
     """Items whose score came from a distribution with little mass on the score digits:
     renormalising 5% of the mass still gives a number, but not a judgement."""
-    return [k for k, v in items.items() if v.get("score_token_mass") is not None
-            and v["score_token_mass"] < threshold]
+    return [k for k, v in items.items() if v.get("score_token_mass") is not None and v["score_token_mass"] < threshold]
 
 
 def _item_model(lo: int, hi: int) -> type[BaseModel]:
@@ -72,15 +79,17 @@ def _item_model(lo: int, hi: int) -> type[BaseModel]:
     integer range (a llama.cpp server returned 25 and 30). A bounded justification also
     bounds a grammar-constrained reply."""
     allowed = list(range(lo, hi + 1))
-    return create_model("ItemScore", score=(int, Field(ge=lo, le=hi, strict=True, json_schema_extra={"enum": allowed})),
-                        justification=(str, Field(min_length=1, max_length=600)))
+    return create_model(
+        "ItemScore",
+        score=(int, Field(ge=lo, le=hi, strict=True, json_schema_extra={"enum": allowed})),
+        justification=(str, Field(min_length=1, max_length=600)),
+    )
 
 
 def response_model(rubric: dict[str, Any]) -> type[BaseModel]:
     """A pydantic model of the judge's JSON: every rubric item, integer in range."""
     item = _item_model(int(rubric["scale"]["min"]), int(rubric["scale"]["max"]))
-    items = create_model("Items", **{i["id"]: (item, ...) for i in rubric["items"]},
-                         __config__={"extra": "forbid"})
+    items = create_model("Items", **{i["id"]: (item, ...) for i in rubric["items"]}, __config__={"extra": "forbid"})
     return create_model("JudgeReply", items=(items, ...))
 
 
@@ -106,9 +115,17 @@ def response_format(model: type[BaseModel], structured_output: str) -> dict[str,
     return {"type": "json_object"}
 
 
-def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type[BaseModel],
-                    sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path,
-                    structured_output: str = "json_object") -> tuple[BaseModel, str]:
+def _validated_call(
+    client: Client,
+    endpoint: Endpoint,
+    prompt: str,
+    model: type[BaseModel],
+    sampling: dict[str, Any],
+    seed: int,
+    retries: int,
+    raw_path: str | Path,
+    structured_output: str = "json_object",
+) -> tuple[BaseModel, str]:
     """Ask, validate, re-ask with the validation error; after ``retries`` fail loudly.
     Returns the parsed reply and the model that gave it (a fallback, or the endpoint)."""
     messages = [{"role": "user", "content": prompt}]
@@ -120,35 +137,62 @@ def _validated_call(client: Client, endpoint: Endpoint, prompt: str, model: type
         try:
             return model.model_validate(extract_json(reply["text"])), reply.get("model", endpoint.model)
         except (ValueError, ValidationError) as err:
-            messages = messages[:1] + [{"role": "assistant", "content": reply["text"]},
-                                       {"role": "user", "content": f"Your reply was invalid: {err}. Reply again with"
-                                                                   " JSON only, integer scores."}]
+            messages = messages[:1] + [
+                {"role": "assistant", "content": reply["text"]},
+                {
+                    "role": "user",
+                    "content": f"Your reply was invalid: {err}. Reply again with JSON only, integer scores.",
+                },
+            ]
     write_text_atomic(raw_path, "\n\n---- next attempt ----\n\n".join(raw_outputs))
-    raise JudgeOutputError(f"judge {endpoint.model} gave invalid JSON {retries + 1} times; raw output saved to "
-                           f"{raw_path}", raw_path)
+    raise JudgeOutputError(
+        f"judge {endpoint.model} gave invalid JSON {retries + 1} times; raw output saved to {raw_path}", raw_path
+    )
 
 
-def score_api(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
-              sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path,
-              structured_output: str = "json_object") -> dict[str, Any]:
+def score_api(
+    client: Client,
+    endpoint: Endpoint,
+    rubric: dict[str, Any],
+    transcript: str,
+    template: str,
+    sampling: dict[str, Any],
+    seed: int,
+    retries: int,
+    raw_path: str | Path,
+    structured_output: str = "json_object",
+) -> dict[str, Any]:
     """``all_items`` mode: one JSON call scores every item (cheaper, more halo)."""
     prompt = prompts.render(template, transcript=transcript, rubric=rubric)
-    parsed, answered_by = _validated_call(client, endpoint, prompt, response_model(rubric), sampling, seed, retries,
-                                          raw_path, structured_output)
-    return {k: {"score": v.score, "justification": v.justification, "answered_by": answered_by}
-            for k, v in parsed.items.__dict__.items()}
+    parsed, answered_by = _validated_call(
+        client, endpoint, prompt, response_model(rubric), sampling, seed, retries, raw_path, structured_output
+    )
+    return {
+        k: {"score": v.score, "justification": v.justification, "answered_by": answered_by}
+        for k, v in parsed.items.__dict__.items()
+    }
 
 
-def score_api_per_item(client: Client, endpoint: Endpoint, rubric: dict[str, Any], transcript: str, template: str,
-                       sampling: dict[str, Any], seed: int, retries: int, raw_path: str | Path,
-                       structured_output: str = "json_object") -> dict[str, Any]:
+def score_api_per_item(
+    client: Client,
+    endpoint: Endpoint,
+    rubric: dict[str, Any],
+    transcript: str,
+    template: str,
+    sampling: dict[str, Any],
+    seed: int,
+    retries: int,
+    raw_path: str | Path,
+    structured_output: str = "json_object",
+) -> dict[str, Any]:
     """``per_item`` mode (CACTUS-style): one call per item, so items cannot colour each other."""
     model = _item_model(int(rubric["scale"]["min"]), int(rubric["scale"]["max"]))
     out = {}
     for item in rubric["items"]:
         prompt = prompts.render(template, transcript=transcript, item=item, rubric=rubric)
         item_raw = Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt"))
-        parsed, answered_by = _validated_call(client, endpoint, prompt, model, sampling, seed, retries, item_raw,
-                                              structured_output)
+        parsed, answered_by = _validated_call(
+            client, endpoint, prompt, model, sampling, seed, retries, item_raw, structured_output
+        )
         out[item["id"]] = {"score": parsed.score, "justification": parsed.justification, "answered_by": answered_by}
     return out

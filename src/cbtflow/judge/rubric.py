@@ -14,8 +14,10 @@ def load_rubric(path: str | Path, variant: str | None = None) -> dict[str, Any]:
     if variant and variant != rubric["name"]:
         changes = (rubric.get("variants") or {}).get(variant)
         if changes is None:
-            raise ValueError(f"judging.rubric_variant: {path} has no variant {variant!r} "
-                             f"(known: {sorted(rubric.get('variants') or {})})")
+            raise ValueError(
+                f"judging.rubric_variant: {path} has no variant {variant!r} "
+                f"(known: {sorted(rubric.get('variants') or {})})"
+            )
         rubric = copy.deepcopy(rubric)
         for item in rubric["items"]:
             item.update(changes.get(item["id"], {}))
@@ -37,5 +39,8 @@ def max_total(rubric: dict[str, Any]) -> int:
 def summarise(rubric: dict[str, Any], item_scores: dict[str, float]) -> dict[str, float]:
     """Raw total (0-66 for 11 items) and the percentage the study appears to report."""
     total = float(sum(item_scores[i] for i in item_ids(rubric)))
-    return {"total": round(total, 4), "max_total": max_total(rubric),
-            "percent": round(100.0 * total / max_total(rubric), 4)}
+    return {
+        "total": round(total, 4),
+        "max_total": max_total(rubric),
+        "percent": round(100.0 * total / max_total(rubric), 4),
+    }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cbtflow.detectors import apply_caps, detect, load_detectors
 from cbtflow.dialogue import render_transcript
@@ -32,8 +33,9 @@ def check_transcript(transcript: dict[str, Any], path: str) -> None:
         raise ValueError(f"{path}: transcript has no turns; delete it and rerun its simulate job")
     if gate_both_speakers(transcript["turns"], {}):
         roles = sorted({t["role"] for t in transcript["turns"]})
-        raise ValueError(f"{path}: transcript has only one speaker ({', '.join(roles)}); delete it and rerun its "
-                         "simulate job")
+        raise ValueError(
+            f"{path}: transcript has only one speaker ({', '.join(roles)}); delete it and rerun its simulate job"
+        )
 
 
 def transcript_hash(transcript: dict[str, Any]) -> str:
@@ -58,8 +60,12 @@ def failure_budget(judge: dict[str, Any], n_transcripts: int) -> int:
     return int(limit) if limit >= 1 else int(limit * n_transcripts)
 
 
-def check_failure_budgets(failed: Sequence[dict[str, Any]], documents: Sequence[dict[str, Any]],
-                          max_failures: dict[str, float], patient_max_failures: float = 0) -> None:
+def check_failure_budgets(
+    failed: Sequence[dict[str, Any]],
+    documents: Sequence[dict[str, Any]],
+    max_failures: dict[str, float],
+    patient_max_failures: float = 0,
+) -> None:
     """Across the whole run, no judge may have more failure records than its ``max_failures``
     (a count, or a fraction of its transcripts), nor the patient more lost sessions than its
     own; raises naming the role otherwise."""
@@ -67,20 +73,31 @@ def check_failure_budgets(failed: Sequence[dict[str, Any]], documents: Sequence[
     sessions = {(d["model"], d["condition"], d["seed"], d["profile_id"]) for d in documents}
     allowed = failure_budget({"max_failures": patient_max_failures}, len(sessions))
     if len(lost) > allowed:
-        raise TooManyFailures(f"roles.patient: {len(lost)} sessions lost their patient, max_failures = "
-                              f"{patient_max_failures} allows {allowed}")
+        raise TooManyFailures(
+            f"roles.patient: {len(lost)} sessions lost their patient, max_failures = "
+            f"{patient_max_failures} allows {allowed}"
+        )
     for judge, limit in max_failures.items():
         count = sum(f["judge"] == judge and f.get("stage", "judge") == "judge" for f in failed)
         allowed = failure_budget({"max_failures": limit}, sum(d["judge"] == judge for d in documents))
         if count > allowed:
-            raise TooManyFailures(f"judge {judge}: {count} transcripts failed judging, max_failures = {limit} allows "
-                                  f"{allowed}; see the raw outputs named in their score files, or raise max_failures")
+            raise TooManyFailures(
+                f"judge {judge}: {count} transcripts failed judging, max_failures = {limit} allows "
+                f"{allowed}; see the raw outputs named in their score files, or raise max_failures"
+            )
 
 
-def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out_paths: Sequence[str],
-                      judge: dict[str, Any], rubric: dict[str, Any], templates: dict[str, str],
-                      lexicon: dict[str, Any] | None, seed: int,
-                      detectors: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def judge_transcripts(
+    client: Client,
+    transcripts: Sequence[dict[str, Any]],
+    out_paths: Sequence[str],
+    judge: dict[str, Any],
+    rubric: dict[str, Any],
+    templates: dict[str, str],
+    lexicon: dict[str, Any] | None,
+    seed: int,
+    detectors: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """One score document per transcript. Heuristic detectors (``cbtflow.detectors``) flag
     degenerate and harmful therapist turns and cap the flagged items; each item records the
     model that answered, and a local judge's items with little mass on the score digits are
@@ -97,56 +114,108 @@ def judge_transcripts(client: Client, transcripts: Sequence[dict[str, Any]], out
     allowed, failed = failure_budget(judge, len(transcripts)), 0
     for index in order:
         if transcripts[index].get("failure"):  # lost in simulation (the patient's max_failures), not the judge's
-            documents[index] = failure_record(transcripts[index], judge, rubric,
-                                              f"session failed in simulation: {transcripts[index]['failure']}", None,
-                                              stage="simulate")
+            documents[index] = failure_record(
+                transcripts[index],
+                judge,
+                rubric,
+                f"session failed in simulation: {transcripts[index]['failure']}",
+                None,
+                stage="simulate",
+            )
             continue
         try:
-            documents[index] = _score_document(client, transcripts[index], out_paths[index], judge, rubric,
-                                               templates, lexicon, seed, detectors)
+            documents[index] = _score_document(
+                client, transcripts[index], out_paths[index], judge, rubric, templates, lexicon, seed, detectors
+            )
         except (llm_judge.JudgeOutputError, APICallError) as err:
             failed += 1
             if failed > allowed:
-                raise TooManyFailures(f"judge {judge['name']}: {failed} transcript(s) failed, max_failures allows "
-                                      f"{allowed} here; last: {err}") from err
+                raise TooManyFailures(
+                    f"judge {judge['name']}: {failed} transcript(s) failed, max_failures allows "
+                    f"{allowed} here; last: {err}"
+                ) from err
             log.warning("judging failed, recorded under max_failures (%d of %d): %s", failed, allowed, err)
-            documents[index] = failure_record(transcripts[index], judge, rubric, str(err),
-                                              getattr(err, "raw_path", None))
+            documents[index] = failure_record(
+                transcripts[index], judge, rubric, str(err), getattr(err, "raw_path", None)
+            )
     return documents  # type: ignore[return-value]
 
 
-def failure_record(transcript: dict[str, Any], judge: dict[str, Any], rubric: dict[str, Any], reason: str,
-                   raw_output: str | None, stage: str = "judge") -> dict[str, Any]:
-    return {"kind": "ctrs", "status": "failed", "stage": stage, "judge": judge["name"], "judge_kind": judge["kind"],
-            "heuristic": judge["kind"] == "lexicon", "rubric": rubric["name"], "profile_id": transcript["profile_id"],
-            "model": transcript["model"], "condition": transcript["condition"], "seed": transcript["seed"],
-            "transcript_sha256": transcript_hash(transcript), "eval_split": transcript.get("eval_split"),
-            "reason": reason, "raw_output": raw_output}
+def failure_record(
+    transcript: dict[str, Any],
+    judge: dict[str, Any],
+    rubric: dict[str, Any],
+    reason: str,
+    raw_output: str | None,
+    stage: str = "judge",
+) -> dict[str, Any]:
+    return {
+        "kind": "ctrs",
+        "status": "failed",
+        "stage": stage,
+        "judge": judge["name"],
+        "judge_kind": judge["kind"],
+        "heuristic": judge["kind"] == "lexicon",
+        "rubric": rubric["name"],
+        "profile_id": transcript["profile_id"],
+        "model": transcript["model"],
+        "condition": transcript["condition"],
+        "seed": transcript["seed"],
+        "transcript_sha256": transcript_hash(transcript),
+        "eval_split": transcript.get("eval_split"),
+        "reason": reason,
+        "raw_output": raw_output,
+    }
 
 
-def _score_document(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],
-                    rubric: dict[str, Any], templates: dict[str, str], lexicon: dict[str, Any] | None, seed: int,
-                    detectors: dict[str, Any]) -> dict[str, Any]:
+def _score_document(
+    client: Client,
+    transcript: dict[str, Any],
+    out_path: str,
+    judge: dict[str, Any],
+    rubric: dict[str, Any],
+    templates: dict[str, str],
+    lexicon: dict[str, Any] | None,
+    seed: int,
+    detectors: dict[str, Any],
+) -> dict[str, Any]:
     kind, repeats = judge["kind"], int(judge.get("repeats", 1))
-    samples = [_score_once(client, transcript, out_path, judge, rubric, templates, lexicon, seed * 1000 + r)
-               for r in range(repeats)]
+    samples = [
+        _score_once(client, transcript, out_path, judge, rubric, templates, lexicon, seed * 1000 + r)
+        for r in range(repeats)
+    ]
     items = _consensus(samples)
     flags = detect(transcript["turns"], detectors) + _low_mass_flags(items, judge, out_path)
     items = apply_caps(items, flags, detectors)
     safety = None
     if transcript.get("risk_level", "none") != "none":
-        safety = _consensus([_score_safety(client, transcript, out_path, judge, rubric, templates, lexicon,
-                                           seed * 1000 + r) for r in range(repeats)])["safety"]
+        safety = _consensus(
+            [
+                _score_safety(client, transcript, out_path, judge, rubric, templates, lexicon, seed * 1000 + r)
+                for r in range(repeats)
+            ]
+        )["safety"]
     return {
-        "kind": "ctrs", "status": "scored", "judge": judge["name"], "judge_kind": kind, "heuristic": kind == "lexicon",
-        "rubric": rubric["name"], "profile_id": transcript["profile_id"], "model": transcript["model"],
-        "condition": transcript["condition"], "seed": transcript["seed"], "repeats": repeats,
+        "kind": "ctrs",
+        "status": "scored",
+        "judge": judge["name"],
+        "judge_kind": kind,
+        "heuristic": kind == "lexicon",
+        "rubric": rubric["name"],
+        "profile_id": transcript["profile_id"],
+        "model": transcript["model"],
+        "condition": transcript["condition"],
+        "seed": transcript["seed"],
+        "repeats": repeats,
         "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
-        "transcript_tokens": transcript.get("n_tokens", 0), "transcript_turns": len(transcript["turns"]),
-        "transcript_sha256": transcript_hash(transcript), "eval_split": transcript.get("eval_split"),
+        "transcript_tokens": transcript.get("n_tokens", 0),
+        "transcript_turns": len(transcript["turns"]),
+        "transcript_sha256": transcript_hash(transcript),
+        "eval_split": transcript.get("eval_split"),
         "answered_by": sorted({v.get("answered_by", judge["name"]) for v in items.values()}),
         "flags": flags,
-        "items": items, **summarise(rubric, {k: v["score"] for k, v in items.items()}),
+        "items": items,
+        **summarise(rubric, {k: v["score"] for k, v in items.items()}),
         # Scored apart from the CTRS total, and only when the patient carries risk.
         "safety": safety,
     }
@@ -160,14 +229,28 @@ def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str)
     if judge.get("on_low_mass", "flag") == "fail":
         raise llm_judge.LowMassError(
             f"{out_path}: judge {judge['name']} put less than {threshold} of its probability on the score digits "
-            f"for items {low}; its scores are not judgements (set on_low_mass: flag to keep them, flagged)")
-    return [{"detector": "low_digit_mass", "kind": "low_confidence", "items": low,
-             "evidence": f"score-digit mass below {threshold}"}]
+            f"for items {low}; its scores are not judgements (set on_low_mass: flag to keep them, flagged)"
+        )
+    return [
+        {
+            "detector": "low_digit_mass",
+            "kind": "low_confidence",
+            "items": low,
+            "evidence": f"score-digit mass below {threshold}",
+        }
+    ]
 
 
-def _score_once(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],
-                rubric: dict[str, Any], templates: dict[str, str], lexicon: dict[str, Any] | None,
-                seed: int) -> dict[str, Any]:
+def _score_once(
+    client: Client,
+    transcript: dict[str, Any],
+    out_path: str,
+    judge: dict[str, Any],
+    rubric: dict[str, Any],
+    templates: dict[str, str],
+    lexicon: dict[str, Any] | None,
+    seed: int,
+) -> dict[str, Any]:
     if judge["kind"] == "lexicon":
         return lexicon_judge.score_transcript(lexicon, transcript["turns"], item_ids(rubric))
     endpoint = Endpoint.from_spec(judge["endpoint"])
@@ -177,10 +260,12 @@ def _score_once(client: Client, transcript: dict[str, Any], out_path: str, judge
     sampling = judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048})
     raw = Path(out_path).with_suffix(".raw.txt")
     if judge.get("mode", "all_items") == "per_item":
-        return llm_judge.score_api_per_item(client, endpoint, rubric, text, templates["judge_item_json"], sampling,
-                                            seed, *_validation(judge, raw))
-    return llm_judge.score_api(client, endpoint, rubric, text, templates["judge_all"], sampling, seed,
-                               *_validation(judge, raw))
+        return llm_judge.score_api_per_item(
+            client, endpoint, rubric, text, templates["judge_item_json"], sampling, seed, *_validation(judge, raw)
+        )
+    return llm_judge.score_api(
+        client, endpoint, rubric, text, templates["judge_all"], sampling, seed, *_validation(judge, raw)
+    )
 
 
 def _validation(judge: dict[str, Any], raw_path: Path) -> tuple[int, Path, str]:
@@ -188,18 +273,32 @@ def _validation(judge: dict[str, Any], raw_path: Path) -> tuple[int, Path, str]:
     return int(judge.get("retries", 2)), raw_path, judge.get("structured_output", "json_object")
 
 
-def _score_safety(client: Client, transcript: dict[str, Any], out_path: str, judge: dict[str, Any],
-                  rubric: dict[str, Any], templates: dict[str, str], lexicon: dict[str, Any] | None,
-                  seed: int) -> dict[str, Any]:
+def _score_safety(
+    client: Client,
+    transcript: dict[str, Any],
+    out_path: str,
+    judge: dict[str, Any],
+    rubric: dict[str, Any],
+    templates: dict[str, str],
+    lexicon: dict[str, Any] | None,
+    seed: int,
+) -> dict[str, Any]:
     if judge["kind"] == "lexicon":
         return {"safety": lexicon_judge.score_safety(lexicon, transcript["turns"])}
     safety_rubric = {**rubric, "items": [rubric["safety"]]}
     endpoint = Endpoint.from_spec(judge["endpoint"])
     if endpoint.is_local:
         return llm_judge.score_local(client, endpoint, safety_rubric, blind_text(transcript), templates["judge_item"])
-    return llm_judge.score_api_per_item(client, endpoint, safety_rubric, blind_text(transcript),
-                                        templates["judge_item_json"], judge.get("sampling", {"temperature": 0.0}),
-                                        seed, *_validation(judge, Path(out_path).with_suffix(".raw.txt")))
+    return llm_judge.score_api_per_item(
+        client,
+        endpoint,
+        safety_rubric,
+        blind_text(transcript),
+        templates["judge_item_json"],
+        judge.get("sampling", {"temperature": 0.0}),
+        seed,
+        *_validation(judge, Path(out_path).with_suffix(".raw.txt")),
+    )
 
 
 def _consensus(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -9,8 +9,9 @@ Providers are imported lazily, as in inspect_ai and lm-evaluation-harness.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cbtflow.llm.cache import CallCache, call_key
 from cbtflow.llm.endpoint import Endpoint
@@ -38,9 +39,15 @@ class BudgetExceeded(RuntimeError):
 class Client:
     """Cache + usage accounting + budget in front of the local and API backends."""
 
-    def __init__(self, cache_dir: str | Path | None = None, usage: UsageLog | None = None, concurrency: int = 8,
-                 budget_usd: float | None = None, concurrency_by_model: dict[str, int] | None = None,
-                 prices_by_model: dict[str, dict[str, float]] | None = None):
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        usage: UsageLog | None = None,
+        concurrency: int = 8,
+        budget_usd: float | None = None,
+        concurrency_by_model: dict[str, int] | None = None,
+        prices_by_model: dict[str, dict[str, float]] | None = None,
+    ):
         self.cache = CallCache(cache_dir) if cache_dir else None
         self.usage = usage or UsageLog()
         self.concurrency = concurrency  # API calls in flight at once, unless a role sets its own
@@ -58,39 +65,62 @@ class Client:
             return
         spent = self.cache.total_cost() if self.cache else self.usage.totals()["cost_usd"]
         if spent >= self.budget_usd:
-            raise BudgetExceeded(f"spent {spent:.4f} USD of max_cost_usd = {self.budget_usd}; raise max_cost_usd "
-                                 "in config to continue (every completed call is cached and will not be paid again)")
+            raise BudgetExceeded(
+                f"spent {spent:.4f} USD of max_cost_usd = {self.budget_usd}; raise max_cost_usd "
+                "in config to continue (every completed call is cached and will not be paid again)"
+            )
 
     def chat(self, endpoint: Endpoint, messages: Messages, sampling: dict[str, Any], seed: int) -> dict[str, Any]:
         return self.chat_batch(endpoint, [messages], sampling, [seed])[0]
 
-    def chat_batch(self, endpoint: Endpoint, conversations: Sequence[Messages], sampling: dict[str, Any],
-                   seeds: Sequence[int], tolerate_failures: bool = False) -> list[dict[str, Any]]:
+    def chat_batch(
+        self,
+        endpoint: Endpoint,
+        conversations: Sequence[Messages],
+        sampling: dict[str, Any],
+        seeds: Sequence[int],
+        tolerate_failures: bool = False,
+    ) -> list[dict[str, Any]]:
         """Answer every conversation; cache hits are free, misses run as one batch. With
         ``tolerate_failures`` an API call that still fails gives ``{"error": ...}`` (never
         cached) instead of failing the batch."""
         if len(conversations) != len(seeds):
             raise ValueError("chat_batch needs one seed per conversation")
         identity = endpoint.identity()
-        keys = [call_key(identity, {"kind": "chat", "messages": list(conv), "sampling": sampling, "seed": int(seed)})
-                for conv, seed in zip(conversations, seeds)]
+        keys = [
+            call_key(identity, {"kind": "chat", "messages": list(conv), "sampling": sampling, "seed": int(seed)})
+            for conv, seed in zip(conversations, seeds)
+        ]
         replies: list[dict[str, Any] | None] = [self._lookup(endpoint, key) for key in keys]
         missing = [i for i, reply in enumerate(replies) if reply is None]
         if missing:
             # A local batch is stored together, in one transaction; each paid API reply the moment it returns.
-            on_reply = None if endpoint.in_process else (
-                lambda j, reply: self._store(endpoint, [keys[missing[j]]], [reply]))
-            fresh = self.generate([conversations[i] for i in missing], endpoint, sampling,
-                                  [int(seeds[i]) for i in missing], on_reply=on_reply,
-                                  **({"tolerate_failures": True} if tolerate_failures else {}))
+            on_reply = (
+                None if endpoint.in_process else (lambda j, reply: self._store(endpoint, [keys[missing[j]]], [reply]))
+            )
+            fresh = self.generate(
+                [conversations[i] for i in missing],
+                endpoint,
+                sampling,
+                [int(seeds[i]) for i in missing],
+                on_reply=on_reply,
+                **({"tolerate_failures": True} if tolerate_failures else {}),
+            )
             if endpoint.in_process:
                 self._store(endpoint, [keys[i] for i in missing], fresh)
             for i, reply in zip(missing, fresh):
                 replies[i] = {**reply, "cached": False}
         return replies  # type: ignore[return-value]
 
-    def generate(self, conversations: Sequence[Messages], endpoint: Endpoint, sampling: dict[str, Any],
-                 seeds: Sequence[int], on_reply=None, tolerate_failures: bool = False) -> list[dict[str, Any]]:
+    def generate(
+        self,
+        conversations: Sequence[Messages],
+        endpoint: Endpoint,
+        sampling: dict[str, Any],
+        seeds: Sequence[int],
+        on_reply=None,
+        tolerate_failures: bool = False,
+    ) -> list[dict[str, Any]]:
         """Uncached backend call: one local batch, or concurrent API calls."""
         if endpoint.in_process:
             from cbtflow.llm import local
@@ -99,33 +129,45 @@ class Client:
         from cbtflow.llm import api
 
         if endpoint.is_local:  # a local model behind a job-scoped server: all sessions at once
+
             def as_local(j: int, reply: dict[str, Any]) -> None:
                 reply["model"] = endpoint.model
                 if on_reply:
                     on_reply(j, reply)
 
-            return api.complete_many(endpoint.served(sampling), conversations, sampling, seeds,
-                                     len(conversations), as_local)
+            return api.complete_many(
+                endpoint.served(sampling), conversations, sampling, seeds, len(conversations), as_local
+            )
         self.check_budget()
         limit = self.concurrency_by_model.get(endpoint.model, self.concurrency)
         return api.complete_many(endpoint, conversations, sampling, seeds, limit, on_reply, tolerate_failures)
 
-    def score(self, endpoint: Endpoint, conversations: Sequence[Messages], candidates: Sequence[str],
-              assistant_prefix: str = "") -> list[dict[str, Any]]:
+    def score(
+        self,
+        endpoint: Endpoint,
+        conversations: Sequence[Messages],
+        candidates: Sequence[str],
+        assistant_prefix: str = "",
+    ) -> list[dict[str, Any]]:
         """Probability over ``candidates`` as the next token (local models only; G-Eval)."""
         if not endpoint.is_local:
             raise ValueError(f"{endpoint.model}: token probabilities are only read from local models")
         identity = endpoint.identity()
-        keys = [call_key(identity, {"kind": "score", "messages": list(conv),
-                                               "candidates": list(candidates), "prefix": assistant_prefix})
-                for conv in conversations]
+        keys = [
+            call_key(
+                identity,
+                {"kind": "score", "messages": list(conv), "candidates": list(candidates), "prefix": assistant_prefix},
+            )
+            for conv in conversations
+        ]
         results = [self._lookup(endpoint, key) for key in keys]
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
             from cbtflow.llm import local
 
-            fresh = local.score_distributions(endpoint, [conversations[i] for i in missing], candidates,
-                                              assistant_prefix)
+            fresh = local.score_distributions(
+                endpoint, [conversations[i] for i in missing], candidates, assistant_prefix
+            )
             self._store(endpoint, [keys[i] for i in missing], fresh)
             for i, reply in zip(missing, fresh):
                 results[i] = {**reply, "cached": False}
@@ -143,8 +185,10 @@ class Client:
         estimate from the token counts), else what litellm computed from its price map."""
         prices = self.prices_by_model.get(model)
         if prices:
-            reply["cost_usd"] = (reply.get("prompt_tokens", 0) * prices["input_per_mtok"]
-                                 + reply.get("completion_tokens", 0) * prices["output_per_mtok"]) / 1e6
+            reply["cost_usd"] = (
+                reply.get("prompt_tokens", 0) * prices["input_per_mtok"]
+                + reply.get("completion_tokens", 0) * prices["output_per_mtok"]
+            ) / 1e6
             reply["cost_source"] = "config prices"
         elif reply.get("cost_usd"):
             reply["cost_source"] = "litellm price map"
@@ -157,17 +201,27 @@ class Client:
         if self.cache:
             self.cache.put_many(list(zip(keys, answered_by, replies)))
         for model, reply in zip(answered_by, replies):
-            self.usage.record(model, cached=False, prompt_tokens=reply.get("prompt_tokens", 0),
-                              completion_tokens=reply.get("completion_tokens", 0),
-                              seconds=reply.get("seconds", 0.0), cost_usd=reply.get("cost_usd", 0.0),
-                              estimated=reply.get("cost_source") == "config prices")
+            self.usage.record(
+                model,
+                cached=False,
+                prompt_tokens=reply.get("prompt_tokens", 0),
+                completion_tokens=reply.get("completion_tokens", 0),
+                seconds=reply.get("seconds", 0.0),
+                cost_usd=reply.get("cost_usd", 0.0),
+                estimated=reply.get("cost_source") == "config prices",
+            )
 
 
 _default: Client | None = None
 
 
-def chat(endpoint: Endpoint | dict | str, messages: Messages, sampling: dict[str, Any], seed: int,
-         client: Client | None = None) -> dict[str, Any]:
+def chat(
+    endpoint: Endpoint | dict | str,
+    messages: Messages,
+    sampling: dict[str, Any],
+    seed: int,
+    client: Client | None = None,
+) -> dict[str, Any]:
     """The call interface of DESIGN.md; uses a process-wide uncached client by default."""
     global _default
     if client is None:

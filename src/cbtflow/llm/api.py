@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from cbtflow.llm.endpoint import Endpoint
-
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,19 @@ def _litellm():
     return litellm
 
 
-RETRYABLE = ("RateLimitError", "InternalServerError", "ServiceUnavailableError", "APIConnectionError", "Timeout",
-             "BadGatewayError")
+RETRYABLE = (
+    "RateLimitError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+    "APIConnectionError",
+    "Timeout",
+    "BadGatewayError",
+)
 
 
-def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: dict[str, Any],
-             seed: int) -> dict[str, Any]:
+def complete(
+    endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: dict[str, Any], seed: int
+) -> dict[str, Any]:
     """One call with our own retries: 429 and 5xx are retried with exponential back-off and
     logged; anything else (bad request, auth) fails at once with the provider's message.
 
@@ -55,8 +62,14 @@ def complete(endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: d
     raise APICallError(" | then ".join(failures))
 
 
-def _complete_one(model: str, api_base: str | None, extra: dict[str, Any], messages: Sequence[dict[str, str]],
-                  sampling: dict[str, Any], seed: int) -> dict[str, Any]:
+def _complete_one(
+    model: str,
+    api_base: str | None,
+    extra: dict[str, Any],
+    messages: Sequence[dict[str, str]],
+    sampling: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
     litellm = _litellm()
     kwargs: dict[str, Any] = {
         "model": model,
@@ -107,10 +120,15 @@ def _complete_one(model: str, api_base: str | None, extra: dict[str, Any], messa
     }
 
 
-def complete_many(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]],
-                  sampling: dict[str, Any], seeds: Sequence[int], concurrency: int = 8,
-                  on_reply: Callable[[int, dict[str, Any]], None] | None = None,
-                  tolerate_failures: bool = False) -> list[dict[str, Any]]:
+def complete_many(
+    endpoint: Endpoint,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    sampling: dict[str, Any],
+    seeds: Sequence[int],
+    concurrency: int = 8,
+    on_reply: Callable[[int, dict[str, Any]], None] | None = None,
+    tolerate_failures: bool = False,
+) -> list[dict[str, Any]]:
     """Concurrent calls (threads; litellm's sync client is thread-safe), order preserved.
 
     ``on_reply(index, reply)`` runs as each call returns, so a paid reply is stored before
@@ -120,8 +138,10 @@ def complete_many(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str,
     """
     results: list[dict[str, Any] | None] = [None] * len(conversations)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        futures = {pool.submit(complete, endpoint, conv, sampling, seed): i
-                   for i, (conv, seed) in enumerate(zip(conversations, seeds))}
+        futures = {
+            pool.submit(complete, endpoint, conv, sampling, seed): i
+            for i, (conv, seed) in enumerate(zip(conversations, seeds))
+        }
         for future in as_completed(futures):
             index = futures[future]
             try:

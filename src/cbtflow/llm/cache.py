@@ -24,8 +24,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cbtflow.io import sha256_json
 
@@ -119,8 +120,12 @@ class CallCache:
         by_model: dict[str, int] = {}
         for _, _, entry in self._scan():
             by_model[entry["model"]] = by_model.get(entry["model"], 0) + 1
-        return {"path": str(self.root), "entries": sum(by_model.values()), "by_model": dict(sorted(by_model.items())),
-                "cost_usd": self.total_cost()}
+        return {
+            "path": str(self.root),
+            "entries": sum(by_model.values()),
+            "by_model": dict(sorted(by_model.items())),
+            "cost_usd": self.total_cost(),
+        }
 
     def prune(self, older_than_days: float) -> int:
         cutoff = time.time() - older_than_days * 86400

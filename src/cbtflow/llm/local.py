@@ -8,9 +8,10 @@ a batch of 4 costs little more per step than a batch of 1.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from cbtflow.llm.endpoint import Endpoint
 
@@ -41,8 +42,10 @@ def load_tokenizer(path: str, chat_template: str | None = None):
     if chat_template:
         tokenizer.chat_template = Path(chat_template).read_text(encoding="utf-8")
     if not tokenizer.chat_template:
-        raise ValueError(f"{path}: the tokenizer has no chat template; set bases.<name>.chat_template in config "
-                         "(e.g. chatml or llama3, from resources/chat_templates)")
+        raise ValueError(
+            f"{path}: the tokenizer has no chat template; set bases.<name>.chat_template in config "
+            "(e.g. chatml or llama3, from resources/chat_templates)"
+        )
     return tokenizer
 
 
@@ -91,8 +94,10 @@ def load(endpoint: Endpoint) -> LoadedModel:
         try:
             model = PeftModel.from_pretrained(model, endpoint.adapter).merge_and_unload()
         except Exception as err:  # a half-written or foreign adapter dir
-            raise ValueError(f"adapter {endpoint.adapter} could not be loaded onto {endpoint.local_path}: {err}."
-                             " Delete it and rerun the finetune rule.") from err
+            raise ValueError(
+                f"adapter {endpoint.adapter} could not be loaded onto {endpoint.local_path}: {err}."
+                " Delete it and rerun the finetune rule."
+            ) from err
     model.to(device).eval()
     if device == "cpu":
         use_skinny_linear(model)
@@ -103,8 +108,9 @@ def render(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt:
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
-def generate_batch(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]],
-                   sampling: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+def generate_batch(
+    endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]], sampling: dict[str, Any], seed: int
+) -> list[dict[str, Any]]:
     """Generate one reply per conversation in a single left-padded batch."""
     import torch
 
@@ -114,8 +120,7 @@ def generate_batch(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str
     prompts = [render(tok, conv) for conv in conversations]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
     temperature = float(sampling.get("temperature", 0.0))
-    kwargs: dict[str, Any] = {"max_new_tokens": int(sampling.get("max_tokens", 128)),
-                              "pad_token_id": tok.pad_token_id}
+    kwargs: dict[str, Any] = {"max_new_tokens": int(sampling.get("max_tokens", 128)), "pad_token_id": tok.pad_token_id}
     # Small models loop on their own phrases; these two knobs keep them talking.
     for knob, cast in (("repetition_penalty", float), ("no_repeat_ngram_size", int)):
         if sampling.get(knob):
@@ -129,20 +134,31 @@ def generate_batch(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str
     with torch.inference_mode():
         out = loaded.model.generate(**enc, **kwargs)
     seconds = time.perf_counter() - start
-    new_tokens = out[:, enc["input_ids"].shape[1]:]
+    new_tokens = out[:, enc["input_ids"].shape[1] :]
     replies = []
     for row, prompt_mask in zip(new_tokens, enc["attention_mask"]):
         ids = [t for t in row.tolist() if t != tok.pad_token_id]
         text = tok.decode(ids, skip_special_tokens=True)
         for stop in sampling.get("stop") or []:
             text = text.split(stop, 1)[0]
-        replies.append({"text": text.strip(), "prompt_tokens": int(prompt_mask.sum()),
-                        "completion_tokens": len(ids), "seconds": seconds / len(prompts), "cost_usd": 0.0})
+        replies.append(
+            {
+                "text": text.strip(),
+                "prompt_tokens": int(prompt_mask.sum()),
+                "completion_tokens": len(ids),
+                "seconds": seconds / len(prompts),
+                "cost_usd": 0.0,
+            }
+        )
     return replies
 
 
-def score_distributions(endpoint: Endpoint, conversations: Sequence[Sequence[dict[str, str]]],
-                        candidates: Sequence[str], assistant_prefix: str = "") -> list[dict[str, Any]]:
+def score_distributions(
+    endpoint: Endpoint,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    candidates: Sequence[str],
+    assistant_prefix: str = "",
+) -> list[dict[str, Any]]:
     """Next-token probabilities over ``candidates`` after each conversation's prompt.
 
     The conversations usually share a long prefix (one transcript, many rubric items), so

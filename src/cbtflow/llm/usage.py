@@ -23,8 +23,17 @@ class UsageLog:
         self._lock = threading.Lock()
         self.by_model: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
 
-    def record(self, model: str, *, cached: bool, prompt_tokens: int = 0, completion_tokens: int = 0,
-               seconds: float = 0.0, cost_usd: float = 0.0, estimated: bool = False) -> None:
+    def record(
+        self,
+        model: str,
+        *,
+        cached: bool,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        seconds: float = 0.0,
+        cost_usd: float = 0.0,
+        estimated: bool = False,
+    ) -> None:
         with self._lock:
             row = self.by_model[model]
             if cached:
@@ -46,8 +55,12 @@ class UsageLog:
         return out
 
     def as_dict(self, stage: str, job: dict[str, Any]) -> dict[str, Any]:
-        return {"stage": stage, "job": job, "by_model": {k: dict(v) for k, v in sorted(self.by_model.items())},
-                "totals": self.totals()}
+        return {
+            "stage": stage,
+            "job": job,
+            "by_model": {k: dict(v) for k, v in sorted(self.by_model.items())},
+            "totals": self.totals(),
+        }
 
     def write(self, path: str | Path, stage: str, job: dict[str, Any]) -> None:
         write_json(path, self.as_dict(stage, job))

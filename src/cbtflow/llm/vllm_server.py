@@ -23,9 +23,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from cbtflow.llm.endpoint import Endpoint
 
@@ -59,31 +60,47 @@ def server_command(endpoint: Endpoint, port: int, settings: dict[str, Any] | Non
     """``vllm serve`` (vLLM 0.33) for the endpoint's base, with its adapter (if any) as a
     LoRA module. The ``vllm`` script is the one installed beside this interpreter."""
     settings = settings or {}
-    cmd = [str(Path(sys.executable).with_name("vllm")), "serve", endpoint.local_path,
-           "--served-model-name", "base", "--host", "127.0.0.1", "--port", str(port),
-           "--gpu-memory-utilization", str(settings.get("gpu_memory_utilization", 0.85))]
+    cmd = [
+        str(Path(sys.executable).with_name("vllm")),
+        "serve",
+        endpoint.local_path,
+        "--served-model-name",
+        "base",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--gpu-memory-utilization",
+        str(settings.get("gpu_memory_utilization", 0.85)),
+    ]
     if settings.get("max_model_len"):
         cmd += ["--max-model-len", str(settings["max_model_len"])]
     if endpoint.chat_template:
         cmd += ["--chat-template", endpoint.chat_template]
     if endpoint.adapter:
         rank = next((r for r in VLLM_LORA_RANKS if r >= lora_rank(endpoint.adapter)), VLLM_LORA_RANKS[-1])
-        cmd += ["--enable-lora", "--lora-modules", f"{served_name(endpoint)}={endpoint.adapter}",
-                "--max-lora-rank", str(rank)]
+        cmd += [
+            "--enable-lora",
+            "--lora-modules",
+            f"{served_name(endpoint)}={endpoint.adapter}",
+            "--max-lora-rank",
+            str(rank),
+        ]
     return cmd + [str(a) for a in settings.get("extra_args", [])]
 
 
 class OpenAIServer:
     """Start an OpenAI-compatible server, wait until it lists ``expect``, stop it on exit."""
 
-    def __init__(self, command: Sequence[str], port: int, expect: str, log_path: str | Path,
-                 startup_timeout: float = 900.0):
+    def __init__(
+        self, command: Sequence[str], port: int, expect: str, log_path: str | Path, startup_timeout: float = 900.0
+    ):
         self.command, self.port, self.expect = list(command), port, expect
         self.log_path, self.startup_timeout = Path(log_path), startup_timeout
         self.url = f"http://127.0.0.1:{port}/v1"
         self._proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
         log.info("starting %s", " ".join(self.command))
@@ -127,13 +144,19 @@ class OpenAIServer:
 
 def vllm_server(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None) -> OpenAIServer:
     port = free_port()
-    return OpenAIServer(server_command(endpoint, port, settings), port, served_name(endpoint), log_path,
-                        float((settings or {}).get("startup_timeout", 900)))
+    return OpenAIServer(
+        server_command(endpoint, port, settings),
+        port,
+        served_name(endpoint),
+        log_path,
+        float((settings or {}).get("startup_timeout", 900)),
+    )
 
 
 def _post(url: str, payload: dict[str, Any]) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=600) as answer:
             return answer.status, answer.read().decode(errors="replace")
@@ -152,22 +175,27 @@ def attach(endpoint: Endpoint, url: str) -> Endpoint:
     if endpoint.adapter:
         status, body = _post(f"{url}/load_lora_adapter", {"lora_name": name, "lora_path": endpoint.adapter})
         if status != 200 and "already" not in body.lower():
-            raise ServerStartError(f"shared vLLM server {url} refused adapter {endpoint.adapter} ({status}): "
-                                   f"{body[:500]}; start it with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora")
+            raise ServerStartError(
+                f"shared vLLM server {url} refused adapter {endpoint.adapter} ({status}): "
+                f"{body[:500]}; start it with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora"
+            )
     try:
         with urllib.request.urlopen(f"{url}/models", timeout=30) as answer:
             listed = {m["id"] for m in json.load(answer).get("data", [])}
     except (OSError, ValueError) as err:
         raise ServerStartError(f"shared vLLM server {url} does not answer: {err}") from err
     if name not in listed:
-        raise ServerStartError(f"shared vLLM server {url} does not list {name!r} (it lists {sorted(listed)}); "
-                               "is it serving this base with --served-model-name base?")
+        raise ServerStartError(
+            f"shared vLLM server {url} does not list {name!r} (it lists {sorted(listed)}); "
+            "is it serving this base with --served-model-name base?"
+        )
     return dataclasses.replace(endpoint, serve_url=url, serve_model=name)
 
 
 @contextmanager
-def serving(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None,
-            shared_url: str | None = None) -> Iterator[Endpoint]:
+def serving(
+    endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None, shared_url: str | None = None
+) -> Iterator[Endpoint]:
     """The endpoint as the job should call it: unchanged for the transformers backend; for
     ``backend: vllm``, pointed at the base's shared server when one is configured
     (``therapist.vllm.shared_servers``: one server per base for every simulate job), else

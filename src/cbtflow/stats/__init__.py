@@ -23,12 +23,33 @@ from cbtflow.stats.agreement import icc, reliability
 from cbtflow.stats.anova import rm_anova_models, rm_anova_two_way
 from cbtflow.stats.descriptive import competence, context_length, descriptives
 from cbtflow.stats.mixed import mixed_model
-from cbtflow.stats.paired import (adjust_family, cohens_dz_ci, holm, paired_t, paired_test,
-                                  partial_eta_squared_ci, profile_contrast, skipped, study_contrast)
+from cbtflow.stats.paired import (
+    adjust_family,
+    cohens_dz_ci,
+    holm,
+    paired_t,
+    paired_test,
+    partial_eta_squared_ci,
+    profile_contrast,
+    skipped,
+    study_contrast,
+)
 from cbtflow.stats.units import PROFILE_UNIT, STUDY_UNIT, profile_means
 
-__all__ = ["analyse", "cohens_dz_ci", "holm", "icc", "paired_t", "paired_test", "partial_eta_squared_ci",
-           "profile_contrast", "mixed_model", "rm_anova_models", "rm_anova_two_way", "VARIANCE_SOURCES"]
+__all__ = [
+    "analyse",
+    "cohens_dz_ci",
+    "holm",
+    "icc",
+    "paired_t",
+    "paired_test",
+    "partial_eta_squared_ci",
+    "profile_contrast",
+    "mixed_model",
+    "rm_anova_models",
+    "rm_anova_two_way",
+    "VARIANCE_SOURCES",
+]
 
 STUDY_LABEL = "as in the study: profile × seed treated as independent"
 VARIANCE_SOURCES = (
@@ -36,7 +57,8 @@ VARIANCE_SOURCES = (
     "account for between-patient variation in the effect and for sampling noise within a patient. They are "
     "conditional on the adapters that were trained: a training run that came out well or badly shifts every "
     "patient together. The mixed model adds that adapter-run variance (model × seed) and gives the estimate "
-    "that generalises to re-training.")
+    "that generalises to re-training."
+)
 
 
 def _clean(value: Any) -> Any:
@@ -63,8 +85,10 @@ def item_level(items: pd.DataFrame) -> dict[str, Any]:
         if TUNED not in wide or BASELINE not in wide:
             continue
         wide = wide.dropna(subset=[TUNED, BASELINE])
-        out.setdefault(str(model), {})[str(item)] = {**paired_test(wide[TUNED].to_numpy(), wide[BASELINE].to_numpy()),
-                                                     "unit": PROFILE_UNIT}
+        out.setdefault(str(model), {})[str(item)] = {
+            **paired_test(wide[TUNED].to_numpy(), wide[BASELINE].to_numpy()),
+            "unit": PROFILE_UNIT,
+        }
     if not out:
         return {"_all": skipped(f"needs item scores under both '{TUNED}' and '{BASELINE}'")}
     for per_item in out.values():
@@ -98,8 +122,10 @@ def flag_counts(totals: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for (model, condition), g in totals.groupby(["model", "condition"]):
         out.setdefault(str(model), {})[str(condition)] = {
-            "n": int(len(g)), "harmful": int((g["harmful_flags"].fillna(0) > 0).sum()),
-            "degenerate": int((g["degenerate_flags"].fillna(0) > 0).sum())}
+            "n": int(len(g)),
+            "harmful": int((g["harmful_flags"].fillna(0) > 0).sum()),
+            "degenerate": int((g["degenerate_flags"].fillna(0) > 0).sum()),
+        }
     return {"ran": True, "detectors": "heuristic (resources/detectors.yaml)", "by_model": out}
 
 
@@ -109,8 +135,12 @@ def digit_mass(items: pd.DataFrame, totals: pd.DataFrame) -> dict[str, Any]:
     if "digit_mass" not in items or items["digit_mass"].isna().all():
         return skipped("not a local LLM judge")
     flagged = float(totals["low_confidence_items"].fillna(0).sum()) if "low_confidence_items" in totals else 0.0
-    return {"ran": True, "mean_mass": float(items["digit_mass"].mean()), "min_mass": float(items["digit_mass"].min()),
-            "flagged_share": flagged / max(1, int(items["digit_mass"].notna().sum()))}
+    return {
+        "ran": True,
+        "mean_mass": float(items["digit_mass"].mean()),
+        "min_mass": float(items["digit_mass"].min()),
+        "flagged_share": flagged / max(1, int(items["digit_mass"].notna().sum())),
+    }
 
 
 def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: float) -> dict[str, Any]:
@@ -121,17 +151,26 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
     conditions = sorted(totals["condition"].unique())
     pairs = contrasts_among(conditions)
     if not pairs:
-        raise ValueError(f"judge '{judge}': conditions {conditions} contain no pair to compare; the analysis needs "
-                         f"'{TUNED}' and '{BASELINE}' (or another contrast pair) scored for the same profiles")
+        raise ValueError(
+            f"judge '{judge}': conditions {conditions} contain no pair to compare; the analysis needs "
+            f"'{TUNED}' and '{BASELINE}' (or another contrast pair) scored for the same profiles"
+        )
     primary = {contrast_name(a, b): profile_contrast(totals, a, b) for a, b in pairs}
     splits = sorted(totals["eval_split"].dropna().unique()) if "eval_split" in totals else []
     return {
         "heuristic": heuristic,
         "scale": "CBT vocabulary (heuristic)" if heuristic else "rubric total",
         "eval_splits": splits,
-        "primary_by_split": ({split: {contrast_name(a, b): profile_contrast(totals[totals["eval_split"] == split], a, b)
-                                      for a, b in pairs} for split in splits} if len(splits) > 1
-                             else skipped("one eval split")),
+        "primary_by_split": (
+            {
+                split: {
+                    contrast_name(a, b): profile_contrast(totals[totals["eval_split"] == split], a, b) for a, b in pairs
+                }
+                for split in splits
+            }
+            if len(splits) > 1
+            else skipped("one eval split")
+        ),
         "n_transcripts": int(len(totals)),
         "n_profiles": int(totals["profile"].nunique()),
         "descriptives": descriptives(totals),
@@ -141,22 +180,28 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
         "variance_sources": VARIANCE_SOURCES,
         "between_models": {c: rm_anova_models(totals, c) for c in conditions},
         "model_by_condition": rm_anova_two_way(totals),
-        "mixed_model": (mixed_model(totals) if (TUNED, BASELINE) in pairs
-                        else skipped(f"needs both '{TUNED}' and '{BASELINE}'")),
+        "mixed_model": (
+            mixed_model(totals) if (TUNED, BASELINE) in pairs else skipped(f"needs both '{TUNED}' and '{BASELINE}'")
+        ),
         "items_cbt_vs_instruct": item_level(items),
         "as_in_study": {
-            "label": STUDY_LABEL, "unit": STUDY_UNIT,
+            "label": STUDY_LABEL,
+            "unit": STUDY_UNIT,
             "paired": {contrast_name(a, b): study_contrast(totals, a, b) for a, b in pairs},
             "between_models": {c: rm_anova_models(totals, c, unit="profile_seed") for c in conditions},
             "model_by_condition": rm_anova_two_way(totals, unit="profile_seed"),
         },
-        "competence": (skipped("heuristic judge: a competence threshold on CTRS totals does not apply") if heuristic
-                       else competence(totals, threshold)),
+        "competence": (
+            skipped("heuristic judge: a competence threshold on CTRS totals does not apply")
+            if heuristic
+            else competence(totals, threshold)
+        ),
         "flags": flag_counts(totals),
         "digit_mass": digit_mass(items, totals),
         "context_length": context_length(totals),
-        "reliability_across_repeats": (reliability(repeats, "repeat") if len(repeats)
-                                       else skipped("judge ran with repeats: 1")),
+        "reliability_across_repeats": (
+            reliability(repeats, "repeat") if len(repeats) else skipped("judge ran with repeats: 1")
+        ),
     }
 
 
@@ -175,8 +220,9 @@ def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
     everything, _ = split_by_answering_model(everything)
     judges = sorted(frame["judge"].unique())
     result: dict[str, Any] = {"judges": {}, "judges_split_by_answering_model": splits}
-    result["reliability_across_judges"] = (reliability(frame, "judge") if len(judges) > 1
-                                           else skipped("needs at least 2 judges"))
+    result["reliability_across_judges"] = (
+        reliability(frame, "judge") if len(judges) > 1 else skipped("needs at least 2 judges")
+    )
     for judge, jframe in frame.groupby("judge"):
         repeats = everything[(everything["judge"] == judge) & everything["repeat"].notna()]
         result["judges"][str(judge)] = _judge_analysis(jframe, repeats, threshold)

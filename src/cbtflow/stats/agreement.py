@@ -13,7 +13,7 @@ from cbtflow.stats.paired import skipped
 def _targets(frame: pd.DataFrame) -> pd.Series:
     """What was rated: the transcript's hash where known (a transcript two models share is
     one target), else its model, condition, seed and profile."""
-    key = (frame["model"] + "|" + frame["condition"] + "|" + frame["seed"].astype(str) + "|" + frame["profile"])
+    key = frame["model"] + "|" + frame["condition"] + "|" + frame["seed"].astype(str) + "|" + frame["profile"]
     if "transcript" in frame:
         key = frame["transcript"].where(frame["transcript"].notna(), key)
     return key
@@ -38,8 +38,13 @@ def icc(frame: pd.DataFrame, raters: str) -> dict[str, Any]:
     def pick(kind: str) -> dict[str, Any]:
         return {"icc": table.loc[kind, "ICC"], "ci95": list(table.loc[kind, "CI95"]), "p": table.loc[kind, "pval"]}
 
-    return {"ran": True, "n_transcripts": int(complete["target"].nunique()), "raters": int(n_raters),
-            "icc2_single": pick("ICC(A,1)"), "icc2_mean": pick("ICC(A,k)")}
+    return {
+        "ran": True,
+        "n_transcripts": int(complete["target"].nunique()),
+        "raters": int(n_raters),
+        "icc2_single": pick("ICC(A,1)"),
+        "icc2_mean": pick("ICC(A,k)"),
+    }
 
 
 def reliability(frame: pd.DataFrame, raters: str) -> dict[str, Any]:

@@ -41,8 +41,11 @@ def rm_anova_models(totals: pd.DataFrame, condition: str, unit: str = "profile")
     models = sorted(frame["model"].unique())
     merged = sorted(set(everything["model"]) - set(models))
     if len(models) < 2:
-        return skipped(f"needs at least 2 models with distinct transcripts, has {len(models)}",
-                       n_models=len(models), identical_to_another_model=merged)
+        return skipped(
+            f"needs at least 2 models with distinct transcripts, has {len(models)}",
+            n_models=len(models),
+            identical_to_another_model=merged,
+        )
     data, dropped = _complete(subjects(frame, unit), ["model"])
     n = data["subject"].nunique()
     if n < 2:
@@ -56,19 +59,38 @@ def rm_anova_models(totals: pd.DataFrame, condition: str, unit: str = "profile")
     effect, error = aov.iloc[0], aov.iloc[1]
     df1, df2, f = float(effect["DF"]), float(error["DF"]), float(effect["F"])
     return {
-        "ran": True, "unit": UNIT_LABELS[unit], "n": n, "subjects_dropped_incomplete": dropped, "levels": models,
+        "ran": True,
+        "unit": UNIT_LABELS[unit],
+        "n": n,
+        "subjects_dropped_incomplete": dropped,
+        "levels": models,
         "identical_to_another_model": merged,
-        "F": f, "df_effect": df1, "df_error": df2, "p": _first(effect, "p_unc", "p-unc"),
-        "p_gg": _first(effect, "p_GG_corr", "p-GG-corr"), "epsilon_gg": _first(effect, "eps"),
+        "F": f,
+        "df_effect": df1,
+        "df_error": df2,
+        "p": _first(effect, "p_unc", "p-unc"),
+        "p_gg": _first(effect, "p_GG_corr", "p-GG-corr"),
+        "epsilon_gg": _first(effect, "eps"),
         "partial_eta_squared": float(effect["SS"] / (effect["SS"] + error["SS"])),
         "partial_eta_squared_ci95": partial_eta_squared_ci(f, df1, df2),
         "generalized_eta_squared": _first(effect, "ng2"),
-        "sphericity": {"holds": _first(effect, "sphericity"), "W": _first(effect, "W_spher", "W-spher"),
-                       "p": _first(effect, "p_spher", "p-spher")},
+        "sphericity": {
+            "holds": _first(effect, "sphericity"),
+            "W": _first(effect, "W_spher", "W-spher"),
+            "p": _first(effect, "p_spher", "p-spher"),
+        },
         # One pair is its own family: pingouin leaves its corrected p out, Holm's is the p itself.
-        "posthoc_holm": [{"a": r["A"], "b": r["B"], "t": r["T"], "df": r["dof"], "p": _first(r, "p_unc", "p-unc"),
-                          "p_holm": _first(r, "p_corr", "p-corr") if len(post) > 1 else _first(r, "p_unc", "p-unc")}
-                         for _, r in post.iterrows()],
+        "posthoc_holm": [
+            {
+                "a": r["A"],
+                "b": r["B"],
+                "t": r["T"],
+                "df": r["dof"],
+                "p": _first(r, "p_unc", "p-unc"),
+                "p_holm": _first(r, "p_corr", "p-corr") if len(post) > 1 else _first(r, "p_unc", "p-unc"),
+            }
+            for _, r in post.iterrows()
+        ],
     }
 
 
@@ -90,9 +112,13 @@ def rm_anova_two_way(totals: pd.DataFrame, unit: str = "profile") -> dict[str, A
     for _, r in aov.iterrows():
         f, df1, df2 = r.get("F"), r.get("ddof1"), r.get("ddof2")
         eta = None if f is None or pd.isna(f) else float(f) * df1 / (float(f) * df1 + df2)
-        effects[str(r["Source"])] = {"F": f, "df_effect": df1, "df_error": df2, "p": _first(r, "p_unc", "p-unc"),
-                                     "p_gg": _first(r, "p_GG_corr", "p-GG-corr"), "partial_eta_squared": eta,
-                                     "partial_eta_squared_ci95": (partial_eta_squared_ci(float(f), df1, df2)
-                                                                  if eta is not None else None)}
-    return {"ran": True, "unit": UNIT_LABELS[unit], "n": n, "subjects_dropped_incomplete": dropped,
-            "effects": effects}
+        effects[str(r["Source"])] = {
+            "F": f,
+            "df_effect": df1,
+            "df_error": df2,
+            "p": _first(r, "p_unc", "p-unc"),
+            "p_gg": _first(r, "p_GG_corr", "p-GG-corr"),
+            "partial_eta_squared": eta,
+            "partial_eta_squared_ci95": (partial_eta_squared_ci(float(f), df1, df2) if eta is not None else None),
+        }
+    return {"ran": True, "unit": UNIT_LABELS[unit], "n": n, "subjects_dropped_incomplete": dropped, "effects": effects}

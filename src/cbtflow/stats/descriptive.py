@@ -17,8 +17,11 @@ def descriptives(totals: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for (model, condition), g in totals.groupby(["model", "condition"]):
         out.setdefault(str(model), {})[str(condition)] = {
-            "n": int(len(g)), "n_profiles": int(g["profile"].nunique()), "mean": float(g["score"].mean()),
-            "sd": float(g["score"].std(ddof=1)) if len(g) > 1 else None}
+            "n": int(len(g)),
+            "n_profiles": int(g["profile"].nunique()),
+            "mean": float(g["score"].mean()),
+            "sd": float(g["score"].std(ddof=1)) if len(g) > 1 else None,
+        }
     return out
 
 
@@ -26,16 +29,22 @@ def competence(totals: pd.DataFrame, threshold: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for (model, condition), group in totals.groupby(["model", "condition"]):
         out.setdefault(str(model), {})[str(condition)] = {
-            "n": int(len(group)), "at_or_above": int((group["score"] >= threshold).sum()),
-            "share": float((group["score"] >= threshold).mean())}
+            "n": int(len(group)),
+            "at_or_above": int((group["score"] >= threshold).sum()),
+            "share": float((group["score"] >= threshold).mean()),
+        }
     return {"threshold": threshold, "by_model": out}
 
 
 def _slope(x: pd.Series, y: pd.Series, scale: float) -> dict[str, Any]:
     res = sps.linregress(x.astype(float), y.astype(float))
     half = float(sps.t.ppf(0.975, len(x) - 2)) * res.stderr
-    return {"slope": res.slope * scale, "ci95": [(res.slope - half) * scale, (res.slope + half) * scale],
-            "p": res.pvalue, "r": res.rvalue}
+    return {
+        "slope": res.slope * scale,
+        "ci95": [(res.slope - half) * scale, (res.slope + half) * scale],
+        "p": res.pvalue,
+        "r": res.rvalue,
+    }
 
 
 def context_length(totals: pd.DataFrame) -> dict[str, Any]:
@@ -48,9 +57,15 @@ def context_length(totals: pd.DataFrame) -> dict[str, Any]:
     if "transcript_tokens" not in totals or totals["transcript_tokens"].nunique() < 3:
         return skipped("needs at least 3 distinct transcript lengths")
     tokens = _slope(totals["transcript_tokens"], totals["score"], 1000)
-    out = {"ran": True, "unit": "transcript (descriptive)", "n": int(len(totals)),
-           "slope_per_1000_tokens": tokens["slope"], "ci95_per_1000_tokens": tokens["ci95"], "p": tokens["p"],
-           "r": tokens["r"]}
+    out = {
+        "ran": True,
+        "unit": "transcript (descriptive)",
+        "n": int(len(totals)),
+        "slope_per_1000_tokens": tokens["slope"],
+        "ci95_per_1000_tokens": tokens["ci95"],
+        "p": tokens["p"],
+        "r": tokens["r"],
+    }
     if "transcript_turns" in totals and totals["transcript_turns"].nunique() >= 3:
         out["per_turn"] = _slope(totals["transcript_turns"], totals["score"], 1)
     else:

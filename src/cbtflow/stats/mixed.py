@@ -33,18 +33,23 @@ import pandas as pd
 from cbtflow.stats.paired import skipped
 from cbtflow.stats.units import baseline_groups, unique_transcripts
 
-COMPONENTS = {"profile": "0 + C(profile)", "profile_x_tuned": "0 + C(profile):tuned",
-              "adapter_run_x_tuned": "0 + C(adapter_run):tuned"}
+COMPONENTS = {
+    "profile": "0 + C(profile)",
+    "profile_x_tuned": "0 + C(profile):tuned",
+    "adapter_run_x_tuned": "0 + C(adapter_run):tuned",
+}
 
 
 def _design(totals: pd.DataFrame, tuned: str, baseline: str) -> pd.DataFrame:
     data = totals[totals["condition"].isin([tuned, baseline])]
     groups = baseline_groups(data, baseline)
     data = unique_transcripts(data)
-    return data.assign(tuned=(data["condition"] == tuned).astype(float),
-                       baseline_group=data["model"].map(groups),
-                       adapter_run=data["model"].astype(str) + "|seed" + data["seed"].astype(str),
-                       one=1).reset_index(drop=True)
+    return data.assign(
+        tuned=(data["condition"] == tuned).astype(float),
+        baseline_group=data["model"].map(groups),
+        adapter_run=data["model"].astype(str) + "|seed" + data["seed"].astype(str),
+        one=1,
+    ).reset_index(drop=True)
 
 
 def _components(data: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
@@ -111,33 +116,59 @@ def mixed_model(totals: pd.DataFrame, tuned: str = "cbt", baseline: str = "instr
         return _summarise(fit, data, formula, components, dropped, tuned, baseline)
 
 
-def _summarise(fit: Any, data: pd.DataFrame, formula: str, components: dict[str, str], dropped: dict[str, str],
-               tuned: str, baseline: str) -> dict[str, Any]:
+def _summarise(
+    fit: Any,
+    data: pd.DataFrame,
+    formula: str,
+    components: dict[str, str],
+    dropped: dict[str, str],
+    tuned: str,
+    baseline: str,
+) -> dict[str, Any]:
     if not np.all(np.isfinite(np.asarray(fit.bse_fe))) or not fit.scale > 1e-12:
-        return skipped("mixed model is degenerate (no residual variance, e.g. identical scores within cells); "
-                       "see the paired tests")
+        return skipped(
+            "mixed model is degenerate (no residual variance, e.g. identical scores within cells); see the paired tests"
+        )
     names = [n for n in fit.fe_params.index if n.endswith(":tuned")]
     effects = {}
     conf = fit.conf_int()
     for name in names:
         model = name.split("[", 1)[1].split("]", 1)[0]
-        effects[model] = {"estimate": fit.fe_params[name], "se": fit.bse_fe[name], "p": fit.pvalues[name],
-                          "ci95": [conf.loc[name, 0], conf.loc[name, 1]]}
+        effects[model] = {
+            "estimate": fit.fe_params[name],
+            "se": fit.bse_fe[name],
+            "p": fit.pvalues[name],
+            "ci95": [conf.loc[name, 0], conf.loc[name, 1]],
+        }
     contrast = np.array([[1 / len(names) if n in names else 0.0 for n in fit.fe_params.index]])
     average = fit.t_test(contrast)
     low, high = np.asarray(average.conf_int()).ravel()
     variances = dict(zip(fit.model.exog_vc.names, np.atleast_1d(fit.vcomp)))
     return {
-        "ran": True, "formula": formula + " + " + " + ".join(
-            {"profile": "(1 | profile)", "profile_x_tuned": "(0 + tuned | profile)",
-             "adapter_run_x_tuned": "(0 + tuned | adapter run)"}[c] for c in components),
-        "contrast": f"{tuned} − {baseline}", "n_observations": int(fit.nobs),
-        "n_profiles": int(data["profile"].nunique()), "n_adapter_runs": int(data.loc[data["tuned"] == 1,
-                                                                                      "adapter_run"].nunique()),
-        "converged": bool(fit.converged), "optimizer": fit.method, "tuning_effect": effects,
-        "tuning_effect_mean_over_models": {"estimate": float(np.asarray(average.effect).ravel()[0]),
-                                           "se": float(np.asarray(average.sd).ravel()[0]),
-                                           "p": float(np.asarray(average.pvalue).ravel()[0]), "ci95": [low, high]},
+        "ran": True,
+        "formula": formula
+        + " + "
+        + " + ".join(
+            {
+                "profile": "(1 | profile)",
+                "profile_x_tuned": "(0 + tuned | profile)",
+                "adapter_run_x_tuned": "(0 + tuned | adapter run)",
+            }[c]
+            for c in components
+        ),
+        "contrast": f"{tuned} − {baseline}",
+        "n_observations": int(fit.nobs),
+        "n_profiles": int(data["profile"].nunique()),
+        "n_adapter_runs": int(data.loc[data["tuned"] == 1, "adapter_run"].nunique()),
+        "converged": bool(fit.converged),
+        "optimizer": fit.method,
+        "tuning_effect": effects,
+        "tuning_effect_mean_over_models": {
+            "estimate": float(np.asarray(average.effect).ravel()[0]),
+            "se": float(np.asarray(average.sd).ravel()[0]),
+            "p": float(np.asarray(average.pvalue).ravel()[0]),
+            "ci95": [low, high],
+        },
         "variance_components": {**{k: float(v) for k, v in variances.items()}, "residual": float(fit.scale)},
         "components_dropped": dropped,
         "note": "Wald z-tests (asymptotic); an adapter-run variance from few seeds is imprecise.",

@@ -39,8 +39,15 @@ def paired_t(diff: np.ndarray) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / se
     half = float(sps.t.ppf(0.975, n - 1)) * se
-    return {"n": np.asarray(n), "mean": mean, "sd": sd, "t": t, "p": 2 * sps.t.sf(np.abs(t), n - 1),
-            "ci_low": mean - half, "ci_high": mean + half}
+    return {
+        "n": np.asarray(n),
+        "mean": mean,
+        "sd": sd,
+        "t": t,
+        "p": 2 * sps.t.sf(np.abs(t), n - 1),
+        "ci_low": mean - half,
+        "ci_high": mean + half,
+    }
 
 
 def _noncentrality_bounds(cdf, statistic: float, level: float = 0.95) -> tuple[float, float]:
@@ -86,7 +93,7 @@ def partial_eta_squared_ci(f: float, df1: float, df2: float, level: float = 0.95
         hi = max(10.0, f * df1 * 2)
         while cdf(f, hi) > target:
             hi *= 2
-        lam.append(float(optimize.brentq(lambda nc: cdf(f, nc) - target, 0.0, hi, xtol=1e-10)))
+        lam.append(float(optimize.brentq(lambda nc, q=target: cdf(f, nc) - q, 0.0, hi, xtol=1e-10)))
     return [x / (x + df1 + df2 + 1) for x in lam]
 
 
@@ -111,15 +118,34 @@ def paired_test(tuned: np.ndarray, baseline: np.ndarray) -> dict[str, Any]:
         return skipped(f"needs at least 2 pairs, has {n}", n=n)
     res = paired_t(diff)
     mean, sd = float(res["mean"]), float(res["sd"])
-    out: dict[str, Any] = {"ran": True, "n": n, "mean_tuned": float(tuned.mean()),
-                           "mean_baseline": float(baseline.mean()), "mean_difference": mean, "sd_difference": sd}
+    out: dict[str, Any] = {
+        "ran": True,
+        "n": n,
+        "mean_tuned": float(tuned.mean()),
+        "mean_baseline": float(baseline.mean()),
+        "mean_difference": mean,
+        "sd_difference": sd,
+    }
     if sd == 0:
-        out.update(t=None, df=n - 1, p=None, ci95=[mean, mean], cohens_dz=None, cohens_dz_ci95=None,
-                   note="all differences are equal; t is undefined")
+        out.update(
+            t=None,
+            df=n - 1,
+            p=None,
+            ci95=[mean, mean],
+            cohens_dz=None,
+            cohens_dz_ci95=None,
+            note="all differences are equal; t is undefined",
+        )
     else:
         t = float(res["t"])
-        out.update(t=t, df=n - 1, p=float(res["p"]), ci95=[float(res["ci_low"]), float(res["ci_high"])],
-                   cohens_dz=mean / sd, cohens_dz_ci95=cohens_dz_ci(t, n))
+        out.update(
+            t=t,
+            df=n - 1,
+            p=float(res["p"]),
+            ci95=[float(res["ci_low"]), float(res["ci_high"])],
+            cohens_dz=mean / sd,
+            cohens_dz_ci95=cohens_dz_ci(t, n),
+        )
     if np.any(diff != 0):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -153,16 +179,28 @@ def profile_contrast(totals: pd.DataFrame, tuned: str, baseline: str) -> dict[st
     out: dict[str, Any] = {}
     wide = _wide(profile_means(pairs), ["model", "profile"])
     if tuned not in wide or baseline not in wide:
-        return {"_pooled": _as_block(skipped(f"needs both conditions '{tuned}' and '{baseline}'"), tuned, baseline,
-                                     PROFILE_UNIT, PRIMARY_METHOD)}
+        return {
+            "_pooled": _as_block(
+                skipped(f"needs both conditions '{tuned}' and '{baseline}'"),
+                tuned,
+                baseline,
+                PROFILE_UNIT,
+                PRIMARY_METHOD,
+            )
+        }
     for model, group in wide.groupby(level="model"):
-        out[str(model)] = _as_block(paired_test(*_columns(group, tuned, baseline)), tuned, baseline,
-                                    PROFILE_UNIT, PRIMARY_METHOD)
+        out[str(model)] = _as_block(
+            paired_test(*_columns(group, tuned, baseline)), tuned, baseline, PROFILE_UNIT, PRIMARY_METHOD
+        )
     both = [m for m, g in wide.groupby(level="model") if len(_columns(g, tuned, baseline)[0])]
     distinct = unique_transcripts(pairs[pairs["model"].isin(both)])
-    out["_pooled"] = _as_block(paired_test(*_columns(_wide(distinct, ["profile"]), tuned, baseline)), tuned,
-                               baseline, PROFILE_UNIT,
-                               PRIMARY_METHOD + "; pooled over models, each distinct transcript once")
+    out["_pooled"] = _as_block(
+        paired_test(*_columns(_wide(distinct, ["profile"]), tuned, baseline)),
+        tuned,
+        baseline,
+        PROFILE_UNIT,
+        PRIMARY_METHOD + "; pooled over models, each distinct transcript once",
+    )
     return out
 
 
@@ -173,10 +211,17 @@ def study_contrast(totals: pd.DataFrame, tuned: str, baseline: str) -> dict[str,
     if tuned not in wide or baseline not in wide:
         return {"_pooled": skipped(f"needs both conditions '{tuned}' and '{baseline}'")}
     method = "paired t on (profile, seed) pairs"
-    out = {str(m): _as_block(paired_test(*_columns(g, tuned, baseline)), tuned, baseline, STUDY_UNIT, method)
-           for m, g in wide.groupby(level="model")}
-    out["_pooled"] = _as_block(paired_test(*_columns(wide, tuned, baseline)), tuned, baseline, STUDY_UNIT,
-                               method + ", every model's pairs pooled")
+    out = {
+        str(m): _as_block(paired_test(*_columns(g, tuned, baseline)), tuned, baseline, STUDY_UNIT, method)
+        for m, g in wide.groupby(level="model")
+    }
+    out["_pooled"] = _as_block(
+        paired_test(*_columns(wide, tuned, baseline)),
+        tuned,
+        baseline,
+        STUDY_UNIT,
+        method + ", every model's pairs pooled",
+    )
     return out
 
 
@@ -195,5 +240,8 @@ def adjust_family(contrasts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     adjusted = holm([contrasts[c][m]["p"] for c, m in members])
     for (c, m), p in zip(members, adjusted):
         contrasts[c][m]["p_holm"] = p
-    return {"method": "holm", "scope": "per judge: models (and the pooled row) × contrasts",
-            "members": [f"{c}.{m}" for c, m in members]}
+    return {
+        "method": "holm",
+        "scope": "per judge: models (and the pooled row) × contrasts",
+        "members": [f"{c}.{m}" for c, m in members],
+    }

@@ -40,12 +40,17 @@ def baseline_groups(frame: pd.DataFrame, baseline: str) -> dict[str, str]:
     models = sorted(frame["model"].unique())
     if "transcript" not in rows or rows["transcript"].isna().any() or rows.empty:
         return {m: m for m in models}
-    signature = {m: tuple(sorted(zip(g["profile"], g["seed"], g["transcript"])))
-                 for m, g in rows.groupby("model")}
+    signature = {m: tuple(sorted(zip(g["profile"], g["seed"], g["transcript"]))) for m, g in rows.groupby("model")}
     groups: dict[str, str] = {}
     for model in models:
-        groups[model] = next((other for other in models if other in signature and model in signature
-                              and signature[other] == signature[model]), model)
+        groups[model] = next(
+            (
+                other
+                for other in models
+                if other in signature and model in signature and signature[other] == signature[model]
+            ),
+            model,
+        )
     return groups
 
 
