@@ -11,6 +11,10 @@ log = setup(snakemake.log[0], snakemake.threads)
 judge = dict(snakemake.params.judge)
 rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
 lexicon = load_lexicon(snakemake.input.lexicon) if judge["kind"] == "lexicon" else None
+# Only the templates this judge's kind reads are inputs (cbtflow.config.judge_reads).
+templates = {
+    n: snakemake.input[n] for n in ("judge_item", "judge_all", "judge_item_json") if n in snakemake.input.keys()
+}
 transcripts = [read_json(p) for p in snakemake.input.transcripts]
 for path, transcript in zip(snakemake.input.transcripts, transcripts):
     check_transcript(transcript, path)
@@ -21,7 +25,7 @@ documents = judge_transcripts(
     snakemake.output.scores,
     judge,
     rubric,
-    {n: snakemake.input[n] for n in ("judge_item", "judge_all", "judge_item_json")},
+    templates,
     lexicon,
     seed=int(snakemake.wildcards.seed),
     detectors=load_detectors(snakemake.input.detectors),

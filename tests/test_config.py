@@ -256,3 +256,19 @@ def test_config_prices_cost_every_call_and_stop_the_budget(tmp_path):
     assert llm.usage.totals()["cost_usd_estimated"] == pytest.approx(3.0)
     with pytest.raises(BudgetExceeded):
         llm.chat(endpoint, [{"role": "user", "content": "one more"}], {}, 1)
+
+
+def test_each_judge_kind_depends_only_on_what_it_reads():
+    from cbtflow.config import judge_reads
+
+    config = broken(
+        lambda c: c["judges"].update(
+            api={"kind": "llm", "model": "gemini/x"}, per_item={"kind": "llm", "model": "gemini/x", "mode": "per_item"}
+        )
+    )
+    assert judge_reads(config, "lexicon") == {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"]}
+    assert judge_reads(config, "smollm2") == {"templates": ["judge_item"], "lexicon": []}
+    assert judge_reads(config, "api") == {"templates": ["judge_all"], "lexicon": []}
+    assert judge_reads(config, "per_item") == {"templates": ["judge_item_json"], "lexicon": []}
+    config["profiles"]["eval_risk"] = True  # the safety item is asked per item
+    assert judge_reads(config, "api") == {"templates": ["judge_all", "judge_item_json"], "lexicon": []}

@@ -230,7 +230,7 @@ def planned_jobs(workdir: Path) -> set[tuple[str, str]]:
 def edit_config(workdir: Path, change) -> None:
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     change(config)
-    rewrite(workdir / "config.yaml", yaml.safe_dump(config))
+    rewrite(workdir / "config.yaml", yaml.safe_dump(config, sort_keys=False))  # the order a user wrote
 
 
 JUDGE_JOBS = lambda model, condition: {
@@ -260,12 +260,16 @@ def test_minimal_rerun_learning_rate(run, tmp_path):
 
 
 def test_minimal_rerun_new_model(run, tmp_path):
+    """A model whose name sorts first: the dataset is text-only, so it does not rerun (and
+    with it every adapter), as it did when it was tokenized with the first model's base."""
     work = linked_copy(run, tmp_path / "new")
     edit_config(
         work,
-        lambda c: c["models"].update(tiny2={**c["models"]["tiny"], "lora": {**c["models"]["tiny"]["lora"], "r": 8}}),
+        lambda c: c["models"].update(
+            {"a-first": {**c["models"]["tiny"], "lora": {**c["models"]["tiny"]["lora"], "r": 8}}}
+        ),
     )
-    assert planned_jobs(work) == {("finetune", "model=tiny2, seed=1")} | simulate_and_judge_jobs("tiny2") | END
+    assert planned_jobs(work) == {("finetune", "model=a-first, seed=1")} | simulate_and_judge_jobs("a-first") | END
 
 
 def test_minimal_rerun_judge_settings(run, tmp_path):
@@ -302,6 +306,29 @@ def test_minimal_rerun_prompt_template(run, tmp_path):
         ("simulate", "model=tiny, condition=cbt, seed=1"),
     } <= jobs
     assert ("simulate", "model=tiny, condition=instruct, seed=1") not in jobs
+
+
+def test_editing_one_judge_template_reruns_only_the_judges_that_read_it(run, tmp_path):
+    work = linked_copy(run, tmp_path / "templates")
+    api_prompt = work / "resources/prompts/judge_all.j2"  # read by API judges only: none here
+    rewrite(api_prompt, api_prompt.read_text() + "\nBe strict.\n")
+    assert planned_jobs(work) == set()
+    digit_prompt = work / "resources/prompts/judge_item.j2"  # the local LLM judge's
+    rewrite(digit_prompt, digit_prompt.read_text() + "\nBe strict.\n")
+    assert (
+        planned_jobs(work)
+        == {("judge", f"judge=smollm2, model=tiny, condition={c}, seed=1") for c in TINY["conditions"]} | END
+    )
+
+
+def test_editing_the_lexicon_reruns_only_lexicon_judging_and_report(run, tmp_path):
+    work = linked_copy(run, tmp_path / "lexicon")
+    lexicon = work / "resources/ctrs/lexicon.yaml"
+    rewrite(lexicon, lexicon.read_text() + "\n# a comment is an edit\n")
+    assert (
+        planned_jobs(work)
+        == {("judge", f"judge=lexicon, model=tiny, condition={c}, seed=1") for c in TINY["conditions"]} | END
+    )
 
 
 def test_editing_the_rubric_reruns_only_judging_and_report(run):

@@ -39,7 +39,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     try:
         rubric = load_rubric(args.rubric or DEFAULT_RUBRIC, args.variant)
-        result = analyse(read_scores(args.scores, rubric), threshold=args.threshold)
+        from cbtflow.judge.rubric import item_ids
+
+        result = analyse(read_scores(args.scores, rubric), threshold=args.threshold, item_order=item_ids(rubric))
     except ValueError as err:
         print(f"cbtflow stats: {err}", file=sys.stderr)
         return 2

@@ -239,3 +239,18 @@ def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str
         if source:
             return f"{LOCAL_PREFIX}{source}"
     return f"{LOCAL_PREFIX}{base_location(config, entry['base'])}"
+
+
+def judge_reads(config: dict[str, Any], name: str) -> dict[str, list[str]]:
+    """The prompt templates and data files a judge's jobs read, so that a job depends on
+    them only: editing one template reruns only the judges that use it. Lexicon: the
+    lexicon; a local LLM judge: the per-item digit prompt; an API judge: its mode's JSON
+    prompt, plus the per-item JSON prompt when risk profiles get a safety item."""
+    judge = config["judges"][name]
+    if judge["kind"] == "lexicon":
+        return {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"]}
+    if is_local_role(judge):
+        return {"templates": ["judge_item"], "lexicon": []}
+    mode = "judge_item_json" if judge.get("mode", "all_items") == "per_item" else "judge_all"
+    safety = ["judge_item_json"] if config["profiles"].get("eval_risk") and mode != "judge_item_json" else []
+    return {"templates": [mode, *safety], "lexicon": []}

@@ -19,19 +19,12 @@ import polars as pl  # noqa: E402
 
 from cbtflow.io import write_bytes_atomic, write_text_atomic  # noqa: E402
 
-CTRS_ORDER = [
-    "agenda",
-    "feedback",
-    "understanding",
-    "interpersonal",
-    "collaboration",
-    "pacing",
-    "guided_discovery",
-    "focus",
-    "strategy",
-    "techniques",
-    "homework",
-]
+
+def _ordered(present, order) -> list[str]:
+    """Items in the rubric's order (``stats["item_order"]``), anything else after, sorted."""
+    return [i for i in order if i in present] + sorted(set(present) - set(order))
+
+
 HEURISTIC_SCALE = "CBT vocabulary (heuristic)"
 DISCLAIMER = (
     "Research software. These are simulated sessions scored by automated judges; nothing here is "
@@ -95,7 +88,7 @@ def fig_item_heatmap(stats: dict[str, Any], judge: str, path: Path) -> None:
     per_model = stats["judges"][judge]["items_cbt_vs_instruct"]
     models = sorted(m for m in per_model if not m.startswith("_"))
     present = {i for m in models for i in per_model[m]}
-    items = [i for i in CTRS_ORDER if i in present] + sorted(present - set(CTRS_ORDER))
+    items = _ordered(present, stats.get("item_order", []))
     grid = np.array([[per_model[m].get(i, {}).get("mean_difference") or 0.0 for i in items] for m in models] or [[0.0]])
     fig, ax = plt.subplots(figsize=(2 + 0.6 * max(1, len(items)), 2.4 + 0.45 * max(1, len(models))))
     limit = max(0.5, float(np.abs(grid).max()))
@@ -251,7 +244,7 @@ def _two_way_lines(two_way: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _item_lines(items: dict[str, Any]) -> list[str]:
+def _item_lines(items: dict[str, Any], item_order: Sequence[str]) -> list[str]:
     if "_all" in items:
         return [f"Item level: not run ({items['_all']['reason']}).", ""]
     lines = [
@@ -259,7 +252,7 @@ def _item_lines(items: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for model, per in items.items():
-        order = [i for i in CTRS_ORDER if i in per] + sorted(set(per) - set(CTRS_ORDER))
+        order = _ordered(per, item_order)
         for item in order:
             r = per[item]
             if not r.get("ran"):
@@ -292,11 +285,11 @@ def _mixed_lines(mixed: dict[str, Any]) -> list[str]:
     return lines + [f"{mixed['note']}", ""]
 
 
-def _icc_lines(title: str, block: dict[str, Any]) -> list[str]:
+def _icc_lines(title: str, block: dict[str, Any], item_order: Sequence[str]) -> list[str]:
     if not block or block.get("ran") is False:
         return [f"{title}: not run ({block.get('reason', 'no data')}).", ""]
     lines = [f"{title}:", "", "| item | ICC(2,1) [95% CI] | ICC(2,k) | n transcripts |", "|---|---|---|---|"]
-    order = [i for i in CTRS_ORDER + ["total"] if i in block] + sorted(set(block) - set(CTRS_ORDER) - {"total"})
+    order = _ordered(block, [*item_order, "total"])
     for item in order:
         r = block[item]
         if not r.get("ran"):
@@ -364,7 +357,7 @@ def _failure_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
-def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[str]:
+def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order: Sequence[str]) -> list[str]:
     """One judge: the primary table first, then the tests behind it, then the study's analysis."""
     heuristic = bool(result.get("heuristic"))
     scale = HEURISTIC_SCALE if heuristic else "total"
@@ -434,7 +427,7 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool) -> list[st
         result["model_by_condition"]
     )
     lines += ["### Item level, cbt vs instruct (profile means; Holm across each model's items)", ""]
-    lines += _item_lines(result["items_cbt_vs_instruct"])
+    lines += _item_lines(result["items_cbt_vs_instruct"], item_order)
     lines += ["### Mixed model (accounts for the adapter training run)", ""] + _mixed_lines(result["mixed_model"])
     study = result["as_in_study"]
     lines += [
@@ -506,16 +499,20 @@ def write_report(
             f"as {', '.join(f'`{p}`' for p in parts)}.",
             "",
         ]
+    item_order = stats.get("item_order", [])
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
-        lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge)
+        lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge, item_order)
     lines += _failure_lines(stats.get("failures") or [])
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
     lines += _icc_lines(
         "Across judges (consensus scores; which judge the main analysis uses is stated above)",
         stats.get("reliability_across_judges", {}),
+        item_order,
     )
     for judge, result in stats["judges"].items():
-        lines += _icc_lines(f"Across repeats of judge `{judge}`", result.get("reliability_across_repeats", {}))
+        lines += _icc_lines(
+            f"Across repeats of judge `{judge}`", result.get("reliability_across_repeats", {}), item_order
+        )
     lines += [
         "## Fine-tuning",
         "",

@@ -111,6 +111,15 @@ def judge_inputs(wildcards):
     return role_inputs(judge) if judge["kind"] == "llm" else []
 
 
+def judge_files(wildcards):
+    """Only the templates and lexicon this judge's kind reads (named inputs)."""
+    reads = experiment.judge_reads(config, wildcards.judge)
+    return {
+        **templates(*reads["templates"]),
+        **({"lexicon": reads["lexicon"][0]} if reads["lexicon"] else {}),
+    }
+
+
 def judge_settings(wildcards):
     return experiment.judge_settings(config, wildcards.judge)
 
@@ -121,13 +130,18 @@ def same_base_predecessor(wildcards, stage):
     The instruct and prompted conditions of two models on the same base make exactly the
     same calls (same base, prompts, sampling and seeds). Making the later model's job wait
     for the earlier one's usage log means the later job is answered from the cache for
-    free instead of both computing in parallel.
+    free instead of both computing in parallel. "Earlier" is the config's own order, not
+    the names': a model added at the end then waits for the others and reruns nothing of
+    theirs, whatever its name.
     """
     if wildcards.condition not in ("instruct", "prompted"):
         return []
     base = therapist_base(wildcards)
+    in_config_order = list(config["models"])
     earlier = [
-        m for m in MODELS[: MODELS.index(wildcards.model)] if config["models"][m]["base"] == base
+        m
+        for m in in_config_order[: in_config_order.index(wildcards.model)]
+        if config["models"][m]["base"] == base
     ]
     if not earlier:
         return []

@@ -3,10 +3,9 @@
 
 rule judge:
     input:
-        **templates("judge_item", "judge_all", "judge_item_json"),
+        unpack(judge_files),
         transcripts=transcripts_of,
         rubric=RUBRIC,
-        lexicon=LEXICON,
         detectors=DETECTORS,
         base=judge_inputs,
         after=lambda wc: same_base_predecessor(wc, "judge"),

@@ -24,6 +24,7 @@ rule report:
             else []
         ),
         human=config["report"].get("human_ratings", []),
+        rubric=RUBRIC,
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
         + expand(
             "results/usage/simulate/{model}/{condition}/seed{seed}.json",
@@ -56,6 +57,7 @@ rule report:
         software_env("report")
     params:
         primary_judge=config["report"]["primary_judge"],
+        rubric_variant=config["judging"].get("rubric_variant"),
         max_failures={
             judge: spec.get("max_failures", 0) for judge, spec in config["judges"].items()
         },

@@ -205,8 +205,9 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
     }
 
 
-def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
+def analyse(scores: pl.DataFrame, threshold: float = 40.0, item_order: list[str] | None = None) -> dict[str, Any]:
     """Every analysis, per judge; reliability across repeats and across judges.
+    ``item_order`` is the rubric's item order, kept for the report's tables and figures.
 
     Raises ValueError naming what is missing instead of returning an empty analysis.
     """
@@ -219,7 +220,11 @@ def analyse(scores: pl.DataFrame, threshold: float = 40.0) -> dict[str, Any]:
     frame, splits = split_by_answering_model(frame)
     everything, _ = split_by_answering_model(everything)
     judges = sorted(frame["judge"].unique())
-    result: dict[str, Any] = {"judges": {}, "judges_split_by_answering_model": splits}
+    result: dict[str, Any] = {
+        "judges": {},
+        "judges_split_by_answering_model": splits,
+        "item_order": list(item_order or sorted(set(frame["item"]) - {"total", "percent"})),
+    }
     result["reliability_across_judges"] = (
         reliability(frame, "judge") if len(judges) > 1 else skipped("needs at least 2 judges")
     )
