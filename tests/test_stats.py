@@ -404,3 +404,9 @@ def test_context_length_slopes_against_scipy():
     assert ctx["slope_per_1000_tokens"] == pytest.approx(ref.slope * 1000, abs=1e-9)
     ref_turn = sps.linregress(t["transcript_turns"], t["score"])
     assert ctx["per_turn"]["slope"] == pytest.approx(ref_turn.slope, abs=1e-9)
+
+
+def test_a_table_of_hundreds_of_models_skips_the_mixed_model_with_its_reason():
+    totals = simulated_studies(np.random.default_rng(3), 250, effect=0.0, n_profiles=10)
+    result = stats.mixed_model(totals)
+    assert result["ran"] is False and "random-effect columns" in result["reason"]

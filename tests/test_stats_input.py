@@ -93,3 +93,15 @@ def test_missing_columns_and_one_condition_fail(tmp_path, capsys):
     assert code == 2 and "lacks columns" in capsys.readouterr().err
     code, written = run_stats(tmp_path, rater_table().filter(pl.col("condition") == "cbt"), "one.csv")
     assert code == 2 and written is None and "contain no pair" in capsys.readouterr().err
+
+
+def test_a_bad_rubric_file_is_named(tmp_path, capsys):
+    rater_table().write_csv(tmp_path / "t.csv")
+    (tmp_path / "empty.yaml").write_text("")
+    assert (
+        main(
+            ["stats", str(tmp_path / "t.csv"), "-o", str(tmp_path / "o.json"), "--rubric", str(tmp_path / "empty.yaml")]
+        )
+        == 2
+    )
+    assert "empty.yaml: not a rubric" in capsys.readouterr().err and not (tmp_path / "o.json").exists()

@@ -10,7 +10,12 @@ import yaml
 
 
 def load_rubric(path: str | Path, variant: str | None = None) -> dict[str, Any]:
-    rubric = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    try:
+        rubric = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read the rubric ({err})") from err
+    if not isinstance(rubric, dict) or not isinstance(rubric.get("items"), list) or "scale" not in rubric:
+        raise ValueError(f"{path}: not a rubric (needs name, scale and a list of items, as resources/ctrs/ctrs.yaml)")
     if variant and variant != rubric["name"]:
         changes = (rubric.get("variants") or {}).get(variant)
         if changes is None:

@@ -68,6 +68,10 @@ def _components(data: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
 
 
 OPTIMIZERS = ("lbfgs", "powell", "nm")
+# The crossed fit builds a dense design of one column per profile and adapter run; past
+# this many columns (a table of hundreds of models) it would take minutes and gigabytes,
+# so it is skipped with that reason. The paper's design has about 75.
+MAX_RANDOM_COLUMNS = 600
 
 
 def _best_fit(model: Any) -> Any:
@@ -99,6 +103,12 @@ def mixed_model(totals: pd.DataFrame, tuned: str = "cbt", baseline: str = "instr
     data = _design(totals, tuned, baseline)
     if data["tuned"].nunique() < 2:
         return skipped(f"needs both conditions '{tuned}' and '{baseline}'")
+    columns = 2 * data["profile"].nunique() + data.loc[data["tuned"] == 1, "adapter_run"].nunique()
+    if columns > MAX_RANDOM_COLUMNS:
+        return skipped(
+            f"{columns} random-effect columns (profiles and adapter runs) exceed the {MAX_RANDOM_COLUMNS} "
+            "this crossed fit handles in reasonable time; fit it on a subset of models"
+        )
     formula = "score ~ 0 + C(baseline_group) + C(model):tuned"
     components, dropped = _components(data)
     fit = None
