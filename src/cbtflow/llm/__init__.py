@@ -19,7 +19,7 @@ from cbtflow.llm.usage import UsageLog
 
 Messages = Sequence[dict[str, str]]
 
-__all__ = ["BudgetExceeded", "Client", "Endpoint", "CallCache", "UsageLog", "chat"]
+__all__ = ["BudgetExceeded", "Client", "Endpoint", "CallCache", "UsageLog"]
 
 
 def _batch_seed(seeds: Sequence[int]) -> int:
@@ -210,23 +210,3 @@ class Client:
                 cost_usd=reply.get("cost_usd", 0.0),
                 estimated=reply.get("cost_source") == "config prices",
             )
-
-
-_default: Client | None = None
-
-
-def chat(
-    endpoint: Endpoint | dict | str,
-    messages: Messages,
-    sampling: dict[str, Any],
-    seed: int,
-    client: Client | None = None,
-) -> dict[str, Any]:
-    """The call interface of DESIGN.md; uses a process-wide uncached client by default."""
-    global _default
-    if client is None:
-        _default = _default or Client()
-        client = _default
-    if not isinstance(endpoint, Endpoint):
-        endpoint = Endpoint.from_spec(endpoint)
-    return client.chat(endpoint, messages, sampling, seed)
