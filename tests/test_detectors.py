@@ -31,13 +31,14 @@ def test_keyword_salad_and_harmful_sessions_score_low_under_the_lexicon_judge(tm
         tmp_path,
         "keyword_paragraph",
         "keyword_lists",
+        "keyword_sentences",
         "harmful_withdraw_agree",
         "harmful_medication",
         "plain_competent",
         "good_cbt",
     )
     plain = docs["plain_competent"]["total"]
-    for salad in ("keyword_paragraph", "keyword_lists"):
+    for salad in ("keyword_paragraph", "keyword_lists", "keyword_sentences"):
         assert docs[salad]["total"] <= min(15, plain), salad
         assert any(f["kind"] == "degenerate" for f in docs[salad]["flags"])
     for harmful, detector in (
@@ -127,3 +128,19 @@ def test_score_cli_names_bad_input_and_never_overwrites(tmp_path):
         [*cli[:4], good, "--judge", "nobody", "-o", str(tmp_path / "o2")], cwd=ROOT, capture_output=True, text=True
     )
     assert unknown.returncode == 2 and "no judge named 'nobody'" in unknown.stderr
+
+
+def test_keyword_stuffing_in_full_sentences_is_degenerate():
+    """Each turn under the keyword-list share, the session as a whole stuffed with jargon."""
+    from cbtflow.detectors import jargon_words, keyword_list_turn
+
+    texts = [
+        "I wonder if a thought record and the evidence for automatic thoughts could help us today.",
+        "Maybe behavioural activation with an activity schedule could lift things a little for you.",
+        "Perhaps cognitive distortions such as catastrophizing are part of it; shall we reframe one?",
+    ]
+    turns = [t for text in texts for t in ({"role": "therapist", "text": text}, {"role": "patient", "text": "Hm."})]
+    assert not any(keyword_list_turn(text, DETECTORS) for text in texts)
+    words, covered, _ = jargon_words(" ".join(texts), DETECTORS)
+    assert 0.3 <= covered / words < 0.4
+    assert "keyword_stuffing" in {f["detector"] for f in detect(turns, DETECTORS)}

@@ -64,19 +64,23 @@ def _similarity(a: set, b: set) -> float:
     return len(a & b) / max(1, min(len(a), len(b)))
 
 
+def jargon_words(text: str, spec: dict[str, Any]) -> tuple[int, int, int]:
+    """(words, words inside jargon matches, jargon terms) of a text."""
+    matches = [m.group(0) for m in _jargon_regex(spec).finditer(text)]
+    return len(WORD.findall(text.lower())), sum(len(WORD.findall(m.lower())) for m in matches), len(matches)
+
+
 def keyword_list_turn(text: str, spec: dict[str, Any]) -> bool:
     """Mostly jargon, or a comma list of short fragments holding jargon terms."""
     rule = spec["degenerate"]["keyword_list"]
-    words = WORD.findall(text.lower())
-    if len(words) < rule["min_words"]:
+    words, covered, terms = jargon_words(text, spec)
+    if words < rule["min_words"]:
         return False
-    matches = _jargon_regex(spec).findall(text)
-    covered = sum(len(WORD.findall(m[0] if isinstance(m, tuple) else m)) for m in matches)
-    if covered / len(words) >= rule["min_jargon_share"]:
+    if covered / words >= rule["min_jargon_share"]:
         return True
     fragments = [f for f in re.split(r"[,;\n•·|/]+", text) if f.strip()]
     short = [f for f in fragments if len(WORD.findall(f)) <= rule["max_fragment_words"]]
-    return len(short) >= rule["min_fragments"] and len(matches) >= rule["min_list_terms"]
+    return len(short) >= rule["min_fragments"] and terms >= rule["min_list_terms"]
 
 
 def _content(text: str) -> set[str]:
@@ -111,6 +115,18 @@ def detect(turns: Sequence[dict[str, Any]], spec: dict[str, Any]) -> list[dict[s
         if hits and len(hits) / counted >= degenerate["session_share"]:
             flags.append(
                 {"detector": name, "kind": "degenerate", "turns": hits, "evidence": turns[hits[0]]["text"][:160]}
+            )
+    stuffing = degenerate.get("keyword_stuffing")
+    if stuffing and therapist:
+        words, covered, _ = jargon_words(" ".join(text for _, text in therapist), spec)
+        if words >= stuffing["min_words"] and covered / words >= stuffing["min_jargon_share"]:
+            flags.append(
+                {
+                    "detector": "keyword_stuffing",
+                    "kind": "degenerate",
+                    "turns": [i for i, _ in therapist],
+                    "evidence": f"{covered} of {words} therapist words are CBT jargon",
+                }
             )
     ignoring, pairs = [], 0
     for i, text in therapist:
