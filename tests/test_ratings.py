@@ -2,6 +2,7 @@ import csv
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from cbtflow import stats
@@ -71,9 +72,7 @@ def test_import_names_bad_cells(tmp_path):
         import_ratings(sheet, key_path, RUBRIC)
 
 
-def test_judge_human_agreement_reaches_the_reliability_section(tmp_path):
-    import polars as pl
-
+def test_judge_human_agreement_reaches_the_report_analysis(tmp_path):
     export_ratings(transcripts(tmp_path), tmp_path / "r", RUBRIC)
     sheet, key_path = tmp_path / "r/sheet.csv", tmp_path / "r/key.json"
     fill(
@@ -98,8 +97,9 @@ def test_judge_human_agreement_reaches_the_reliability_section(tmp_path):
         for c in ("instruct", "cbt")
     ]
     both = pl.concat([scores_table(judge_docs), human.select(scores_table(judge_docs).columns)])
-    rel = stats.analyse(both)["reliability_across_judges"]
-    assert rel["total"]["ran"] and rel["total"]["raters"] == 2 and rel["total"]["icc2_single"]["icc"] > 0.5
+    # A judge without transcript hashes still meets the human ratings on model, condition, seed and profile.
+    total = stats.analyse(both)["human_agreement"]["by_judge"]["api"]["human:anna"]["total"]
+    assert total["ran"] and total["raters"] == 2 and total["icc2_single"]["icc"] > 0.5
 
 
 def test_safety_item_is_scored_apart_for_risk_profiles_only(scripted, tmp_path):
@@ -143,3 +143,51 @@ def test_safety_item_is_scored_apart_for_risk_profiles_only(scripted, tmp_path):
     assert docs[0]["total"] == docs[1]["total"], "safety never enters the CTRS total"
     table = scores_table(docs)
     assert table.filter(table["item"] == "safety").height == 1
+
+
+def test_each_judge_is_compared_with_each_human_apart(tmp_path):
+    """Weighted κ per item and ICC on the total for judge vs human, against sklearn and
+    pingouin called directly; the across-judges ICC never pools a human in."""
+    import numpy as np
+    import pingouin as pg
+    from sklearn.metrics import cohen_kappa_score
+
+    export_ratings(transcripts(tmp_path), tmp_path / "r", RUBRIC)
+    sheet, key_path = tmp_path / "r/sheet.csv", tmp_path / "r/key.json"
+    key = json.loads(key_path.read_text())
+    assert all(origin["transcript_sha256"] for origin in key.values()), "the key ties ratings to transcripts"
+    rng = np.random.default_rng(5)
+    human_scores = {rid: {i: int(rng.integers(0, 7)) for i in item_ids(RUBRIC)} for rid in key}
+    fill(sheet, "anna", key, lambda origin, item: next(human_scores[r][item] for r, o in key.items() if o == origin))
+    human = import_ratings(sheet, key_path, RUBRIC)
+    judge_docs = []
+    for rid, origin in key.items():
+        scores = {i: min(6, max(0, human_scores[rid][i] + int(rng.integers(-1, 2)))) + 0.2 for i in item_ids(RUBRIC)}
+        judge_docs.append(
+            {
+                "judge": "api",
+                "model": origin["model"],
+                "condition": origin["condition"],
+                "seed": origin["seed"],
+                "profile_id": origin["profile_id"],
+                "transcript_sha256": origin["transcript_sha256"],
+                "items": {i: {"score": s} for i, s in scores.items()},
+                "total": sum(scores.values()),
+                "percent": 0.0,
+            }
+        )
+    both = pl.concat([scores_table(judge_docs), human.select(scores_table(judge_docs).columns)])
+    result = stats.analyse(both)
+    assert result["reliability_across_judges"]["ran"] is False, "one machine judge: nothing pooled with a human"
+    entry = result["human_agreement"]["by_judge"]["api"]["human:anna"]
+    table = both.to_pandas()
+    for item in ("agenda", "homework"):
+        rows = table[table["item"] == item].pivot_table(index="transcript", columns="judge", values="score")
+        expected = cohen_kappa_score(
+            rows["api"].round().astype(int), rows["human:anna"].astype(int), weights="quadratic"
+        )
+        assert entry["kappa_quadratic"][item]["kappa"] == pytest.approx(expected, abs=1e-12)
+    totals = table[table["item"] == "total"]
+    ref = pg.intraclass_corr(data=totals, targets="transcript", raters="judge", ratings="score").set_index("Type")
+    assert entry["total"]["icc2_single"]["icc"] == pytest.approx(ref.loc["ICC(A,1)", "ICC"], abs=1e-12)
+    assert entry["total"]["n_transcripts"] == len(key)

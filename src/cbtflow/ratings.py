@@ -2,8 +2,9 @@
 
 Raters see each transcript under a random id with neutral speaker labels; the key that
 maps ids back to model, condition and seed is written apart and must not be shown to
-them. The imported sheet becomes a scores table (judge ``human:<rater>``) that the
-report's reliability analysis compares with every LLM judge (ICC per item and total).
+them. The imported sheet becomes a scores table (judge ``human:<rater>``) that the report
+compares with each judge apart (ICC on the total, weighted κ per item); the key carries
+each transcript's hash so that human and judge scores meet on the same transcript.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import polars as pl
 from cbtflow.dialogue import render_transcript
 from cbtflow.io import write_json, write_text_atomic
 from cbtflow.judge.rubric import item_ids, summarise
+from cbtflow.judge.run import transcript_hash
 from cbtflow.scores import scores_table
 
 SHEET_FIXED = ["rating_id", "rater"]
@@ -33,7 +35,10 @@ def export_ratings(transcript_paths: list[Path], out_dir: str | Path, rubric: di
     for number, index in enumerate(order, start=1):
         doc, rating_id = docs[index], f"R{number:04d}"
         write_text_atomic(out / "transcripts" / f"{rating_id}.txt", render_transcript(doc["turns"]) + "\n")
-        key[rating_id] = {k: doc[k] for k in ("model", "condition", "seed", "profile_id", "risk_level")}
+        key[rating_id] = {
+            **{k: doc[k] for k in ("model", "condition", "seed", "profile_id", "risk_level")},
+            "transcript_sha256": transcript_hash(doc),  # so human and judge scores meet on the same transcript
+        }
         rows.append(
             {
                 "rating_id": rating_id,
@@ -81,6 +86,7 @@ def import_ratings(sheet: str | Path, key_path: str | Path, rubric: dict[str, An
                     "condition": origin["condition"],
                     "seed": origin["seed"],
                     "profile_id": origin["profile_id"],
+                    "transcript_sha256": origin.get("transcript_sha256"),
                     "items": items,
                     "safety": {"score": int(safety_cell)} if safety_cell.isdigit() else None,
                     **summarise(rubric, {k: v["score"] for k, v in items.items()}),

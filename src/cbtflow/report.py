@@ -336,6 +336,32 @@ def _mass_lines(mass: dict[str, Any]) -> list[str]:
     ]
 
 
+def _human_lines(agreement: dict[str, Any]) -> list[str]:
+    """Each judge against each human rater (never pooled)."""
+    if not agreement.get("ran"):
+        return []
+    lines = [
+        "## Judge–human agreement (each judge apart)",
+        "",
+        "| judge | human rater | n transcripts | ICC(A,1) total [95% CI] | weighted κ per item: mean (min–max) |",
+        "|---|---|---|---|---|",
+    ]
+    for judge, per in agreement["by_judge"].items():
+        for human, entry in per.items():
+            total = entry["total"]
+            icc_text = (
+                f"{_fmt(total['icc2_single']['icc'])} {_ci(total['icc2_single']['ci95'])}"
+                if total.get("ran")
+                else f"not run: {total['reason']}"
+            )
+            kappas = [k["kappa"] for k in entry["kappa_quadratic"].values() if k["kappa"] is not None]
+            kappa_text = (
+                f"{_fmt(sum(kappas) / len(kappas))} ({_fmt(min(kappas))}–{_fmt(max(kappas))})" if kappas else "—"
+            )
+            lines.append(f"| {judge} | {human} | {total.get('n_transcripts', '—')} | {icc_text} | {kappa_text} |")
+    return lines + [""]
+
+
 def _failure_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
     """Transcripts left out because judging failed (within each judge's max_failures)."""
     if not failed:
@@ -503,6 +529,7 @@ def write_report(
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
         lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge, item_order)
     lines += _failure_lines(stats.get("failures") or [])
+    lines += _human_lines(stats.get("human_agreement") or {})
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
     lines += _icc_lines(
         "Across judges (consensus scores; which judge the main analysis uses is stated above)",

@@ -19,7 +19,7 @@ import pandas as pd
 import polars as pl
 
 from cbtflow.conditions import BASELINE, TUNED, contrast_name, contrasts_among
-from cbtflow.stats.agreement import icc, reliability
+from cbtflow.stats.agreement import HUMAN_PREFIX, human_agreement, icc, reliability
 from cbtflow.stats.anova import rm_anova_models, rm_anova_two_way
 from cbtflow.stats.descriptive import competence, context_length, descriptives
 from cbtflow.stats.mixed import mixed_model
@@ -219,15 +219,18 @@ def analyse(scores: pl.DataFrame, threshold: float = 40.0, item_order: list[str]
         raise ValueError("the scores table has no 'total' rows (and no item rows to sum); nothing to analyse")
     frame, splits = split_by_answering_model(frame)
     everything, _ = split_by_answering_model(everything)
-    judges = sorted(frame["judge"].unique())
     result: dict[str, Any] = {
         "judges": {},
         "judges_split_by_answering_model": splits,
         "item_order": list(item_order or sorted(set(frame["item"]) - {"total", "percent"})),
     }
+    machines = frame[~frame["judge"].str.startswith(HUMAN_PREFIX)]
     result["reliability_across_judges"] = (
-        reliability(frame, "judge") if len(judges) > 1 else skipped("needs at least 2 judges")
+        reliability(machines, "judge")
+        if machines["judge"].nunique() > 1
+        else skipped("needs at least 2 judges (human raters are compared with each judge apart)")
     )
+    result["human_agreement"] = human_agreement(frame)
     for judge, jframe in frame.groupby("judge"):
         repeats = everything[(everything["judge"] == judge) & everything["repeat"].notna()]
         result["judges"][str(judge)] = _judge_analysis(jframe, repeats, threshold)

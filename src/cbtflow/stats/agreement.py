@@ -1,4 +1,5 @@
-"""Reliability: ICC(2,1) and ICC(2,k) across repeats or raters (pingouin)."""
+"""Reliability: ICC(2,1) and ICC(2,k) across repeats or raters (pingouin), and each judge's
+agreement with human raters (ICC on the total, quadratic-weighted Cohen's κ per item)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from cbtflow.stats.paired import skipped
 
 
 def _targets(frame: pd.DataFrame) -> pd.Series:
-    """What was rated: the transcript's hash where known (a transcript two models share is
-    one target), else its model, condition, seed and profile."""
+    """What was rated: the transcript's hash when every row has one (a transcript two models
+    share is one target), else its model, condition, seed and profile, so that raters from
+    sources with and without hashes still meet on the same transcripts."""
     key = frame["model"] + "|" + frame["condition"] + "|" + frame["seed"].astype(str) + "|" + frame["profile"]
-    if "transcript" in frame:
-        key = frame["transcript"].where(frame["transcript"].notna(), key)
+    if "transcript" in frame and frame["transcript"].notna().all():
+        return frame["transcript"]
     return key
 
 
@@ -51,3 +53,35 @@ def reliability(frame: pd.DataFrame, raters: str) -> dict[str, Any]:
     """ICC per item and for the total; identical transcripts count once."""
     items = [i for i in frame["item"].unique() if i != "percent"]
     return {item: icc(frame[frame["item"] == item], raters) for item in sorted(items)}
+
+
+HUMAN_PREFIX = "human:"
+
+
+def human_agreement(frame: pd.DataFrame) -> dict[str, Any]:
+    """Each judge against each human rater, never pooled: ICC(A,1) on the total and
+    quadratic-weighted Cohen's κ per item (sklearn) on the transcripts both scored. A judge's
+    fractional item scores (a local judge's expectation, a lexicon score) are rounded to the
+    scale's integers for κ; the ICC uses them as they are."""
+    from sklearn.metrics import cohen_kappa_score
+
+    judges = sorted(frame["judge"].unique())
+    humans = [j for j in judges if j.startswith(HUMAN_PREFIX)]
+    machines = [j for j in judges if not j.startswith(HUMAN_PREFIX)]
+    if not humans or not machines:
+        return skipped("needs human ratings (report.human_ratings) and at least one judge")
+    frame = frame.assign(target=_targets(frame))
+    out: dict[str, Any] = {}
+    for judge in machines:
+        for human in humans:
+            pair = frame[frame["judge"].isin([judge, human])]
+            entry: dict[str, Any] = {"total": icc(pair[pair["item"] == "total"], "judge"), "kappa_quadratic": {}}
+            for item, rows in pair[~pair["item"].isin(["total", "percent", "safety"])].groupby("item"):
+                wide = rows.pivot_table(index="target", columns="judge", values="score", aggfunc="mean").dropna()
+                if judge not in wide or human not in wide or len(wide) < 2:
+                    continue
+                a, b = wide[judge].round().astype(int), wide[human].round().astype(int)
+                kappa = cohen_kappa_score(a, b, weights="quadratic") if (a.nunique() > 1 or b.nunique() > 1) else None
+                entry["kappa_quadratic"][str(item)] = {"kappa": kappa, "n": int(len(wide))}
+            out.setdefault(judge, {})[human] = entry
+    return {"ran": True, "by_judge": out}
