@@ -16,6 +16,21 @@ TEMPLATES = {n: str(ROOT / f"resources/prompts/{n}.j2") for n in ("judge_item", 
 PAIRS = json.loads((ROOT / "tests/data/lexicon_pairs.json").read_text())
 
 
+def paired_transcripts(n_profiles: int) -> list[dict]:
+    """Each profile under instruct (a poor session) and cbt (a good one), from the lexicon pairs."""
+    return [
+        {
+            "profile_id": f"eval-{i:03d}",
+            "model": "m",
+            "condition": c,
+            "seed": 1,
+            "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"],
+        }
+        for i in range(n_profiles)
+        for c in ("instruct", "cbt")
+    ]
+
+
 def test_rubric_has_the_eleven_ctrs_items_and_a_variant():
     assert item_ids(RUBRIC) == [
         "agenda",
@@ -91,17 +106,8 @@ def test_invalid_judge_json_is_retried_then_fails_with_raw_output(scripted, tmp_
     client = scripted(lambda m, s: bad)
     raw = tmp_path / "x.raw.txt"
     with pytest.raises(llm_judge.JudgeOutputError, match="raw output saved"):
-        llm_judge.score_api(
-            client,
-            Endpoint("gemini/gemini-1.5-pro-002"),
-            RUBRIC,
-            "Therapist: hi",
-            TEMPLATES["judge_all"],
-            {"temperature": 0},
-            seed=1,
-            retries=2,
-            raw_path=raw,
-        )
+        call = llm_judge.ApiCall(client, Endpoint("gemini/gemini-1.5-pro-002"), {"temperature": 0}, 1, 2, raw)
+        llm_judge.score_api(call, RUBRIC, "Therapist: hi", TEMPLATES["judge_all"])
     assert len(client.calls) == 3
     assert "Your reply was invalid" in client.calls[1][-1]["content"]
     assert raw.read_text().count(bad) == 3
@@ -110,17 +116,10 @@ def test_invalid_judge_json_is_retried_then_fails_with_raw_output(scripted, tmp_
 def test_retry_recovers_and_valid_json_roundtrips(scripted, tmp_path):
     replies = iter(["not json", "```json\n" + _valid_json(5) + "\n```"])
     client = scripted(lambda m, s: next(replies))
-    items = llm_judge.score_api(
-        client,
-        Endpoint("gemini/x"),
-        RUBRIC,
-        "T: hi",
-        TEMPLATES["judge_all"],
-        {"temperature": 0},
-        seed=1,
-        retries=2,
-        raw_path=tmp_path / "r.txt",
+    call = llm_judge.ApiCall(
+        client, Endpoint("gemini/x"), {"temperature": 0}, seed=1, retries=2, raw_path=tmp_path / "r.txt"
     )
+    items = llm_judge.score_api(call, RUBRIC, "T: hi", TEMPLATES["judge_all"])
     assert {v["score"] for v in items.values()} == {5} and set(items) == set(item_ids(RUBRIC))
     assert not (tmp_path / "r.txt").exists()
 
@@ -219,17 +218,7 @@ def test_repeats_give_icc_per_item_and_total_in_the_report(scripted, tmp_path):
 
     client = scripted(reply)
     judge = {"name": "api", "kind": "llm", "repeats": 2, "endpoint": {"model": "gemini/x"}}
-    transcripts = [
-        {
-            "profile_id": f"eval-{i:03d}",
-            "model": "m",
-            "condition": c,
-            "seed": 1,
-            "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"],
-        }
-        for i in range(6)
-        for c in ("instruct", "cbt")
-    ]
+    transcripts = paired_transcripts(6)
     docs = judge_transcripts(
         client, transcripts, [str(tmp_path / f"{i}.json") for i in range(12)], judge, RUBRIC, TEMPLATES, None, seed=1
     )
@@ -292,17 +281,7 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
                 ],
             },
         }
-        transcripts = [
-            {
-                "profile_id": f"eval-{i:03d}",
-                "model": "m",
-                "condition": c,
-                "seed": 1,
-                "turns": PAIRS[i % len(PAIRS)]["good" if c == "cbt" else "poor"],
-            }
-            for i in range(4)
-            for c in ("instruct", "cbt")
-        ]
+        transcripts = paired_transcripts(4)
         docs = judge_transcripts(
             Client(cache_dir=tmp_path),
             transcripts,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,55 +63,51 @@ def load_phases(path: str | Path) -> list[dict[str, Any]]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def _turns_mode(
-    client: Client,
-    generator: Party,
-    profiles: Sequence[dict],
-    plan_k: dict,
-    total: int,
-    summaries: dict[str, str],
-    templates: dict[str, str],
-    settings: dict,
-    seeds: dict[str, int],
-):
+@dataclass(frozen=True)
+class SessionStep:
+    """One session of every course: its plan entry, the course length, each course's running
+    summary so far, the prompt templates and the course settings."""
+
+    plan: dict
+    total: int
+    summaries: dict[str, str]
+    templates: dict[str, str]
+    settings: dict
+
+
+def _turns_mode(client: Client, generator: Party, profiles: Sequence[dict], step: SessionStep, seeds: dict[str, int]):
     sessions = [
         Session(
             therapist_system=prompts.render(
-                templates["course_therapist"], p=p, session=plan_k, total=total, summary=summaries[p["id"]]
+                step.templates["course_therapist"],
+                p=p,
+                session=step.plan,
+                total=step.total,
+                summary=step.summaries[p["id"]],
             ),
-            patient_system=prompts.render(templates["patient_system"], p=p, summary=summaries[p["id"]]),
+            patient_system=prompts.render(step.templates["patient_system"], p=p, summary=step.summaries[p["id"]]),
             seed=seeds[p["id"]],
         )
         for p in profiles
     ]
-    run_sessions(client, sessions, generator, generator, settings["turns_per_session"])
+    run_sessions(client, sessions, generator, generator, step.settings["turns_per_session"])
     return [[{"role": t["role"], "text": t["text"]} for t in s.turns] for s in sessions], [
         sum(t["completion_tokens"] for t in s.turns) for s in sessions
     ]
 
 
-def _session_mode(
-    client: Client,
-    generator: Party,
-    profiles: Sequence[dict],
-    plan_k: dict,
-    total: int,
-    summaries: dict[str, str],
-    templates: dict[str, str],
-    settings: dict,
-    seeds: dict[str, int],
-):
+def _session_mode(client: Client, generator: Party, profiles: Sequence[dict], step: SessionStep, seeds: dict[str, int]):
     conversations = [
         [
             {
                 "role": "user",
                 "content": prompts.render(
-                    templates["course_session"],
+                    step.templates["course_session"],
                     p=p,
-                    session=plan_k,
-                    total=total,
-                    summary=summaries[p["id"]],
-                    turns=settings["turns_per_session"],
+                    session=step.plan,
+                    total=step.total,
+                    summary=step.summaries[p["id"]],
+                    turns=step.settings["turns_per_session"],
                 ),
             }
         ]
@@ -157,7 +154,8 @@ def generate_courses(
         while pending:
             attempt += 1
             seeds = {p["id"]: seed * 100_003 + plan_k["number"] * 101 + attempt for p in pending}
-            turn_lists, tokens = mode(client, generator, pending, plan_k, total, summaries, templates, settings, seeds)
+            step = SessionStep(plan_k, total, summaries, templates, settings)
+            turn_lists, tokens = mode(client, generator, pending, step, seeds)
             still = []
             for p, turns, n_tokens in zip(pending, turn_lists, tokens):
                 foreign = sorted({n for pid, n in all_names.items() if pid != p["id"] and n != p["name"]})

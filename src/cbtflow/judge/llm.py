@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,22 +151,37 @@ def _validated_call(
     )
 
 
-def score_api(
-    client: Client,
-    endpoint: Endpoint,
-    rubric: dict[str, Any],
-    transcript: str,
-    template: str,
-    sampling: dict[str, Any],
-    seed: int,
-    retries: int,
-    raw_path: str | Path,
-    structured_output: str = "json_object",
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ApiCall:
+    """How an API judge asks: client, endpoint, sampling, seed, re-asks, where raw output
+    goes on failure, and the JSON form it requests."""
+
+    client: Client
+    endpoint: Endpoint
+    sampling: dict[str, Any]
+    seed: int
+    retries: int
+    raw_path: str | Path
+    structured_output: str = "json_object"
+
+    def ask(self, prompt: str, model: type[BaseModel], raw_path: str | Path | None = None) -> tuple[BaseModel, str]:
+        return _validated_call(
+            self.client,
+            self.endpoint,
+            prompt,
+            model,
+            self.sampling,
+            self.seed,
+            self.retries,
+            raw_path or self.raw_path,
+            self.structured_output,
+        )
+
+
+def score_api(call: ApiCall, rubric: dict[str, Any], transcript: str, template: str) -> dict[str, Any]:
     """``all_items`` mode: one JSON call scores every item (cheaper, more halo)."""
-    prompt = prompts.render(template, transcript=transcript, rubric=rubric)
-    parsed, answered_by = _validated_call(
-        client, endpoint, prompt, response_model(rubric), sampling, seed, retries, raw_path, structured_output
+    parsed, answered_by = call.ask(
+        prompts.render(template, transcript=transcript, rubric=rubric), response_model(rubric)
     )
     return {
         k: {"score": v.score, "justification": v.justification, "answered_by": answered_by}
@@ -173,26 +189,13 @@ def score_api(
     }
 
 
-def score_api_per_item(
-    client: Client,
-    endpoint: Endpoint,
-    rubric: dict[str, Any],
-    transcript: str,
-    template: str,
-    sampling: dict[str, Any],
-    seed: int,
-    retries: int,
-    raw_path: str | Path,
-    structured_output: str = "json_object",
-) -> dict[str, Any]:
+def score_api_per_item(call: ApiCall, rubric: dict[str, Any], transcript: str, template: str) -> dict[str, Any]:
     """``per_item`` mode (CACTUS-style): one call per item, so items cannot colour each other."""
     model = _item_model(int(rubric["scale"]["min"]), int(rubric["scale"]["max"]))
     out = {}
     for item in rubric["items"]:
         prompt = prompts.render(template, transcript=transcript, item=item, rubric=rubric)
-        item_raw = Path(str(raw_path).replace(".raw.txt", f".{item['id']}.raw.txt"))
-        parsed, answered_by = _validated_call(
-            client, endpoint, prompt, model, sampling, seed, retries, item_raw, structured_output
-        )
+        item_raw = Path(str(call.raw_path).replace(".raw.txt", f".{item['id']}.raw.txt"))
+        parsed, answered_by = call.ask(prompt, model, item_raw)
         out[item["id"]] = {"score": parsed.score, "justification": parsed.justification, "answered_by": answered_by}
     return out

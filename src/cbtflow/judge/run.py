@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,7 @@ def judge_transcripts(
     random.Random(seed).shuffle(order)  # position bias: no fixed order across conditions
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
     allowed, failed = failure_budget(judge, len(transcripts)), 0
+    job = JudgeJob(client, judge, rubric, templates, lexicon)
     for index in order:
         if transcripts[index].get("failure"):  # lost in simulation (the patient's max_failures), not the judge's
             documents[index] = failure_record(
@@ -124,9 +126,7 @@ def judge_transcripts(
             )
             continue
         try:
-            documents[index] = _score_document(
-                client, transcripts[index], out_paths[index], judge, rubric, templates, lexicon, seed, detectors
-            )
+            documents[index] = _score_document(job, transcripts[index], out_paths[index], seed, detectors)
         except (llm_judge.JudgeOutputError, APICallError) as err:
             failed += 1
             if failed > allowed:
@@ -169,32 +169,19 @@ def failure_record(
 
 
 def _score_document(
-    client: Client,
-    transcript: dict[str, Any],
-    out_path: str,
-    judge: dict[str, Any],
-    rubric: dict[str, Any],
-    templates: dict[str, str],
-    lexicon: dict[str, Any] | None,
-    seed: int,
-    detectors: dict[str, Any],
+    job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int, detectors: dict[str, Any]
 ) -> dict[str, Any]:
+    judge, rubric = job.judge, job.rubric
     kind, repeats = judge["kind"], int(judge.get("repeats", 1))
-    samples = [
-        _score_once(client, transcript, out_path, judge, rubric, templates, lexicon, seed * 1000 + r)
-        for r in range(repeats)
-    ]
+    samples = [_score_once(job, transcript, out_path, seed * 1000 + r) for r in range(repeats)]
     items = _consensus(samples)
     flags = detect(transcript["turns"], detectors) + _low_mass_flags(items, judge, out_path)
     items = apply_caps(items, flags, detectors)
     safety = None
     if transcript.get("risk_level", "none") != "none":
-        safety = _consensus(
-            [
-                _score_safety(client, transcript, out_path, judge, rubric, templates, lexicon, seed * 1000 + r)
-                for r in range(repeats)
-            ]
-        )["safety"]
+        safety = _consensus([_score_safety(job, transcript, out_path, seed * 1000 + r) for r in range(repeats)])[
+            "safety"
+        ]
     return {
         "kind": "ctrs",
         "status": "scored",
@@ -241,64 +228,55 @@ def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str)
     ]
 
 
-def _score_once(
-    client: Client,
-    transcript: dict[str, Any],
-    out_path: str,
-    judge: dict[str, Any],
-    rubric: dict[str, Any],
-    templates: dict[str, str],
-    lexicon: dict[str, Any] | None,
-    seed: int,
-) -> dict[str, Any]:
-    if judge["kind"] == "lexicon":
-        return lexicon_judge.score_transcript(lexicon, transcript["turns"], item_ids(rubric))
-    endpoint = Endpoint.from_spec(judge["endpoint"])
-    text = blind_text(transcript)
-    if endpoint.is_local:
-        return llm_judge.score_local(client, endpoint, rubric, text, templates["judge_item"])
-    sampling = judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048})
-    raw = Path(out_path).with_suffix(".raw.txt")
-    if judge.get("mode", "all_items") == "per_item":
-        return llm_judge.score_api_per_item(
-            client, endpoint, rubric, text, templates["judge_item_json"], sampling, seed, *_validation(judge, raw)
+@dataclass(frozen=True)
+class JudgeJob:
+    """What every scoring call of one judge job shares."""
+
+    client: Client
+    judge: dict[str, Any]
+    rubric: dict[str, Any]
+    templates: dict[str, str]
+    lexicon: dict[str, Any] | None
+
+    def api_call(self, out_path: str, seed: int, sampling: dict[str, Any]) -> llm_judge.ApiCall:
+        """An API judge's re-asks, where its raw output goes on failure, and the JSON it asks for."""
+        return llm_judge.ApiCall(
+            self.client,
+            Endpoint.from_spec(self.judge["endpoint"]),
+            sampling,
+            seed,
+            int(self.judge.get("retries", 2)),
+            Path(out_path).with_suffix(".raw.txt"),
+            self.judge.get("structured_output", "json_object"),
         )
-    return llm_judge.score_api(
-        client, endpoint, rubric, text, templates["judge_all"], sampling, seed, *_validation(judge, raw)
-    )
 
 
-def _validation(judge: dict[str, Any], raw_path: Path) -> tuple[int, Path, str]:
-    """An API judge's re-asks, where its raw output goes on failure, and the JSON it is asked for."""
-    return int(judge.get("retries", 2)), raw_path, judge.get("structured_output", "json_object")
-
-
-def _score_safety(
-    client: Client,
-    transcript: dict[str, Any],
-    out_path: str,
-    judge: dict[str, Any],
-    rubric: dict[str, Any],
-    templates: dict[str, str],
-    lexicon: dict[str, Any] | None,
-    seed: int,
-) -> dict[str, Any]:
+def _score_once(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
+    judge, rubric = job.judge, job.rubric
     if judge["kind"] == "lexicon":
-        return {"safety": lexicon_judge.score_safety(lexicon, transcript["turns"])}
-    safety_rubric = {**rubric, "items": [rubric["safety"]]}
-    endpoint = Endpoint.from_spec(judge["endpoint"])
+        return lexicon_judge.score_transcript(job.lexicon, transcript["turns"], item_ids(rubric))
+    text = blind_text(transcript)
+    if Endpoint.from_spec(judge["endpoint"]).is_local:
+        return llm_judge.score_local(
+            job.client, Endpoint.from_spec(judge["endpoint"]), rubric, text, job.templates["judge_item"]
+        )
+    call = job.api_call(out_path, seed, judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048}))
+    if judge.get("mode", "all_items") == "per_item":
+        return llm_judge.score_api_per_item(call, rubric, text, job.templates["judge_item_json"])
+    return llm_judge.score_api(call, rubric, text, job.templates["judge_all"])
+
+
+def _score_safety(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
+    if job.judge["kind"] == "lexicon":
+        return {"safety": lexicon_judge.score_safety(job.lexicon, transcript["turns"])}
+    safety_rubric = {**job.rubric, "items": [job.rubric["safety"]]}
+    endpoint = Endpoint.from_spec(job.judge["endpoint"])
     if endpoint.is_local:
-        return llm_judge.score_local(client, endpoint, safety_rubric, blind_text(transcript), templates["judge_item"])
-    return llm_judge.score_api_per_item(
-        client,
-        endpoint,
-        safety_rubric,
-        blind_text(transcript),
-        templates["judge_item_json"],
-        judge.get("sampling", {"temperature": 0.0}),
-        seed,
-        *_validation(judge, Path(out_path).with_suffix(".raw.txt")),
-    )
+        return llm_judge.score_local(
+            job.client, endpoint, safety_rubric, blind_text(transcript), job.templates["judge_item"]
+        )
+    call = job.api_call(out_path, seed, job.judge.get("sampling", {"temperature": 0.0}))
+    return llm_judge.score_api_per_item(call, safety_rubric, blind_text(transcript), job.templates["judge_item_json"])
 
 
 def _consensus(samples: list[dict[str, Any]]) -> dict[str, Any]:
