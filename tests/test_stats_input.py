@@ -105,3 +105,11 @@ def test_a_bad_rubric_file_is_named(tmp_path, capsys):
         == 2
     )
     assert "empty.yaml: not a rubric" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
+
+
+def test_too_few_profiles_for_any_test_is_an_error(tmp_path, capsys):
+    one_profile = rater_table(profiles=1)
+    code, written = run_stats(tmp_path, one_profile, "one.csv")
+    assert code == 2 and written is None
+    err = capsys.readouterr().err
+    assert "no contrast could be tested" in err and "needs at least 2 pairs, has 1" in err

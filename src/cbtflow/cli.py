@@ -45,6 +45,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"cbtflow stats: {err}", file=sys.stderr)
         return 2
+    unanswered = [
+        f"{judge}: {block['primary'][name]['_pooled'].get('reason', 'not run')}"
+        for judge, block in result["judges"].items()
+        for name in block["primary"]
+        if not any(entry.get("ran") for entry in block["primary"][name].values())
+    ]
+    if len(unanswered) == sum(len(block["primary"]) for block in result["judges"].values()):
+        print("cbtflow stats: no contrast could be tested, nothing written: " + "; ".join(unanswered), file=sys.stderr)
+        return 2
     write_json(args.output, {"kind": "stats", "source": str(args.scores), **result})
     for judge, block in result["judges"].items():
         headline = block["primary"].get("cbt_vs_instruct", {}).get("_pooled", {})

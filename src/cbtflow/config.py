@@ -17,8 +17,11 @@ import yaml
 from cbtflow.conditions import CONTRASTS, contrasts_among
 from cbtflow.llm.endpoint import LOCAL_PREFIX
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
-PROVIDERS_FILE = Path(__file__).resolve().parents[2] / "resources" / "litellm_providers.txt"
+# The project's own files, found from the checkout this package is installed from (editable).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RESOURCES = PROJECT_ROOT / "resources"
+SCHEMA_DIR = PROJECT_ROOT / "workflow" / "schemas"
+PROVIDERS_FILE = RESOURCES / "litellm_providers.txt"
 
 
 class ConfigError(ValueError):

@@ -13,15 +13,15 @@ analysis.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import polars as pl
 
+from cbtflow.config import RESOURCES
 from cbtflow.judge.rubric import item_ids, load_rubric, max_total
 
-DEFAULT_RUBRIC = Path(__file__).resolve().parents[2] / "resources" / "ctrs" / "ctrs.yaml"
+DEFAULT_RUBRIC = RESOURCES / "ctrs" / "ctrs.yaml"
 
 SCHEMA = {
     "judge": pl.Utf8,

@@ -13,10 +13,9 @@ from typing import Any
 
 import yaml
 
-from cbtflow.config import judge_settings, validate_config
+from cbtflow.config import RESOURCES, judge_settings, validate_config
 from cbtflow.io import read_json, write_json
 
-ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("therapist", "patient")
 
 
@@ -68,7 +67,7 @@ def score_files(
     existing = [str(o) for o in outputs if o.exists()]
     if existing and not overwrite:
         raise ValueError(f"score files exist already: {existing}; pass --overwrite or choose another -o")
-    resources = ROOT / "resources"
+    resources = RESOURCES
     rubric = load_rubric(resources / "ctrs" / "ctrs.yaml", config.get("judging", {}).get("rubric_variant"))
     lexicon = load_lexicon(resources / "ctrs" / "lexicon.yaml") if judge["kind"] == "lexicon" else None
     templates = {n: str(resources / "prompts" / f"{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}

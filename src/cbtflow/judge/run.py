@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cbtflow.config import RESOURCES
 from cbtflow.detectors import apply_caps, detect, load_detectors
 from cbtflow.dialogue import render_transcript
 from cbtflow.io import sha256_json
@@ -20,7 +21,7 @@ from cbtflow.llm.api import APICallError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DETECTORS = Path(__file__).resolve().parents[3] / "resources" / "detectors.yaml"
+DEFAULT_DETECTORS = RESOURCES / "detectors.yaml"
 
 
 def check_transcript(transcript: dict[str, Any], path: str) -> None:
@@ -113,7 +114,8 @@ def judge_transcripts(
     random.Random(seed).shuffle(order)  # position bias: no fixed order across conditions
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
     allowed, failed = failure_budget(judge, len(transcripts)), 0
-    job = JudgeJob(client, judge, rubric, templates, lexicon)
+    endpoint = Endpoint.from_spec(judge["endpoint"]) if judge["kind"] == "llm" else None
+    job = JudgeJob(client, judge, rubric, templates, lexicon, endpoint)
     for index in order:
         if transcripts[index].get("failure"):  # lost in simulation (the patient's max_failures), not the judge's
             documents[index] = failure_record(
@@ -237,12 +239,13 @@ class JudgeJob:
     rubric: dict[str, Any]
     templates: dict[str, str]
     lexicon: dict[str, Any] | None
+    endpoint: Endpoint | None  # None for the lexicon judge; parsed once per job
 
     def api_call(self, out_path: str, seed: int, sampling: dict[str, Any]) -> llm_judge.ApiCall:
         """An API judge's re-asks, where its raw output goes on failure, and the JSON it asks for."""
         return llm_judge.ApiCall(
             self.client,
-            Endpoint.from_spec(self.judge["endpoint"]),
+            self.endpoint,
             sampling,
             seed,
             int(self.judge.get("retries", 2)),
@@ -256,10 +259,8 @@ def _score_once(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: 
     if judge["kind"] == "lexicon":
         return lexicon_judge.score_transcript(job.lexicon, transcript["turns"], item_ids(rubric))
     text = blind_text(transcript)
-    if Endpoint.from_spec(judge["endpoint"]).is_local:
-        return llm_judge.score_local(
-            job.client, Endpoint.from_spec(judge["endpoint"]), rubric, text, job.templates["judge_item"]
-        )
+    if job.endpoint.is_local:
+        return llm_judge.score_local(job.client, job.endpoint, rubric, text, job.templates["judge_item"])
     call = job.api_call(out_path, seed, judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048}))
     if judge.get("mode", "all_items") == "per_item":
         return llm_judge.score_api_per_item(call, rubric, text, job.templates["judge_item_json"])
@@ -270,10 +271,9 @@ def _score_safety(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed
     if job.judge["kind"] == "lexicon":
         return {"safety": lexicon_judge.score_safety(job.lexicon, transcript["turns"])}
     safety_rubric = {**job.rubric, "items": [job.rubric["safety"]]}
-    endpoint = Endpoint.from_spec(job.judge["endpoint"])
-    if endpoint.is_local:
+    if job.endpoint.is_local:
         return llm_judge.score_local(
-            job.client, endpoint, safety_rubric, blind_text(transcript), job.templates["judge_item"]
+            job.client, job.endpoint, safety_rubric, blind_text(transcript), job.templates["judge_item"]
         )
     call = job.api_call(out_path, seed, job.judge.get("sampling", {"temperature": 0.0}))
     return llm_judge.score_api_per_item(call, safety_rubric, blind_text(transcript), job.templates["judge_item_json"])
