@@ -171,25 +171,35 @@ def train_worker(backend: str, model_dir: str, batches_path: str, warmup: int) -
     }
 
 
-def run_worker(backend: str, model_dir: Path, batches: Path, warmup: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", backend, str(model_dir), str(batches), str(warmup)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        return {"backend": backend, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def run_worker(kind: str, *args: str | Path, log_dir: Path) -> dict:
+    """Run one part in a fresh process (Unsloth must be imported before transformers, and peak
+    VRAM must not carry over); its stderr goes to `log_dir/<kind>-<n>.log` so a failure on the
+    device can be read whole, and a short tail comes back in the result."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{kind}-{len(list(log_dir.glob(kind + '-*.log')))}.log"
+    with log.open("w") as stderr:
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", kind, *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        return {"error": " / ".join(tail) or f"exit {done.returncode}", "log": str(log)}
+    return json.loads(lines[-1])
 
 
-def finetune_path(model_dir: Path, work: Path) -> dict:
-    """The project's finetune rule code on this device: a tiny dataset, one adapter, reloaded."""
+def finetune_path(model_dir: Path, work: Path, backend: str) -> dict:
+    """The project's finetune rule code on this device with one backend: a tiny dataset, one
+    adapter saved, then reloaded with PEFT on the plain base and used to generate."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from cbtflow.dataset import save_dataset_dict
-    from cbtflow.finetune import select_backend, train_adapter
+    from cbtflow.finetune import train_adapter
 
     messages = [
         {"role": "system", "content": "You are a CBT therapist."},
@@ -209,12 +219,12 @@ def finetune_path(model_dir: Path, work: Path) -> dict:
         }
         for i in range(8)
     ]
+    work.mkdir(parents=True, exist_ok=True)
     save_dataset_dict(rows, work / "dataset.hf")
     recipe = {
         "lora": {**LORA, "r": 8, "alpha": 16},
         "training": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 2, "max_seq_length": 256},
     }
-    backend = select_backend()
     log = train_adapter(
         base=str(model_dir),
         dataset_dir=str(work / "dataset.hf"),
@@ -270,18 +280,45 @@ def tokenizer_source() -> Path | None:
     return None
 
 
+WORKERS = {
+    "train": lambda backend, model_dir, batches, warmup: train_worker(backend, model_dir, batches, int(warmup)),
+    "finetune": lambda backend, model_dir, work: finetune_path(Path(model_dir), Path(work), backend),
+    "generate": lambda model_dir, sizes, new_tokens: {
+        "rows": generation(Path(model_dir), [int(b) for b in sizes.split(",")], int(new_tokens))
+    },
+}
+
+
+def train_table(
+    shape: str, model_dir: Path, batches: Path, backends: list[str], steps: int, logs: Path
+) -> float | None:
+    """One shape's training rows; the Unsloth / peft + bnb throughput ratio when both ran."""
+    results = {b: run_worker("train", b, model_dir, batches, min(2, steps - 1), log_dir=logs) for b in backends}
+    for backend, r in results.items():
+        if "error" in r:
+            print(f"| {shape} | {backend} | failed: {r['error'][-160:]} | | |", flush=True)
+        else:
+            vram = f"{r['peak_vram_mb']:.0f}" if r["peak_vram_mb"] else "—"
+            print(
+                f"| {shape} | {backend} | {r['tokens_per_second']:.0f} | {vram} | {r['final_loss']:.3f} |", flush=True
+            )
+    if all("error" not in results.get(b, {"error": 1}) for b in ("unsloth", "peft-bnb")):
+        return results["unsloth"]["tokens_per_second"] / results["peft-bnb"]["tokens_per_second"]
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shapes", default="small,8b")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--seq", type=int, default=2048)
-    parser.add_argument("--work", help="keep models and batches here (default: a temporary directory)")
+    parser.add_argument("--work", help="keep models, batches and worker logs here (default: a temporary directory)")
     parser.add_argument("--dry-run", action="store_true", help="CPU check of the logic on a tiny shape")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        backend, model_dir, batches, warmup = args.worker
-        print(json.dumps(train_worker(backend, model_dir, batches, int(warmup))))
+        kind, *worker_args = args.worker
+        print(json.dumps(WORKERS[kind](*worker_args)))
         return 0
     import torch
 
@@ -293,35 +330,40 @@ def main() -> int:
     backends = ["peft-cpu"] if args.dry_run else ["unsloth", "peft-bnb"]
     steps, seq = (3, 64) if args.dry_run else (args.steps, args.seq)
     work = Path(args.work or tempfile.mkdtemp(prefix="cbtflow-gpu-"))
+    logs = work / "logs"
     work.mkdir(parents=True, exist_ok=True)
     device = torch.cuda.get_device_name(0) if cuda else "CPU (dry run)"
     print(f"device: {device}; torch {torch.__version__}; shapes {shapes}; {steps} steps of batch 2 × {seq} tokens")
-    print("| shape | backend | tokens/s | peak VRAM MB | final loss |\n|---|---|---|---|---|")
-    ratios = {}
-    for shape in shapes:
-        model_dir = make_model(shape, work / f"model-{shape}", tokenizer_source())
-        batches = make_batches(work / f"batches-{shape}.pt", SHAPES[shape]["vocab_size"], steps, 2, seq)
-        results = {b: run_worker(b, model_dir, batches, warmup=min(2, steps - 1)) for b in backends}
-        for backend, r in results.items():
-            if "error" in r:
-                print(f"| {shape} | {backend} | failed: {r['error'][:80]} | | |")
-            else:
-                vram = f"{r['peak_vram_mb']:.0f}" if r["peak_vram_mb"] else "—"
-                print(f"| {shape} | {backend} | {r['tokens_per_second']:.0f} | {vram} | {r['final_loss']:.3f} |")
-        if all("error" not in results.get(b, {"error": 1}) for b in ("unsloth", "peft-bnb")):
-            ratios[shape] = results["unsloth"]["tokens_per_second"] / results["peft-bnb"]["tokens_per_second"]
-    small = make_model(
-        shapes[0] if args.dry_run else "small",
-        work / f"model-{shapes[0] if args.dry_run else 'small'}",
-        tokenizer_source(),
-    )
-    if tokenizer_source():
-        print("\nfinetune rule code on this device:", json.dumps(finetune_path(small, work)))
+    tokenizer = tokenizer_source()
+    small_shape = shapes[0] if args.dry_run else "small"
+    small = make_model(small_shape, work / f"model-{small_shape}", tokenizer)
+    # The small model's parts first: they take seconds, so a time limit on the device can
+    # only cut the 8b rows, which come last.
+    if tokenizer:
+        for backend in backends:
+            print(
+                f"\nfinetune rule code, {backend}:",
+                json.dumps(run_worker("finetune", backend, small, work / f"ft-{backend}", log_dir=logs)),
+                flush=True,
+            )
+        sizes = "1,2" if args.dry_run else "1,8,32"
+        generated = run_worker("generate", small, sizes, 8 if args.dry_run else 128, log_dir=logs)
         print("\n| batch | generated tokens | tokens/s |\n|---|---|---|")
-        for row in generation(small, [1, 2] if args.dry_run else [1, 8, 32], 8 if args.dry_run else 128):
-            print(f"| {row['batch']} | {row['generated_tokens']} | {row['tokens_per_second']:.1f} |")
+        for row in generated.get("rows", []):
+            print(f"| {row['batch']} | {row['generated_tokens']} | {row['tokens_per_second']:.1f} |", flush=True)
+        if "error" in generated:
+            print(f"generation failed: {generated['error']}")
     else:
         print("\nno tokenizer files found (prepare the embedded model, or put them in bench/gpu-assets/tokenizer)")
+    print("\n| shape | backend | tokens/s | peak VRAM MB | final loss |\n|---|---|---|---|---|", flush=True)
+    ratios = {}
+    for shape in shapes:
+        model_dir = small if shape == small_shape else make_model(shape, work / f"model-{shape}", tokenizer)
+        batches = make_batches(work / f"batches-{shape}.pt", SHAPES[shape]["vocab_size"], steps, 2, seq)
+        ratio = train_table(shape, model_dir, batches, backends, steps, logs)
+        if ratio is not None:
+            ratios[shape] = ratio
+            print(f"| {shape} | unsloth / peft-bnb | {ratio:.3f}× | | |", flush=True)
     headline = ratios.get("8b", ratios.get("small"))
     print(
         f"\nunsloth_vs_peft_tokens_per_second: {headline:.3f}"
