@@ -77,7 +77,9 @@ def make_model(shape: str, out: Path, tokenizer_dir: Path | None) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    if (out / "config.json").exists():
+    if (out / "config.json").exists():  # weights kept from an earlier run; the tokenizer is refreshed
+        if tokenizer_dir:
+            AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
         return out
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
@@ -193,11 +195,9 @@ def run_worker(kind: str, *args: str | Path, log_dir: Path) -> dict:
 
 def finetune_path(model_dir: Path, work: Path, backend: str) -> dict:
     """The project's finetune rule code on this device with one backend: a tiny dataset, one
-    adapter saved, then reloaded with PEFT on the plain base and used to generate."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
+    adapter saved, then reloaded with PEFT on the plain base and used to generate. Nothing
+    here imports transformers or peft before `train_adapter` has (Unsloth patches them on
+    import, as in the rule's own process)."""
     from cbtflow.dataset import save_dataset_dict
     from cbtflow.finetune import train_adapter
 
@@ -233,6 +233,10 @@ def finetune_path(model_dir: Path, work: Path, backend: str) -> dict:
         out_dir=str(work / "adapter"),
         backend=backend,
     )
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if device == "cuda" else None)
     reloaded = PeftModel.from_pretrained(base.to(device), str(work / "adapter"))

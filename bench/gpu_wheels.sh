@@ -60,6 +60,9 @@ for candidate in resources/models/smollm2-135m .cbtflow-cache/test-models/smollm
 done
 if [ -z "$tok" ]; then echo "prepare the embedded model first (snakemake resources/models/smollm2-135m)" >&2; exit 1; fi
 mkdir -p "$assets/tokenizer"
-cp "$tok"/tokenizer.json "$tok"/tokenizer_config.json "$tok"/special_tokens_map.json "$assets/tokenizer/" 2>/dev/null || \
-  cp "$tok"/tokenizer* "$assets/tokenizer/"
+# The chat template travels too: transformers 5 keeps it in chat_template.jinja.
+cp "$tok"/tokenizer* "$tok"/special_tokens_map.json "$tok"/chat_template.jinja "$assets/tokenizer/" 2>/dev/null || true
+for needed in tokenizer.json chat_template.jinja; do
+  [ -f "$assets/tokenizer/$needed" ] || { echo "$tok has no $needed" >&2; exit 1; }
+done
 du -sh "$assets"/*
