@@ -27,6 +27,7 @@ import yaml
 from cbtflow import prompts, quality
 from cbtflow.dialogue import Party, Session, render_transcript, run_sessions
 from cbtflow.llm import Client, Endpoint
+from cbtflow.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def generate_courses(
         rejections: dict[str, list[str]] = {p["id"]: [] for p in profiles}
         while pending:
             attempt += 1
-            seeds = {p["id"]: seed * 100_003 + plan_k["number"] * 101 + attempt for p in pending}
+            seeds = {p["id"]: derive_seed(seed, "course.session", plan_k["number"], attempt) for p in pending}
             step = SessionStep(plan_k, total, summaries, templates, settings)
             turn_lists, tokens = mode(client, generator, pending, step, seeds)
             still = []
@@ -210,9 +211,8 @@ def generate_courses(
             ]
             for p in done
         ]
-        replies = client.chat_batch(
-            generator.endpoint, summary_prompts, generator.sampling, [seed * 7 + plan_k["number"] for _ in done]
-        )
+        summary_seeds = [derive_seed(seed, "course.summary", plan_k["number"]) for _ in done]
+        replies = client.chat_batch(generator.endpoint, summary_prompts, generator.sampling, summary_seeds)
         for p, reply in zip(done, replies):
             courses[p["id"]]["sessions"][-1]["summary"] = reply["text"]
             summaries[p["id"]] = (summaries[p["id"]] + f" Session {plan_k['number']}: {reply['text']}").strip()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cbtflow.dialogue import SESSION_START_CUE
-from cbtflow.io import sha256_json
+from cbtflow.io import atomic_dir, sha256_json
 
 
 def session_messages(session: dict[str, Any], system_prompt: str) -> list[dict[str, str]]:
@@ -94,8 +94,6 @@ def dataset_stats(courses: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
 
 def save_dataset_dict(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> None:
     """A ``datasets.DatasetDict`` (train/validation), loadable with ``load_from_disk``."""
-    import shutil
-
     from datasets import Dataset, DatasetDict
 
     splits = {}
@@ -110,9 +108,5 @@ def save_dataset_dict(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> No
             if subset
             else Dataset.from_dict({"messages": [], "course": [], "session": [], "phase": []})
         )
-    out_dir = Path(out_dir)
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    DatasetDict(splits).save_to_disk(str(staging))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    with atomic_dir(out_dir) as staging:
+        DatasetDict(splits).save_to_disk(str(staging))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbtflow.llm import Client, Endpoint
+from cbtflow.seeds import derive_seed
 
 THERAPIST, PATIENT = "therapist", "patient"
 # A neutral first user message: chat templates need one before the therapist's opening.
@@ -113,9 +114,8 @@ def run_sessions(
             break
         views = [view(s, speaker, max_context_tokens) for s in active]
         tolerate = tolerate_patient_failures and speaker == PATIENT
-        replies = client.chat_batch(
-            party.endpoint, views, party.sampling, [s.seed * 1000 + index for s in active], tolerate_failures=tolerate
-        )
+        seeds = [derive_seed(s.seed, "dialogue.turn", index) for s in active]
+        replies = client.chat_batch(party.endpoint, views, party.sampling, seeds, tolerate_failures=tolerate)
         limit = int(party.sampling.get("max_tokens", 0))
         for session, reply, messages in zip(active, replies, views):
             if reply.get("error"):

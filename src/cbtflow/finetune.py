@@ -14,13 +14,14 @@ import json
 import logging
 import platform
 import resource
+import shutil
 import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cbtflow.io import sha256_file, write_json
+from cbtflow.io import atomic_dir, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -350,40 +351,38 @@ def train_adapter(
             if logs:
                 history.append({"step": state.global_step, "epoch": state.epoch, **logs})
 
-    out = Path(out_dir)
-    staging = out.with_name(out.name + ".partial")
-    args = sft_config(train_cfg, backend, seed, str(staging / "trainer"), bool(val_rows))
-    trainer = build_trainer(model, tokenizer, train_rows, val_rows, args, backend, [Record()])
-    start = time.perf_counter()
-    trainer.train()
-    wall = time.perf_counter() - start
-    trained_tokens = sum(len(r["input_ids"]) for r in train_rows) * float(train_cfg["epochs"])
-    model.save_pretrained(str(staging))
-    import shutil
-
-    shutil.rmtree(staging / "trainer", ignore_errors=True)
-    losses = [h["loss"] for h in history if "loss" in h]
-    train_log = {
-        "backend": backend,
-        "steps": trainer.state.global_step,
-        "wall_seconds": round(wall, 3),
-        "tokens_seen": int(trained_tokens),
-        "tokens_per_second": round(trained_tokens / wall, 2) if wall else None,
-        "peak_memory_mb": round(_peak_memory_mb(backend), 1),
-        "train_examples": len(train_rows),
-        "validation_examples": len(val_rows),
-        "trained_token_fraction": round(
-            sum(sum(r["assistant_masks"]) for r in train_rows) / max(1, sum(len(r["input_ids"]) for r in train_rows)), 4
-        ),
-        "loss_curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
-        "eval_curve": [{"epoch": h["epoch"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
-        "first_quarter_loss": _quarter_mean(losses, first=True),
-        "last_quarter_loss": _quarter_mean(losses, first=False),
-    }
-    write_json(staging / "train_log.json", train_log)
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    with atomic_dir(out_dir) as staging:
+        args = sft_config(train_cfg, backend, seed, str(staging / "trainer"), bool(val_rows))
+        trainer = build_trainer(model, tokenizer, train_rows, val_rows, args, backend, [Record()])
+        start = time.perf_counter()
+        trainer.train()
+        wall = time.perf_counter() - start
+        trained_tokens = sum(len(r["input_ids"]) for r in train_rows) * float(train_cfg["epochs"])
+        model.save_pretrained(str(staging))
+        shutil.rmtree(staging / "trainer", ignore_errors=True)
+        losses = [h["loss"] for h in history if "loss" in h]
+        train_log = {
+            "backend": backend,
+            "steps": trainer.state.global_step,
+            "wall_seconds": round(wall, 3),
+            "tokens_seen": int(trained_tokens),
+            "tokens_per_second": round(trained_tokens / wall, 2) if wall else None,
+            "peak_memory_mb": round(_peak_memory_mb(backend), 1),
+            "train_examples": len(train_rows),
+            "validation_examples": len(val_rows),
+            "trained_token_fraction": round(trained_fraction(train_rows), 4),
+            "loss_curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
+            "eval_curve": [{"epoch": h["epoch"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
+            "first_quarter_loss": _quarter_mean(losses, first=True),
+            "last_quarter_loss": _quarter_mean(losses, first=False),
+        }
+        write_json(staging / "train_log.json", train_log)
     return train_log
+
+
+def trained_fraction(rows: Sequence[dict[str, Any]]) -> float:
+    """Share of the tokens that carry loss (therapist tokens)."""
+    return sum(sum(r["assistant_masks"]) for r in rows) / max(1, sum(len(r["input_ids"]) for r in rows))
 
 
 def _quarter_mean(values: Sequence[float], first: bool) -> float | None:

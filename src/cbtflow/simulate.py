@@ -15,6 +15,7 @@ from typing import Any
 from cbtflow import prompts
 from cbtflow.dialogue import Party, Session, role_breaks, run_sessions
 from cbtflow.llm import Client
+from cbtflow.seeds import derive_seed
 
 
 def simulate(
@@ -34,7 +35,7 @@ def simulate(
         Session(
             therapist_system=system,
             patient_system=prompts.render(patient_template, p=p, summary=""),
-            seed=seed * 10_007 + index,
+            seed=derive_seed(seed, "simulate.session", index),
         )
         for index, p in enumerate(profiles)
     ]

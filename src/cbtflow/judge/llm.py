@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from cbtflow import prompts
 from cbtflow.io import write_text_atomic
 from cbtflow.llm import Client, Endpoint
+from cbtflow.seeds import derive_seed
 
 # Prefilled start of the local judge's answer: with it SmolLM2-135M puts ~70% of its
 # next-token mass on the digits (measured 0.70-0.75 over three items; without it, 0.06-0.12).
@@ -133,7 +134,7 @@ def _validated_call(
     sampling = {**sampling, "response_format": response_format(model, structured_output)}
     raw_outputs = []
     for attempt in range(retries + 1):
-        reply = client.chat(endpoint, messages, sampling, seed + attempt)
+        reply = client.chat(endpoint, messages, sampling, derive_seed(seed, "judge.reask", attempt))
         raw_outputs.append(reply["text"])
         try:
             return model.model_validate(extract_json(reply["text"])), reply.get("model", endpoint.model)

@@ -18,6 +18,7 @@ from cbtflow.judge import llm as llm_judge
 from cbtflow.judge.rubric import item_ids, summarise
 from cbtflow.llm import Client, Endpoint
 from cbtflow.llm.api import APICallError
+from cbtflow.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -175,15 +176,14 @@ def _score_document(
 ) -> dict[str, Any]:
     judge, rubric = job.judge, job.rubric
     kind, repeats = judge["kind"], int(judge.get("repeats", 1))
-    samples = [_score_once(job, transcript, out_path, seed * 1000 + r) for r in range(repeats)]
+    seeds = [derive_seed(seed, "judge.repeat", r) for r in range(repeats)]
+    samples = [_score_once(job, transcript, out_path, s) for s in seeds]
     items = _consensus(samples)
     flags = detect(transcript["turns"], detectors) + _low_mass_flags(items, judge, out_path)
     items = apply_caps(items, flags, detectors)
     safety = None
     if transcript.get("risk_level", "none") != "none":
-        safety = _consensus([_score_safety(job, transcript, out_path, seed * 1000 + r) for r in range(repeats)])[
-            "safety"
-        ]
+        safety = _consensus([_score_safety(job, transcript, out_path, s) for s in seeds])["safety"]
     return {
         "kind": "ctrs",
         "status": "scored",
