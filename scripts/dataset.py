@@ -9,7 +9,7 @@ log = setup(snakemake.log[0])
 courses = [read_json(p) for p in snakemake.input.courses]
 settings = snakemake.params.settings
 rows = build_examples(
-    courses, prompts.render(snakemake.input.therapist_system), settings["validation_fraction"], settings.get("seed", 0)
+    courses, prompts.render(snakemake.input.therapist_system), settings["validation_fraction"], settings["seed"]
 )
 write_jsonl(snakemake.output.jsonl, rows)
 save_dataset_dict(rows, snakemake.output.hf)

@@ -11,8 +11,8 @@ splits = sample_splits(
     s["train"],
     s.get("eval", 0),
     s["seed"],
-    eval_risk=s.get("eval_risk", False),
-    eval_split=s.get("eval_split", "held_out"),
+    eval_risk=s["eval_risk"],
+    eval_split=s["eval_split"],
 )
 write_jsonl(snakemake.output[0], splits[snakemake.params.split])
 log.info("%d %s profiles", len(splits[snakemake.params.split]), snakemake.params.split)

@@ -7,7 +7,7 @@ import polars as pl
 
 from cbtflow import report
 from cbtflow.io import read_json, write_bytes_atomic, write_json
-from cbtflow.judge.rubric import item_ids, load_rubric
+from cbtflow.judge.rubric import competence_threshold, item_ids, load_rubric
 from cbtflow.judge.run import check_failure_budgets
 from cbtflow.runtime import setup
 from cbtflow.scores import failures, read_scores, scores_table
@@ -27,7 +27,8 @@ buffer = io.BytesIO()
 scores.write_parquet(buffer)
 write_bytes_atomic(out.scores, buffer.getvalue())
 rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
-stats = analyse(scores, threshold=float(snakemake.params.threshold), item_order=item_ids(rubric))
+threshold = competence_threshold(rubric, snakemake.params.threshold)
+stats = analyse(scores, threshold=threshold, item_order=item_ids(rubric))
 stats["primary_judge"] = snakemake.params.primary_judge
 stats["failures"] = failed
 write_json(out.stats, {"kind": "stats", **stats})

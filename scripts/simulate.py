@@ -14,17 +14,15 @@ log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
 t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
-endpoint = Endpoint(
-    model=t["model"], adapter=adapter, chat_template=t.get("chat_template"), backend=t.get("backend", "transformers")
-)
+endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"), backend=t["backend"])
 patient = Party(
     Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sampling", "max_failures")}), p["sampling"]
 )
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
-shared = (t.get("vllm") or {}).get("shared_servers", {}).get(snakemake.params.base)
-with serving(endpoint, f"{snakemake.log[0]}.server", t.get("vllm"), shared_url=shared) as served:
+shared = t["vllm"].get("shared_servers", {}).get(snakemake.params.base)
+with serving(endpoint, f"{snakemake.log[0]}.server", t["vllm"], shared_url=shared) as served:
     therapist = Party(served, t["sampling"])
     allowed = failure_budget(p, len(profiles))  # the patient role's max_failures
     sessions = simulate(

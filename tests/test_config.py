@@ -24,6 +24,22 @@ def test_default_config_is_valid():
     validate_config(copy.deepcopy(DEFAULT))
 
 
+def test_validation_fills_the_schemas_defaults_and_keeps_what_is_set():
+    config = copy.deepcopy(DEFAULT)
+    del config["courses"]["max_attempts"]
+    config["judges"]["api"] = {"kind": "llm", "model": "gemini/x", "mode": "per_item"}
+    validate_config(config)
+    assert config["courses"]["max_attempts"] == 3 and config["courses"]["on_exhausted"] == "drop"
+    assert config["judges"]["api"]["mode"] == "per_item" and config["judges"]["api"]["retries"] == 2
+    assert "retries" not in config["judges"]["lexicon"], "LLM-only defaults stay off a lexicon judge"
+    assert config["therapist"]["vllm"]["startup_timeout"] == 900
+    # One longest reply for local and API models alike (it was 128 and 512).
+    assert config["roles"]["patient"]["sampling"]["max_tokens"] == 40
+    from cbtflow.llm.sampling import with_defaults
+
+    assert with_defaults({})["max_tokens"] == 512 and with_defaults({"max_tokens": 9})["max_tokens"] == 9
+
+
 @pytest.mark.parametrize(
     "mutate, field",
     [
@@ -266,6 +282,7 @@ def test_each_judge_kind_depends_only_on_what_it_reads():
             api={"kind": "llm", "model": "gemini/x"}, per_item={"kind": "llm", "model": "gemini/x", "mode": "per_item"}
         )
     )
+    validate_config(config)  # judge_reads reads a validated config: defaults filled in
     assert judge_reads(config, "lexicon") == {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"]}
     assert judge_reads(config, "smollm2") == {"templates": ["judge_item"], "lexicon": []}
     assert judge_reads(config, "api") == {"templates": ["judge_all"], "lexicon": []}

@@ -57,8 +57,8 @@ def test_lexicon_prefers_good_practice_on_total_and_targeted_items():
     assert len(PAIRS) >= 10
     wins_total, wins_items, n_items = 0, 0, 0
     for pair in PAIRS:
-        good = score_transcript(LEXICON, pair["good"], item_ids(RUBRIC))
-        poor = score_transcript(LEXICON, pair["poor"], item_ids(RUBRIC))
+        good = score_transcript(LEXICON, pair["good"], RUBRIC)
+        poor = score_transcript(LEXICON, pair["poor"], RUBRIC)
         wins_total += sum(v["score"] for v in good.values()) > sum(v["score"] for v in poor.values())
         for item in pair["targets"]:
             n_items += 1
@@ -69,8 +69,8 @@ def test_lexicon_prefers_good_practice_on_total_and_targeted_items():
 
 def test_lexicon_is_deterministic_and_bounded():
     pair = PAIRS[0]
-    a = score_transcript(LEXICON, pair["good"], item_ids(RUBRIC))
-    assert a == score_transcript(LEXICON, pair["good"], item_ids(RUBRIC))
+    a = score_transcript(LEXICON, pair["good"], RUBRIC)
+    assert a == score_transcript(LEXICON, pair["good"], RUBRIC)
     assert all(0 <= v["score"] <= 6 for v in a.values())
     assert a["agenda"]["features"]["agenda_set_early"] == 1.0
 
@@ -438,3 +438,26 @@ def test_a_session_lost_in_simulation_is_a_failure_record_under_the_patient_budg
     check_failure_budgets([failed], docs, {"lexicon": 0}, patient_max_failures=1)  # not the judge's failure
     with pytest.raises(TooManyFailures, match="roles.patient: 1 sessions lost their patient"):
         check_failure_budgets([failed], docs, {"lexicon": 0}, patient_max_failures=0)
+
+
+def test_the_rubrics_shape_comes_from_the_rubric_file():
+    """Scale, items and threshold are read from the rubric: a 1-5 rubric gives 1-5 scores and
+    asks for a digit from 1 to 5; nothing assumes 0-6 or 0-66."""
+    import copy
+
+    from cbtflow import prompts
+    from cbtflow.judge.rubric import competence_threshold, max_total
+
+    five = copy.deepcopy(RUBRIC)
+    five["scale"] = {"min": 1, "max": 5}
+    five["items"] = five["items"][:3]
+    good, poor = score_transcript(LEXICON, PAIRS[0]["good"], five), score_transcript(LEXICON, PAIRS[0]["poor"], five)
+    assert list(good) == item_ids(five) and max_total(five) == 15
+    assert all(1.0 <= doc["score"] <= 5.0 for doc in [*good.values(), *poor.values()])
+    assert sum(d["score"] for d in good.values()) > sum(d["score"] for d in poor.values())
+    prompt = prompts.render(TEMPLATES["judge_item"], transcript="T: hi", item=five["items"][0], scale=five["scale"])
+    assert prompt.endswith("Answer with one digit from 1 to 5.")
+    assert competence_threshold(RUBRIC) == 40 and competence_threshold(RUBRIC, 30) == 30
+    del five["competence_threshold"]
+    with pytest.raises(ValueError, match="competence_threshold"):
+        competence_threshold(five)

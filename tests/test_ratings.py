@@ -111,7 +111,8 @@ def test_safety_item_is_scored_apart_for_risk_profiles_only(scripted, tmp_path):
         {"role": "patient", "text": "Sometimes I wish I wouldn't wake up."},
     ]
     ignores = [{"role": "therapist", "text": "Let's talk about your week."}, {"role": "patient", "text": "Okay."}]
-    assert score_safety(lexicon, asks)["score"] == 6.0 and score_safety(lexicon, ignores)["score"] == 0.0
+    scale = {"min": 0, "max": 6}
+    assert score_safety(lexicon, asks, scale)["score"] == 6.0 and score_safety(lexicon, ignores, scale)["score"] == 0.0
     docs = judge_transcripts(
         scripted(lambda m, s: ""),
         [

@@ -9,7 +9,8 @@ import pytest
 
 from cbtflow.cli import main
 from cbtflow.judge.rubric import item_ids, load_rubric
-from cbtflow.scores import DEFAULT_RUBRIC, scores_table
+from cbtflow.packaged import DEFAULT_RUBRIC
+from cbtflow.scores import scores_table
 
 ITEMS = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
 

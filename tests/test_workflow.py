@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workspace import PLANTED_KEY, TINY, make_workspace, snakemake
+from workspace import PLANTED_KEY, ROOT, TINY, make_workspace, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -341,3 +341,51 @@ def test_editing_the_rubric_reruns_only_judging_and_report(run):
     assert done.returncode == 0, done.stderr[-2000:]
     jobs = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", done.stdout + done.stderr, re.M)} - {"total"}
     assert jobs == {"judge", "report", "all"}
+
+
+def test_wheel_installed_in_a_fresh_venv_validates_the_finished_run(run, tmp_path):
+    """Build the wheel from the tracked files, install it into a new venv that borrows only
+    the dependencies, and run `cbtflow validate` on the run from outside any checkout."""
+    import site
+    import sysconfig
+
+    src = tmp_path / "src-tree"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for rel in tracked:
+        if rel.startswith(("src/", "resources/", "workflow/schemas/")) or rel in ("pyproject.toml", "README.md"):
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
+        check=True,
+        capture_output=True,
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", purelib, *wheels.glob("*.whl")],
+        check=True,
+        capture_output=True,
+    )
+    # Dependencies from this environment, appended after the venv's own site-packages; its
+    # .pth files (this checkout's editable install) are not processed from there.
+    deps = [p for p in {sysconfig.get_paths()["purelib"], *site.getsitepackages()} if Path(p).is_dir()]
+    (Path(purelib) / "zz-deps.pth").write_text("\n".join(deps) + "\n")
+    where = subprocess.run(
+        [python, "-c", "import cbtflow, cbtflow.packaged as p; print(cbtflow.__file__); print(p.RESOURCES)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert where.returncode == 0, where.stderr[-2000:]
+    assert all(line.startswith(str(venv)) for line in where.stdout.split()), where.stdout
+    done = subprocess.run(
+        [python, "-m", "cbtflow.cli", "validate", str(run / "results")], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "results: valid" in done.stdout

@@ -51,7 +51,7 @@ TINY = {
     "simulation": {"max_turns": 4},
     "judges": {"lexicon": {"kind": "lexicon"}, "smollm2": {"kind": "llm", "model": "local/smollm2-135m"}},
     "judging": {"rubric_variant": "ctrs-modified"},
-    "report": {"primary_judge": "lexicon", "competence_threshold": 40},
+    "report": {"primary_judge": "lexicon"},
 }
 
 # Set in every workflow run's environment; the secret test looks for it in every file.

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from cbtflow.packaged import DEFAULT_RUBRIC
+
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from cbtflow.validate import validate_path
@@ -31,7 +33,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     """Fails (exit 2, nothing written) rather than write an empty or partial analysis."""
     from cbtflow.io import write_json
     from cbtflow.judge.rubric import load_rubric
-    from cbtflow.scores import DEFAULT_RUBRIC, read_scores
+    from cbtflow.scores import read_scores
     from cbtflow.stats import analyse
 
     if not Path(args.scores).exists():
@@ -39,9 +41,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     try:
         rubric = load_rubric(args.rubric or DEFAULT_RUBRIC, args.variant)
-        from cbtflow.judge.rubric import item_ids
+        from cbtflow.judge.rubric import competence_threshold, item_ids
 
-        result = analyse(read_scores(args.scores, rubric), threshold=args.threshold, item_order=item_ids(rubric))
+        threshold = competence_threshold(rubric, args.threshold)
+        result = analyse(read_scores(args.scores, rubric), threshold=threshold, item_order=item_ids(rubric))
     except ValueError as err:
         print(f"cbtflow stats: {err}", file=sys.stderr)
         return 2
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("stats", help="run the full analysis on a scores table (CSV or parquet)")
     p.add_argument("scores")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--threshold", type=float, default=40.0, help="competence threshold on the total")
+    p.add_argument("--threshold", type=float, help="competence threshold on the total (default: the rubric's)")
     p.add_argument(
         "--rubric", help="rubric YAML whose items make the totals of an item-only table (default: the project's CTRS)"
     )
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("sheet")
             p.add_argument("--key", required=True)
             p.add_argument("-o", "--output", required=True)
-        p.add_argument("--rubric", default="resources/ctrs/ctrs.yaml")
+        p.add_argument("--rubric", default=str(DEFAULT_RUBRIC))
         p.add_argument("--variant", default="ctrs-modified")
         p.set_defaults(func=func)
     p = sub.add_parser("estimate", help="planned calls, tokens and cost per stage and role (no call is made)")

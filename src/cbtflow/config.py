@@ -7,8 +7,9 @@ must name a declared base) are checked here.
 
 from __future__ import annotations
 
+import copy
 import re
-from pathlib import Path
+from functools import cache
 from typing import Any
 
 import jsonschema
@@ -16,11 +17,8 @@ import yaml
 
 from cbtflow.conditions import CONTRASTS, contrasts_among
 from cbtflow.llm.endpoint import LOCAL_PREFIX
+from cbtflow.packaged import RESOURCES, schema_path
 
-# The project's own files, found from the checkout this package is installed from (editable).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-RESOURCES = PROJECT_ROOT / "resources"
-SCHEMA_DIR = PROJECT_ROOT / "workflow" / "schemas"
 PROVIDERS_FILE = RESOURCES / "litellm_providers.txt"
 
 
@@ -28,15 +26,35 @@ class ConfigError(ValueError):
     pass
 
 
+@cache
 def load_schema(name: str) -> dict[str, Any]:
-    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    path = schema_path(name)
     if not path.exists():
         raise FileNotFoundError(f"no schema {path}")
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def schema_errors(instance: Any, schema: dict[str, Any], root: str = "config") -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema)
+def _properties_with_defaults(validator, properties, instance, schema):
+    """JSON Schema's ``properties``, also filling in each absent property's ``default``."""
+    if isinstance(instance, dict):
+        for name, subschema in properties.items():
+            if isinstance(subschema, dict) and "default" in subschema and name not in instance:
+                instance[name] = copy.deepcopy(subschema["default"])
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+
+# Validates and fills defaults in one pass (defaults inside if/then apply only where `if` holds).
+DefaultingValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"properties": _properties_with_defaults}
+)
+
+
+def schema_errors(
+    instance: Any, schema: dict[str, Any], root: str = "config", fill_defaults: bool = False
+) -> list[str]:
+    """Every schema violation, each prefixed with its field path. With ``fill_defaults``,
+    absent properties get the schema's ``default`` values written into ``instance``."""
+    validator = (DefaultingValidator if fill_defaults else jsonschema.Draft202012Validator)(schema)
     messages = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         where = root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
@@ -103,7 +121,7 @@ def _vllm_problems(config: dict[str, Any]) -> list[str]:
     LoRA rank above its largest --max-lora-rank."""
     from cbtflow.llm.vllm_server import VLLM_LORA_RANKS
 
-    if config.get("therapist", {}).get("backend") != "vllm":
+    if config["therapist"]["backend"] != "vllm":
         return []
     problems = []
     for name in sorted({m["base"] for m in config["models"].values()} & set(config["bases"])):
@@ -123,9 +141,26 @@ def _vllm_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def with_schema_defaults(settings: dict[str, Any], *path: str) -> dict[str, Any]:
+    """A copy of ``settings`` (the config object at ``path``: ``"courses"``; ``"therapist",
+    "vllm"``; ``"judges", "*"`` for any judge) with the schema's defaults filled in, for
+    library entry points called outside a validated config (a notebook, a test): the
+    defaults stay written once, in the schema."""
+    schema = load_schema("config")
+    sub = schema
+    for key in path:
+        sub = sub["additionalProperties"] if key == "*" else sub["properties"][key]
+    filled = copy.deepcopy(settings)
+    for _ in DefaultingValidator({**sub, "$defs": schema["$defs"]}).iter_errors(filled):
+        pass  # only the filling matters here: the whole config is validated elsewhere
+    return filled
+
+
 def validate_config(config: dict[str, Any]) -> None:
-    """Raise ConfigError listing every problem, each prefixed with its field path."""
-    problems = schema_errors(config, load_schema("config"))
+    """Fill in the schema's defaults, in place, then raise ConfigError listing every
+    problem, each prefixed with its field path. Every reader of the config (rules, scripts,
+    preflight, estimate) sees the defaults, so none restates them."""
+    problems = schema_errors(config, load_schema("config"), fill_defaults=True)
     if not problems:
         bases = config["bases"]
         for name, model in config["models"].items():
@@ -210,7 +245,7 @@ def gpus_for(config: dict[str, Any], *roles: dict[str, Any]) -> int:
     """GPUs a job asks for: ``gpus_per_job`` when it runs a local model (no roles given: it
     always does, as finetune and simulate's therapist), else 0."""
     local = not roles or any(is_local_role(r) for r in roles)
-    return int(config.get("gpus_per_job", 0)) if local else 0
+    return int(config["gpus_per_job"]) if local else 0
 
 
 ENVIRONMENTS = ("cpu", "cuda-train", "vllm", "stats")
@@ -222,7 +257,7 @@ def rule_environment(config: dict[str, Any], rule: str, *roles: dict[str, Any]) 
     vLLM's own environment for a vLLM therapist; the CUDA training environment for a job
     that runs a local model on a GPU; the statistics environment (no torch) for the report;
     the CPU environment otherwise."""
-    if rule == "simulate" and config.get("therapist", {}).get("backend") == "vllm":
+    if rule == "simulate" and config["therapist"]["backend"] == "vllm":
         return "vllm"
     if rule == "report":
         return "stats"
@@ -237,7 +272,7 @@ def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str
     entry = config["models"][model]
     if condition == "external":
         return f"{LOCAL_PREFIX}{entry['external']}"
-    if config.get("therapist", {}).get("backend") == "vllm":
+    if config["therapist"]["backend"] == "vllm":
         source = config["bases"][entry["base"]].get("serve_source")
         if source:
             return f"{LOCAL_PREFIX}{source}"
@@ -254,6 +289,6 @@ def judge_reads(config: dict[str, Any], name: str) -> dict[str, list[str]]:
         return {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"]}
     if is_local_role(judge):
         return {"templates": ["judge_item"], "lexicon": []}
-    mode = "judge_item_json" if judge.get("mode", "all_items") == "per_item" else "judge_all"
-    safety = ["judge_item_json"] if config["profiles"].get("eval_risk") and mode != "judge_item_json" else []
+    mode = "judge_item_json" if judge["mode"] == "per_item" else "judge_all"
+    safety = ["judge_item_json"] if config["profiles"]["eval_risk"] and mode != "judge_item_json" else []
     return {"templates": [mode, *safety], "lexicon": []}

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from cbtflow import prompts, quality
+from cbtflow.config import with_schema_defaults
 from cbtflow.dialogue import Party, Session, render_transcript, run_sessions
 from cbtflow.llm import Client, Endpoint
 from cbtflow.seeds import derive_seed
@@ -141,13 +142,14 @@ def generate_courses(
     with ``on_exhausted: drop``, is left out of the course and listed in
     ``dropped_sessions`` (counted in the dataset statistics).
     """
+    settings = with_schema_defaults(settings, "courses")
     total = int(settings["sessions"])
     plan = plan_course(phases, total)
-    mode = MODES[settings.get("mode", "turns")]
+    mode = MODES[settings["mode"]]
     courses = {p["id"]: {"profile_id": p["id"], "profile_hash": p["hash"], "sessions": []} for p in profiles}
     summaries = {p["id"]: "" for p in profiles}
     all_names = {p["id"]: p["name"] for p in profiles}
-    max_attempts = int(settings.get("max_attempts", 3))
+    max_attempts = int(settings["max_attempts"])
     for plan_k in plan:
         pending = list(profiles)
         attempt = 0
@@ -161,7 +163,7 @@ def generate_courses(
             for p, turns, n_tokens in zip(pending, turn_lists, tokens):
                 foreign = sorted({n for pid, n in all_names.items() if pid != p["id"] and n != p["name"]})
                 limits = {
-                    "min_turns": settings.get("min_turns", 2),
+                    "min_turns": settings["min_turns"],
                     "max_turns": settings["turns_per_session"] + 2,
                     "foreign_names": foreign,
                     "detectors": detectors,
@@ -169,7 +171,7 @@ def generate_courses(
                 reason = quality.check(turns, limits)
                 if reason:
                     rejections[p["id"]].append(reason)
-                    if attempt >= max_attempts and settings.get("on_exhausted", "fail") == "drop":
+                    if attempt >= max_attempts and settings["on_exhausted"] == "drop":
                         courses[p["id"]].setdefault("dropped_sessions", []).append(
                             {"number": plan_k["number"], "rejections": rejections[p["id"]]}
                         )
@@ -226,7 +228,7 @@ def course_document(
     return {
         "kind": "course",
         "generator": generator.identity(),
-        "mode": settings.get("mode", "turns"),
+        "mode": settings["mode"],
         "template_hashes": template_hashes,
         **course,
     }

@@ -72,7 +72,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     generator = config["roles"]["generator"]
     courses, sessions = config["profiles"]["train"], config["courses"]["sessions"]
     turns = config["courses"]["turns_per_session"]
-    g_max = generator["sampling"].get("max_tokens", 512)
+    g_max = generator["sampling"]["max_tokens"]
     if config["courses"]["mode"] == "turns":
         calls, prompt = _dialogue(turns, g_max, turns)
         session_tokens = turns * g_max
@@ -94,9 +94,9 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     max_turns = config["simulation"]["max_turns"]
     jobs = len(config["models"]) * len(config["conditions"]) * len(config["seeds"])
     transcripts = jobs * config["profiles"]["eval"]
-    t_max = config["therapist"]["sampling"].get("max_tokens", 512)
+    t_max = config["therapist"]["sampling"]["max_tokens"]
     patient = config["roles"]["patient"]
-    p_max = patient["sampling"].get("max_tokens", 512)
+    p_max = patient["sampling"]["max_tokens"]
     reply = (t_max + p_max) // 2
     t_calls, t_prompt = _dialogue(max_turns, reply, math.ceil(max_turns / 2))
     p_calls, p_prompt = _dialogue(max_turns, reply, max_turns // 2)
@@ -125,7 +125,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         if judge["kind"] == "lexicon":
             add("judge", name, LEXICON, 0, 0, 0)
             continue
-        repeats = int(judge.get("repeats", 1))
+        repeats = int(judge["repeats"])
         per_item = judge.get("mode") == "per_item" or judge["model"].startswith("local/")
         calls = transcripts * repeats * (11 if per_item else 1)
         prompt = calls * (transcript_tokens + (ITEM_TOKENS if per_item else RUBRIC_TOKENS))

@@ -20,7 +20,7 @@ def gate_both_speakers(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
 
 
 def gate_min_turns(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
-    return "too_few_turns" if len(turns) < limits.get("min_turns", 2) else None
+    return "too_few_turns" if len(turns) < limits["min_turns"] else None
 
 
 def gate_max_turns(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:

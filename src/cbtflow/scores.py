@@ -18,10 +18,8 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
-from cbtflow.config import RESOURCES
 from cbtflow.judge.rubric import item_ids, load_rubric, max_total
-
-DEFAULT_RUBRIC = RESOURCES / "ctrs" / "ctrs.yaml"
+from cbtflow.packaged import DEFAULT_RUBRIC
 
 SCHEMA = {
     "judge": pl.Utf8,

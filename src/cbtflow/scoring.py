@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from cbtflow.config import RESOURCES, judge_settings, validate_config
+from cbtflow.config import judge_settings, validate_config
 from cbtflow.io import read_json, write_json
+from cbtflow.packaged import RESOURCES
 
 ROLES = ("therapist", "patient")
 
@@ -68,11 +69,11 @@ def score_files(
     if existing and not overwrite:
         raise ValueError(f"score files exist already: {existing}; pass --overwrite or choose another -o")
     resources = RESOURCES
-    rubric = load_rubric(resources / "ctrs" / "ctrs.yaml", config.get("judging", {}).get("rubric_variant"))
+    rubric = load_rubric(resources / "ctrs" / "ctrs.yaml", config["judging"]["rubric_variant"])
     lexicon = load_lexicon(resources / "ctrs" / "lexicon.yaml") if judge["kind"] == "lexicon" else None
     templates = {n: str(resources / "prompts" / f"{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}
     documents = judge_transcripts(
-        client(config.get("cache_dir", ".cbtflow-cache"), config),
+        client(config["cache_dir"], config),
         transcripts,
         [str(o) for o in outputs],
         judge,

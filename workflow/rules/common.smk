@@ -17,7 +17,7 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err))
 
-CACHE = config.get("cache_dir", ".cbtflow-cache")
+CACHE = config["cache_dir"]
 
 
 onstart:

@@ -18,7 +18,7 @@ rule profiles_train:
             **{k: config["profiles"][k] for k in ("seed", "train")},
             "eval_split": (
                 "in_distribution"
-                if config["profiles"].get("eval_split") == "in_distribution"
+                if config["profiles"]["eval_split"] == "in_distribution"
                 else "held_out"
             ),
         },

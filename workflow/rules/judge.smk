@@ -28,7 +28,7 @@ rule judge:
         api=lambda wc: api_job(config["judges"][wc.judge]),
     params:
         judge=judge_settings,
-        rubric_variant=lambda wc: config["judging"].get("rubric_variant"),
+        rubric_variant=lambda wc: config["judging"]["rubric_variant"],
         cache_dir=CACHE,
     script:
         "../../scripts/judge.py"

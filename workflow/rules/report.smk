@@ -57,12 +57,10 @@ rule report:
         software_env("report")
     params:
         primary_judge=config["report"]["primary_judge"],
-        rubric_variant=config["judging"].get("rubric_variant"),
-        max_failures={
-            judge: spec.get("max_failures", 0) for judge, spec in config["judges"].items()
-        },
-        patient_max_failures=config["roles"]["patient"].get("max_failures", 0),
-        threshold=config["report"].get("competence_threshold", 40),
+        rubric_variant=config["judging"]["rubric_variant"],
+        max_failures={judge: spec["max_failures"] for judge, spec in config["judges"].items()},
+        patient_max_failures=config["roles"]["patient"]["max_failures"],
+        threshold=config["report"].get("competence_threshold"),  # unset: the rubric's own
         summary=lambda wc: (
             f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
             f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)} "

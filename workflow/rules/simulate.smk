@@ -38,7 +38,7 @@ rule simulate:
         patient=lambda wc: {
             **endpoint_spec(config["roles"]["patient"]),
             "sampling": config["roles"]["patient"]["sampling"],
-            "max_failures": config["roles"]["patient"].get("max_failures", 0),
+            "max_failures": config["roles"]["patient"]["max_failures"],
         },
         session=lambda wc: config["simulation"],
         base=therapist_base,

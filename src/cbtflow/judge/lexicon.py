@@ -60,7 +60,10 @@ def computed_feature(name: str, turns: Sequence[str]) -> float:
     raise ValueError(f"unknown computed lexicon feature {name!r}")
 
 
-def _score_features(features: Sequence[dict[str, Any]], therapist: Sequence[str]) -> dict[str, Any]:
+def _score_features(
+    features: Sequence[dict[str, Any]], therapist: Sequence[str], scale: dict[str, int]
+) -> dict[str, Any]:
+    """The weighted share of features present, mapped onto the rubric's scale."""
     values, weighted, weights = {}, 0.0, 0.0
     for feature in features:
         if "computed" in feature:
@@ -72,23 +75,25 @@ def _score_features(features: Sequence[dict[str, Any]], therapist: Sequence[str]
         values[feature["name"]] = round(value, 4)
         weighted += float(feature["weight"]) * value
         weights += float(feature["weight"])
-    return {"score": round(min(6.0, max(0.0, 6.0 * weighted / weights)), 4), "features": values}
+    lo, hi = float(scale["min"]), float(scale["max"])
+    share = min(1.0, max(0.0, weighted / weights))
+    return {"score": round(lo + (hi - lo) * share, 4), "features": values}
 
 
 def score_transcript(
-    lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], item_ids: Sequence[str]
+    lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], rubric: dict[str, Any]
 ) -> dict[str, Any]:
-    """Per item: a 0-6 score and the feature values behind it."""
+    """Per rubric item: a score on the rubric's scale and the feature values behind it."""
     therapist = [t["text"] for t in turns if t["role"] == "therapist"]
     items = {}
-    for item in item_ids:
+    for item in (i["id"] for i in rubric["items"]):
         features = lexicon["items"].get(item)
         if not features:
             raise ValueError(f"lexicon has no features for rubric item {item!r}")
-        items[item] = _score_features(features, therapist)
+        items[item] = _score_features(features, therapist, rubric["scale"])
     return items
 
 
-def score_safety(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def score_safety(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], scale: dict[str, int]) -> dict[str, Any]:
     """The safety item: risk asked about directly, and a safe response."""
-    return _score_features(lexicon["safety"], [t["text"] for t in turns if t["role"] == "therapist"])
+    return _score_features(lexicon["safety"], [t["text"] for t in turns if t["role"] == "therapist"], scale)

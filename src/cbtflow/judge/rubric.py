@@ -41,8 +41,21 @@ def max_total(rubric: dict[str, Any]) -> int:
     return int(rubric["scale"]["max"]) * len(rubric["items"])
 
 
+def competence_threshold(rubric: dict[str, Any], override: float | None = None) -> float:
+    """The total counted as competent: the config's ``report.competence_threshold`` when
+    set, else the rubric file's own (ctrs.yaml: 40 of 66, the study's)."""
+    if override is not None:
+        return float(override)
+    if "competence_threshold" not in rubric:
+        raise ValueError(
+            f"rubric {rubric.get('name')!r} has no competence_threshold; add one to the rubric file "
+            "or set report.competence_threshold in the config"
+        )
+    return float(rubric["competence_threshold"])
+
+
 def summarise(rubric: dict[str, Any], item_scores: dict[str, float]) -> dict[str, float]:
-    """Raw total (0-66 for 11 items) and the percentage the study appears to report."""
+    """Raw total (0 to ``max_total``) and the percentage the study appears to report."""
     total = float(sum(item_scores[i] for i in item_ids(rubric)))
     return {
         "total": round(total, 4),

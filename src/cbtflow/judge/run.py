@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbtflow.config import RESOURCES
+from cbtflow.config import with_schema_defaults
 from cbtflow.detectors import apply_caps, detect, load_detectors
 from cbtflow.dialogue import render_transcript
 from cbtflow.io import sha256_json
 from cbtflow.judge import lexicon as lexicon_judge
 from cbtflow.judge import llm as llm_judge
-from cbtflow.judge.rubric import item_ids, summarise
+from cbtflow.judge.rubric import summarise
 from cbtflow.llm import Client, Endpoint
 from cbtflow.llm.api import APICallError
+from cbtflow.packaged import RESOURCES
 from cbtflow.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class TooManyFailures(RuntimeError):
 def failure_budget(judge: dict[str, Any], n_transcripts: int) -> int:
     """How many transcripts may fail: ``max_failures`` as a count (≥ 1) or a fraction of
     ``n_transcripts`` (< 1); 0 (the default) keeps every failure fatal."""
-    limit = float(judge.get("max_failures", 0))
+    limit = float(judge["max_failures"])
     return int(limit) if limit >= 1 else int(limit * n_transcripts)
 
 
@@ -111,6 +112,7 @@ def judge_transcripts(
     path) while the judge's ``max_failures`` allows; the analysis leaves it out and the
     report lists it. With the default 0 the first failure fails the job."""
     detectors = detectors if detectors is not None else load_detectors(DEFAULT_DETECTORS)
+    judge = with_schema_defaults(judge, "judges", "*")
     order = list(range(len(transcripts)))
     random.Random(seed).shuffle(order)  # position bias: no fixed order across conditions
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
@@ -175,11 +177,13 @@ def _score_document(
     job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int, detectors: dict[str, Any]
 ) -> dict[str, Any]:
     judge, rubric = job.judge, job.rubric
-    kind, repeats = judge["kind"], int(judge.get("repeats", 1))
+    kind, repeats = judge["kind"], int(judge["repeats"])
     seeds = [derive_seed(seed, "judge.repeat", r) for r in range(repeats)]
     samples = [_score_once(job, transcript, out_path, s) for s in seeds]
     items = _consensus(samples)
-    flags = detect(transcript["turns"], detectors) + _low_mass_flags(items, judge, out_path)
+    flags = detect(transcript["turns"], detectors)
+    if kind == "llm":  # digit mass exists for local LLM judges only; none is a lexicon's
+        flags += _low_mass_flags(items, judge, out_path)
     items = apply_caps(items, flags, detectors)
     safety = None
     if transcript.get("risk_level", "none") != "none":
@@ -196,7 +200,7 @@ def _score_document(
         "condition": transcript["condition"],
         "seed": transcript["seed"],
         "repeats": repeats,
-        "mode": judge.get("mode", "all_items") if kind == "llm" else kind,
+        "mode": judge["mode"] if kind == "llm" else kind,
         "transcript_tokens": transcript.get("n_tokens", 0),
         "transcript_turns": len(transcript["turns"]),
         "transcript_sha256": transcript_hash(transcript),
@@ -211,11 +215,11 @@ def _score_document(
 
 
 def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str) -> list[dict[str, Any]]:
-    threshold = float(judge.get("low_mass_threshold", 0.5))
+    threshold = float(judge["low_mass_threshold"])
     low = llm_judge.low_mass_items(items, threshold)
     if not low:
         return []
-    if judge.get("on_low_mass", "flag") == "fail":
+    if judge["on_low_mass"] == "fail":
         raise llm_judge.LowMassError(
             f"{out_path}: judge {judge['name']} put less than {threshold} of its probability on the score digits "
             f"for items {low}; its scores are not judgements (set on_low_mass: flag to keep them, flagged)"
@@ -248,34 +252,34 @@ class JudgeJob:
             self.endpoint,
             sampling,
             seed,
-            int(self.judge.get("retries", 2)),
+            int(self.judge["retries"]),
             Path(out_path).with_suffix(".raw.txt"),
-            self.judge.get("structured_output", "json_object"),
+            self.judge["structured_output"],
         )
 
 
 def _score_once(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
     judge, rubric = job.judge, job.rubric
     if judge["kind"] == "lexicon":
-        return lexicon_judge.score_transcript(job.lexicon, transcript["turns"], item_ids(rubric))
+        return lexicon_judge.score_transcript(job.lexicon, transcript["turns"], rubric)
     text = blind_text(transcript)
     if job.endpoint.is_local:
         return llm_judge.score_local(job.client, job.endpoint, rubric, text, job.templates["judge_item"])
-    call = job.api_call(out_path, seed, judge.get("sampling", {"temperature": 0.0, "max_tokens": 2048}))
-    if judge.get("mode", "all_items") == "per_item":
+    call = job.api_call(out_path, seed, judge["sampling"])
+    if judge["mode"] == "per_item":
         return llm_judge.score_api_per_item(call, rubric, text, job.templates["judge_item_json"])
     return llm_judge.score_api(call, rubric, text, job.templates["judge_all"])
 
 
 def _score_safety(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
     if job.judge["kind"] == "lexicon":
-        return {"safety": lexicon_judge.score_safety(job.lexicon, transcript["turns"])}
+        return {"safety": lexicon_judge.score_safety(job.lexicon, transcript["turns"], job.rubric["scale"])}
     safety_rubric = {**job.rubric, "items": [job.rubric["safety"]]}
     if job.endpoint.is_local:
         return llm_judge.score_local(
             job.client, job.endpoint, safety_rubric, blind_text(transcript), job.templates["judge_item"]
         )
-    call = job.api_call(out_path, seed, job.judge.get("sampling", {"temperature": 0.0}))
+    call = job.api_call(out_path, seed, job.judge["sampling"])
     return llm_judge.score_api_per_item(call, safety_rubric, blind_text(transcript), job.templates["judge_item_json"])
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from cbtflow.llm.endpoint import Endpoint
+from cbtflow.llm.sampling import with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,15 @@ def _complete_one(
     seed: int,
 ) -> dict[str, Any]:
     litellm = _litellm()
+    sampling = with_defaults(sampling)
     kwargs: dict[str, Any] = {
         "model": model,
         "messages": list(messages),
-        "temperature": float(sampling.get("temperature", 0.0)),
-        "max_tokens": int(sampling.get("max_tokens", 512)),
+        "temperature": float(sampling["temperature"]),
+        "max_tokens": int(sampling["max_tokens"]),
         "seed": int(seed),
         "num_retries": 0,  # retries are ours, so that each one is logged
-        "timeout": float(sampling.get("timeout", 120)),
+        "timeout": float(sampling["timeout"]),
     }
     if "top_p" in sampling:
         kwargs["top_p"] = float(sampling["top_p"])
@@ -90,7 +92,7 @@ def _complete_one(
         kwargs["api_base"] = api_base
         kwargs.setdefault("api_key", os.environ.get("OPENAI_API_KEY", "none"))
     kwargs.update(extra)
-    retries, backoff = int(sampling.get("num_retries", 4)), float(sampling.get("retry_backoff", 2.0))
+    retries, backoff = int(sampling["num_retries"]), float(sampling["retry_backoff"])
     start = time.perf_counter()
     for attempt in range(retries + 1):
         try:

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from cbtflow.llm.endpoint import Endpoint
+from cbtflow.llm.sampling import with_defaults
 
 
 @dataclass
@@ -119,13 +120,15 @@ def generate_batch(
     tok.padding_side = "left"
     prompts = [render(tok, conv) for conv in conversations]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
-    temperature = float(sampling.get("temperature", 0.0))
-    kwargs: dict[str, Any] = {"max_new_tokens": int(sampling.get("max_tokens", 128)), "pad_token_id": tok.pad_token_id}
+    sampling = with_defaults(sampling)
+    temperature = float(sampling["temperature"])
+    kwargs: dict[str, Any] = {"max_new_tokens": int(sampling["max_tokens"]), "pad_token_id": tok.pad_token_id}
     # Small models loop on their own phrases; these two knobs keep them talking.
     for knob, cast in (("repetition_penalty", float), ("no_repeat_ngram_size", int)):
         if sampling.get(knob):
             kwargs[knob] = cast(sampling[knob])
     if temperature > 0:
+        # Unset top_p means no truncation, whatever the checkpoint's generation_config says.
         kwargs.update(do_sample=True, temperature=temperature, top_p=float(sampling.get("top_p", 1.0)))
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cbtflow.config import with_schema_defaults
 from cbtflow.llm.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 def server_command(endpoint: Endpoint, port: int, settings: dict[str, Any] | None = None) -> list[str]:
     """``vllm serve`` (vLLM 0.33) for the endpoint's base, with its adapter (if any) as a
-    LoRA module. The ``vllm`` script is the one installed beside this interpreter."""
-    settings = settings or {}
+    LoRA module. The ``vllm`` script is the one installed beside this interpreter.
+    ``settings``: ``therapist.vllm``; the schema's defaults fill what it leaves out."""
+    settings = with_schema_defaults(settings or {}, "therapist", "vllm")
     cmd = [
         str(Path(sys.executable).with_name("vllm")),
         "serve",
@@ -71,7 +73,7 @@ def server_command(endpoint: Endpoint, port: int, settings: dict[str, Any] | Non
         "--port",
         str(port),
         "--gpu-memory-utilization",
-        str(settings.get("gpu_memory_utilization", 0.85)),
+        str(settings["gpu_memory_utilization"]),
     ]
     if settings.get("max_model_len"):
         cmd += ["--max-model-len", str(settings["max_model_len"])]
@@ -149,7 +151,7 @@ def vllm_server(endpoint: Endpoint, log_path: str | Path, settings: dict[str, An
         port,
         served_name(endpoint),
         log_path,
-        float((settings or {}).get("startup_timeout", 900)),
+        float(with_schema_defaults(settings or {}, "therapist", "vllm")["startup_timeout"]),
     )
 
 

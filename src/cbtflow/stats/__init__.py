@@ -143,7 +143,7 @@ def digit_mass(items: pd.DataFrame, totals: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: float) -> dict[str, Any]:
+def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: float | None) -> dict[str, Any]:
     judge = str(jframe["judge"].iloc[0])
     heuristic = bool(jframe["heuristic"].fillna(False).iloc[0]) if "heuristic" in jframe else False
     totals = jframe[jframe["item"] == "total"]
@@ -194,6 +194,8 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
         "competence": (
             skipped("heuristic judge: a competence threshold on CTRS totals does not apply")
             if heuristic
+            else skipped("no competence threshold given (the rubric's competence_threshold)")
+            if threshold is None
             else competence(totals, threshold)
         ),
         "flags": flag_counts(totals),
@@ -205,7 +207,9 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
     }
 
 
-def analyse(scores: pl.DataFrame, threshold: float = 40.0, item_order: list[str] | None = None) -> dict[str, Any]:
+def analyse(
+    scores: pl.DataFrame, threshold: float | None = None, item_order: list[str] | None = None
+) -> dict[str, Any]:
     """Every analysis, per judge; reliability across repeats and across judges.
     ``item_order`` is the rubric's item order, kept for the report's tables and figures.
 
