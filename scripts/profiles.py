@@ -9,7 +9,7 @@ s = snakemake.params.settings
 splits = sample_splits(
     load_attributes(snakemake.input.attributes),
     s["train"],
-    s.get("eval", 0),
+    s["eval"],
     s["seed"],
     eval_risk=s["eval_risk"],
     eval_split=s["eval_split"],

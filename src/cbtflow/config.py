@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 
 from cbtflow.conditions import CONTRASTS, contrasts_among
-from cbtflow.llm.endpoint import LOCAL_PREFIX
+from cbtflow.llm.endpoint import LOCAL_PREFIX, SCRIPTED_PREFIX
 from cbtflow.packaged import RESOURCES, schema_path
 
 PROVIDERS_FILE = RESOURCES / "litellm_providers.txt"
@@ -66,8 +66,17 @@ def schema_errors(
     return messages
 
 
-def _local_base(model: str) -> str | None:
+def local_base(model: str) -> str | None:
+    """The base name of a ``local/<base>`` model string; None for an API model."""
     return model[len(LOCAL_PREFIX) :] if model.startswith(LOCAL_PREFIX) else None
+
+
+def model_roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every configured role that calls a model, by its config field: the generator, the
+    patient and each LLM judge (the lexicon judge calls none; the therapist is per model)."""
+    roles = {f"roles.{name}": role for name, role in config["roles"].items()}
+    roles.update({f"judges.{name}": judge for name, judge in config["judges"].items() if judge["kind"] != "lexicon"})
+    return roles
 
 
 BNB_CHECKPOINT = re.compile(r"bnb|4bit|4-bit", re.IGNORECASE)
@@ -90,12 +99,11 @@ def known_providers() -> set[str]:
 
 def api_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every model a run may call, by the field it is configured in (fallbacks included)."""
-    out = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
-    out.update({f"judges.{name}": judge for name, judge in config["judges"].items() if judge["kind"] == "llm"})
+    out = model_roles(config)
     for where, role in list(out.items()):
         for i, fallback in enumerate(role.get("fallbacks") or []):
             out[f"{where}.fallbacks[{i}]"] = fallback if isinstance(fallback, dict) else {"model": fallback}
-    return {where: role for where, role in out.items() if "model" in role and not _local_base(role["model"])}
+    return {where: role for where, role in out.items() if is_api_role(role)}
 
 
 def field_of(where: str) -> str:
@@ -169,13 +177,11 @@ def validate_config(config: dict[str, Any]) -> None:
                     f"config.models.{name}.base: '{model['base']}' is not declared under bases "
                     f"(declared: {sorted(bases)})"
                 )
-        roles = {"roles.generator": config["roles"]["generator"], "roles.patient": config["roles"]["patient"]}
-        roles.update({f"judges.{name}": j for name, j in config["judges"].items() if j["kind"] != "lexicon"})
-        for where, role in roles.items():
+        for where, role in model_roles(config).items():
             if "model" not in role:
                 problems.append(f"config.{where}: needs a 'model'")
                 continue
-            base = _local_base(role["model"])
+            base = local_base(role["model"])
             if base is not None and base not in bases:
                 problems.append(f"config.{where}.model: local model '{base}' is not declared under bases")
         if "external" in config["conditions"]:
@@ -214,7 +220,7 @@ def chat_template_of(config: dict[str, Any], base: str) -> str | None:
 def endpoint_spec(config: dict[str, Any], role: dict[str, Any]) -> dict[str, Any]:
     """A role's endpoint with ``local/<base>`` resolved to the directory it loads from
     (paths relative to the project root, where Snakemake and ``cbtflow`` run)."""
-    base = _local_base(role["model"])
+    base = local_base(role["model"])
     spec: dict[str, Any] = {"model": f"local/{base_location(config, base)}" if base else role["model"]}
     if base and chat_template_of(config, base):
         spec["chat_template"] = chat_template_of(config, base)
@@ -236,9 +242,26 @@ def judge_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     return {"name": name, **judge}
 
 
+def is_api_role(role: dict[str, Any]) -> bool:
+    """A role (or judge, or fallback) answered by an API model: neither local nor scripted."""
+    model = str(role.get("model", ""))
+    return (
+        role.get("kind") != "lexicon"
+        and bool(model)
+        and local_base(model) is None
+        and not model.startswith(SCRIPTED_PREFIX)
+    )
+
+
+def scores_by_digits(judge: dict[str, Any]) -> bool:
+    """An LLM judge read through its probabilities of the score digits (judge/kinds.py's
+    DigitJudge): a local model, or the scripted backend; API judges answer in JSON."""
+    return judge["kind"] == "llm" and (is_local_role(judge) or judge["model"].startswith(SCRIPTED_PREFIX))
+
+
 def is_local_role(role: dict[str, Any]) -> bool:
     """A role (or judge) that runs a local model in the job's own process or server."""
-    return role.get("kind") != "lexicon" and str(role.get("model", "")).startswith(LOCAL_PREFIX)
+    return role.get("kind") != "lexicon" and local_base(str(role.get("model", ""))) is not None
 
 
 def gpus_for(config: dict[str, Any], *roles: dict[str, Any]) -> int:
@@ -287,7 +310,7 @@ def judge_reads(config: dict[str, Any], name: str) -> dict[str, list[str]]:
     judge = config["judges"][name]
     if judge["kind"] == "lexicon":
         return {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"]}
-    if is_local_role(judge):
+    if scores_by_digits(judge):
         return {"templates": ["judge_item"], "lexicon": []}
     mode = "judge_item_json" if judge["mode"] == "per_item" else "judge_all"
     safety = ["judge_item_json"] if config["profiles"]["eval_risk"] and mode != "judge_item_json" else []

@@ -11,6 +11,10 @@ import math
 import os
 from typing import Any
 
+from cbtflow.config import is_api_role, scores_by_digits
+from cbtflow.judge.rubric import load_rubric
+from cbtflow.packaged import DEFAULT_RUBRIC
+
 SYSTEM_TOKENS = 400  # a role's system prompt with the profile and plan
 RUBRIC_TOKENS = 900  # the full CTRS rubric with anchors
 ITEM_TOKENS = 150  # one item's question and anchors
@@ -29,7 +33,7 @@ def price(
     model: str, prompt_tokens: int, completion_tokens: int, prices: dict[str, float] | None = None
 ) -> float | None:
     """USD for the tokens: configured ``prices`` (per million tokens) first, else litellm's map."""
-    if model.startswith("local/") or model == LEXICON:
+    if model == LEXICON or not is_api_role({"model": model}):
         return 0.0
     if prices:
         return (prompt_tokens * prices["input_per_mtok"] + completion_tokens * prices["output_per_mtok"]) / 1e6
@@ -121,17 +125,17 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
     transcript_tokens = max_turns * reply
+    n_items = len(load_rubric(DEFAULT_RUBRIC, config["judging"]["rubric_variant"])["items"])
     for name, judge in config["judges"].items():
         if judge["kind"] == "lexicon":
             add("judge", name, LEXICON, 0, 0, 0)
             continue
         repeats = int(judge["repeats"])
-        per_item = judge.get("mode") == "per_item" or judge["model"].startswith("local/")
-        calls = transcripts * repeats * (11 if per_item else 1)
+        local = scores_by_digits(judge)
+        per_item = judge["mode"] == "per_item" or local
+        calls = transcripts * repeats * (n_items if per_item else 1)
         prompt = calls * (transcript_tokens + (ITEM_TOKENS if per_item else RUBRIC_TOKENS))
-        completion = calls * (JUSTIFICATION_TOKENS if per_item else 11 * JUSTIFICATION_TOKENS)
-        if judge["model"].startswith("local/"):
-            completion = 0
+        completion = 0 if local else calls * (JUSTIFICATION_TOKENS if per_item else n_items * JUSTIFICATION_TOKENS)
         add("judge", name, judge["model"], calls, prompt, completion, judge.get("prices"))
     return rows
 

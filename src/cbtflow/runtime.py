@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from cbtflow.config import model_roles
 from cbtflow.llm import Client
 
 
@@ -43,10 +44,12 @@ def client(cache_dir: str | None, config: dict | None = None) -> Client:
     """The job's client. The budget, each role's ``concurrency`` and ``prices`` are read from
     the config itself, not from params: changing how a run is paced or priced never makes
     finished jobs rerun."""
-    config = config or {}
-    roles = [*config.get("roles", {}).values(), *config.get("judges", {}).values()]
+    roles = list(model_roles(config).values()) if config else []
     limits = {role["model"]: int(role["concurrency"]) for role in roles if role.get("concurrency")}
     prices = {role["model"]: role["prices"] for role in roles if role.get("prices")}
     return Client(
-        cache_dir=cache_dir, budget_usd=config.get("max_cost_usd"), concurrency_by_model=limits, prices_by_model=prices
+        cache_dir=cache_dir,
+        budget_usd=(config or {}).get("max_cost_usd"),
+        concurrency_by_model=limits,
+        prices_by_model=prices,
     )

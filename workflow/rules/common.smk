@@ -63,17 +63,13 @@ def chat_template_of(base):
     return experiment.chat_template_of(config, base)
 
 
-def local_base(model_string):
-    return model_string[len("local/") :] if model_string.startswith("local/") else None
-
-
 def endpoint_spec(role):
     return experiment.endpoint_spec(config, role)
 
 
 def role_inputs(role):
     """A local role needs its prepared base and, if named, its chat-template file."""
-    base = local_base(role["model"])
+    base = experiment.local_base(role["model"])
     return (
         base_inputs(base) + ([chat_template_of(base)] if chat_template_of(base) else [])
         if base
@@ -179,4 +175,4 @@ def software_env(rule, *roles):
 def api_job(role):
     """1 when a role calls an API: jobs take an `api` token, so `--resources api=N` (or the
     slurm profile) caps how many API-bound jobs run at once; 0 for local models."""
-    return 0 if role.get("kind") == "lexicon" or role["model"].startswith("local/") else 1
+    return int(experiment.is_api_role(role))

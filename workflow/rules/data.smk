@@ -13,9 +13,11 @@ rule profiles_train:
     params:
         split="train",
         # Training uses the partitioned pool unless eval is in-distribution; switching between
-        # held_out and both never touches the training data.
+        # held_out and both never touches the training data, nor does any eval setting.
         settings=lambda wc: {
             **{k: config["profiles"][k] for k in ("seed", "train")},
+            "eval": 0,
+            "eval_risk": False,
             "eval_split": (
                 "in_distribution"
                 if config["profiles"]["eval_split"] == "in_distribution"

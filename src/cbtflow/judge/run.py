@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cbtflow.config import with_schema_defaults
 from cbtflow.detectors import apply_caps, detect, load_detectors
-from cbtflow.dialogue import render_transcript
 from cbtflow.io import sha256_json
-from cbtflow.judge import lexicon as lexicon_judge
 from cbtflow.judge import llm as llm_judge
+from cbtflow.judge.kinds import Judge, JudgeJob, judge_for
 from cbtflow.judge.rubric import summarise
 from cbtflow.llm import Client, Endpoint
 from cbtflow.llm.api import APICallError
@@ -46,11 +43,6 @@ def transcript_hash(transcript: dict[str, Any]) -> str:
     """Content hash of what was said (roles and texts): equal for the identical instruct
     sessions of models on one base, so the analysis can count them once."""
     return sha256_json([[turn["role"], turn["text"]] for turn in transcript["turns"]])
-
-
-def blind_text(transcript: dict[str, Any]) -> str:
-    """What a judge sees: the turns with neutral labels, nothing about their origin."""
-    return render_transcript(transcript["turns"])
 
 
 class TooManyFailures(RuntimeError):
@@ -118,7 +110,7 @@ def judge_transcripts(
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
     allowed, failed = failure_budget(judge, len(transcripts)), 0
     endpoint = Endpoint.from_spec(judge["endpoint"]) if judge["kind"] == "llm" else None
-    job = JudgeJob(client, judge, rubric, templates, lexicon, endpoint)
+    scorer = judge_for(JudgeJob(client, judge, rubric, templates, lexicon, endpoint))
     for index in order:
         if transcripts[index].get("failure"):  # lost in simulation (the patient's max_failures), not the judge's
             documents[index] = failure_record(
@@ -131,7 +123,7 @@ def judge_transcripts(
             )
             continue
         try:
-            documents[index] = _score_document(job, transcripts[index], out_paths[index], seed, detectors)
+            documents[index] = _score_document(scorer, transcripts[index], out_paths[index], seed, detectors)
         except (llm_judge.JudgeOutputError, APICallError) as err:
             failed += 1
             if failed > allowed:
@@ -174,12 +166,12 @@ def failure_record(
 
 
 def _score_document(
-    job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int, detectors: dict[str, Any]
+    scorer: Judge, transcript: dict[str, Any], out_path: str, seed: int, detectors: dict[str, Any]
 ) -> dict[str, Any]:
-    judge, rubric = job.judge, job.rubric
+    judge, rubric = scorer.job.judge, scorer.job.rubric
     kind, repeats = judge["kind"], int(judge["repeats"])
     seeds = [derive_seed(seed, "judge.repeat", r) for r in range(repeats)]
-    samples = [_score_once(job, transcript, out_path, s) for s in seeds]
+    samples = [scorer.score(transcript, out_path, s) for s in seeds]
     items = _consensus(samples)
     flags = detect(transcript["turns"], detectors)
     if kind == "llm":  # digit mass exists for local LLM judges only; none is a lexicon's
@@ -187,7 +179,7 @@ def _score_document(
     items = apply_caps(items, flags, detectors)
     safety = None
     if transcript.get("risk_level", "none") != "none":
-        safety = _consensus([_score_safety(job, transcript, out_path, s) for s in seeds])["safety"]
+        safety = _consensus([scorer.safety(transcript, out_path, s) for s in seeds])["safety"]
     return {
         "kind": "ctrs",
         "status": "scored",
@@ -232,55 +224,6 @@ def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str)
             "evidence": f"score-digit mass below {threshold}",
         }
     ]
-
-
-@dataclass(frozen=True)
-class JudgeJob:
-    """What every scoring call of one judge job shares."""
-
-    client: Client
-    judge: dict[str, Any]
-    rubric: dict[str, Any]
-    templates: dict[str, str]
-    lexicon: dict[str, Any] | None
-    endpoint: Endpoint | None  # None for the lexicon judge; parsed once per job
-
-    def api_call(self, out_path: str, seed: int, sampling: dict[str, Any]) -> llm_judge.ApiCall:
-        """An API judge's re-asks, where its raw output goes on failure, and the JSON it asks for."""
-        return llm_judge.ApiCall(
-            self.client,
-            self.endpoint,
-            sampling,
-            seed,
-            int(self.judge["retries"]),
-            Path(out_path).with_suffix(".raw.txt"),
-            self.judge["structured_output"],
-        )
-
-
-def _score_once(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
-    judge, rubric = job.judge, job.rubric
-    if judge["kind"] == "lexicon":
-        return lexicon_judge.score_transcript(job.lexicon, transcript["turns"], rubric)
-    text = blind_text(transcript)
-    if job.endpoint.is_local:
-        return llm_judge.score_local(job.client, job.endpoint, rubric, text, job.templates["judge_item"])
-    call = job.api_call(out_path, seed, judge["sampling"])
-    if judge["mode"] == "per_item":
-        return llm_judge.score_api_per_item(call, rubric, text, job.templates["judge_item_json"])
-    return llm_judge.score_api(call, rubric, text, job.templates["judge_all"])
-
-
-def _score_safety(job: JudgeJob, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
-    if job.judge["kind"] == "lexicon":
-        return {"safety": lexicon_judge.score_safety(job.lexicon, transcript["turns"], job.rubric["scale"])}
-    safety_rubric = {**job.rubric, "items": [job.rubric["safety"]]}
-    if job.endpoint.is_local:
-        return llm_judge.score_local(
-            job.client, job.endpoint, safety_rubric, blind_text(transcript), job.templates["judge_item"]
-        )
-    call = job.api_call(out_path, seed, job.judge["sampling"])
-    return llm_judge.score_api_per_item(call, safety_rubric, blind_text(transcript), job.templates["judge_item_json"])
 
 
 def _consensus(samples: list[dict[str, Any]]) -> dict[str, Any]:

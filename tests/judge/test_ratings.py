@@ -4,6 +4,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from workspace import ROOT
 
 from cbtflow import stats
 from cbtflow.judge.lexicon import load_lexicon, score_safety
@@ -11,7 +12,6 @@ from cbtflow.judge.rubric import item_ids, load_rubric
 from cbtflow.ratings import export_ratings, import_ratings
 from cbtflow.scores import scores_table
 
-ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
 PAIRS = json.loads((ROOT / "tests/data/lexicon_pairs.json").read_text())
 

@@ -7,11 +7,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from workspace import ROOT
 
 from cbtflow.llm import Client, Endpoint, vllm_server
 from cbtflow.llm.vllm_server import OpenAIServer, ServerStartError, served_name, server_command, serving
 
-STUB = Path(__file__).parent / "data" / "openai_stub_server.py"
+STUB = ROOT / "tests" / "data" / "openai_stub_server.py"
 
 
 @pytest.fixture

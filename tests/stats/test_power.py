@@ -1,5 +1,6 @@
 import pytest
 from statsmodels.stats.power import TTestPower
+from workspace import ROOT
 
 from cbtflow.power import difference_sd, eval_profiles_needed, paired_power, paired_sample_size
 
@@ -22,11 +23,10 @@ def test_paper_eval_set_size():
     plan = eval_profiles_needed(difference=5, sd=9.79, correlation=0.5)
     assert plan["sd_difference"] == pytest.approx(9.79) and plan["dz"] == pytest.approx(0.5107, abs=1e-4)
     assert plan["pairs"] == 33
-    from pathlib import Path
 
     import yaml
 
-    paper = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments/paper.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "experiments/paper.yaml").read_text())
     assert paper["profiles"]["eval"] == plan["pairs"]
     assert difference_sd(10, 0.0) == pytest.approx(10 * 2**0.5)
     with pytest.raises(ValueError):

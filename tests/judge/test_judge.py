@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+from workspace import ROOT
 
 from cbtflow.judge import llm as llm_judge
 from cbtflow.judge.lexicon import load_lexicon, score_transcript
@@ -9,7 +10,6 @@ from cbtflow.judge.rubric import item_ids, load_rubric, summarise
 from cbtflow.judge.run import judge_transcripts
 from cbtflow.llm import Endpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = load_rubric(ROOT / "resources/ctrs/ctrs.yaml")
 LEXICON = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
 TEMPLATES = {n: str(ROOT / f"resources/prompts/{n}.j2") for n in ("judge_item", "judge_all")}
