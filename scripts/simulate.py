@@ -1,6 +1,7 @@
 """Rule simulate: all eval sessions of one model × condition × seed."""
 
 from cbtflow import prompts
+from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.dialogue import Party
 from cbtflow.io import write_json
 from cbtflow.judge.run import TooManyFailures, failure_budget
@@ -13,7 +14,7 @@ from cbtflow.simulate import simulate, transcript_document
 log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
 t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
-adapter = str(snakemake.input.adapter) if w.condition == "cbt" else None
+adapter = str(snakemake.input.adapter) if CONDITION_TABLE[w.condition].adapter else None
 endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"), backend=t["backend"])
 patient = Party(
     Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sampling", "max_failures")}), p["sampling"]

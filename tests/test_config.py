@@ -289,3 +289,14 @@ def test_each_judge_kind_depends_only_on_what_it_reads():
     assert judge_reads(config, "per_item") == {"templates": ["judge_item_json"], "lexicon": []}
     config["profiles"]["eval_risk"] = True  # the safety item is asked per item
     assert judge_reads(config, "api") == {"templates": ["judge_all", "judge_item_json"], "lexicon": []}
+
+
+def test_the_conditions_table_matches_the_schemas_and_says_what_each_condition_runs():
+    from cbtflow.conditions import ORDER, TABLE
+    from cbtflow.config import load_schema
+
+    assert load_schema("config")["properties"]["conditions"]["items"]["enum"] == ORDER
+    assert load_schema("transcript")["properties"]["condition"]["enum"] == ORDER
+    assert [c for c in ORDER if TABLE[c].adapter] == ["cbt"]
+    assert [c for c in ORDER if TABLE[c].same_for_every_model_of_a_base] == ["instruct", "prompted"]
+    assert {TABLE[c].prompt for c in ORDER} <= {p.stem for p in (ROOT / "resources/prompts").glob("*.j2")}

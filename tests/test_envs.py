@@ -54,8 +54,11 @@ def test_cpu_env_has_the_pyproject_pins():
 
 
 def _config(**changes):
+    from cbtflow.config import validate_config
+
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config.update(changes)
+    validate_config(config)  # rules read a validated config, defaults filled in
     return config
 
 

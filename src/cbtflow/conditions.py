@@ -1,11 +1,39 @@
-"""Therapist conditions and the contrasts the analysis runs between them.
+"""Therapist conditions, as one table, and the contrasts the analysis runs between them.
 
-A light module (no numerical imports) so config validation, the rules and the statistics
-share one list.
+A light module (no numerical imports) so config validation, the rules, the scripts and
+the statistics share one definition: which weights a condition's therapist runs, whether
+it loads the model's adapter, and which system prompt it gets.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    weights: str  # "base": the model's base; "external": the model's own `external` checkpoint
+    adapter: bool  # the model's LoRA adapter (per seed) is loaded on the weights
+    prompt: str  # the therapist's system-prompt template, resources/prompts/<prompt>.j2
+    meaning: str
+
+    @property
+    def same_for_every_model_of_a_base(self) -> bool:
+        """Two models on one base make exactly the same calls (no adapter, no checkpoint of their own)."""
+        return self.weights == "base" and not self.adapter
+
+
+TABLE: dict[str, Condition] = {
+    c.name: c
+    for c in (
+        Condition("instruct", "base", False, "therapist_system", "the base model, short neutral prompt (the study's)"),
+        Condition("cbt", "base", True, "therapist_system", "the base model with our CBT adapter, same prompt"),
+        Condition("prompted", "base", False, "therapist_prompted", "the base model with a detailed CBT prompt"),
+        Condition("external", "external", False, "therapist_system", "the model's external checkpoint, same prompt"),
+    )
+}
+ORDER = list(TABLE)  # for tables and figures
 BASELINE, TUNED = "instruct", "cbt"
 
 # (tuned side, baseline side): the difference is always first − second, so a positive

@@ -15,7 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from cbtflow.conditions import CONTRASTS, contrasts_among
+from cbtflow.conditions import BASELINE, CONTRASTS, TUNED, contrasts_among
+from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.llm.endpoint import LOCAL_PREFIX, SCRIPTED_PREFIX
 from cbtflow.packaged import RESOURCES, schema_path
 
@@ -184,7 +185,7 @@ def validate_config(config: dict[str, Any]) -> None:
             base = local_base(role["model"])
             if base is not None and base not in bases:
                 problems.append(f"config.{where}.model: local model '{base}' is not declared under bases")
-        if "external" in config["conditions"]:
+        if any(CONDITION_TABLE[c].weights == "external" for c in config["conditions"]):
             for name, model in config["models"].items():
                 if not model.get("external"):
                     problems.append(f"config.models.{name}.external: the 'external' condition needs a checkpoint here")
@@ -194,8 +195,8 @@ def validate_config(config: dict[str, Any]) -> None:
                 f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}"
             )
         problems += _vllm_problems(config) + _provider_problems(config)
-        if "cbt" in config["conditions"] and "instruct" not in config["conditions"]:
-            problems.append("config.conditions: the paired analysis needs 'instruct' beside 'cbt'")
+        if TUNED in config["conditions"] and BASELINE not in config["conditions"]:
+            problems.append(f"config.conditions: the paired analysis needs '{BASELINE}' beside '{TUNED}'")
         elif not contrasts_among(config["conditions"]):
             problems.append(
                 f"config.conditions: {config['conditions']} contains no pair the analysis compares "
@@ -293,7 +294,7 @@ def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str
     """The therapist's weights as a local endpoint: the model's external checkpoint, the
     base vLLM serves (``serve_source``), or the base."""
     entry = config["models"][model]
-    if condition == "external":
+    if CONDITION_TABLE[condition].weights == "external":
         return f"{LOCAL_PREFIX}{entry['external']}"
     if config["therapist"]["backend"] == "vllm":
         source = config["bases"][entry["base"]].get("serve_source")

@@ -14,14 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cbtflow.dialogue import SESSION_START_CUE
+from cbtflow.dialogue import THERAPIST, speaker_messages
 from cbtflow.io import atomic_dir, sha256_json
 
 
 def session_messages(session: dict[str, Any], system_prompt: str) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": SESSION_START_CUE}]
-    for turn in session["turns"]:
-        messages.append({"role": "assistant" if turn["role"] == "therapist" else "user", "content": turn["text"]})
+    messages = speaker_messages(session["turns"], THERAPIST, system_prompt)
     while messages and messages[-1]["role"] != "assistant":  # a training example ends on a therapist turn
         messages.pop()
     return messages

@@ -63,6 +63,16 @@ def approx_tokens(text: str) -> int:
     return len(text) // 4 + 4
 
 
+def speaker_messages(turns: Sequence[dict[str, Any]], speaker: str, system: str) -> list[dict[str, str]]:
+    """A conversation as ``speaker`` sees it: its system prompt, then (for the therapist)
+    the session-start cue, then every turn, its own as ``assistant``. Training examples
+    and evaluation sessions give the therapist this same view."""
+    head = [{"role": "system", "content": system}]
+    if speaker == THERAPIST:
+        head.append({"role": "user", "content": SESSION_START_CUE})
+    return head + [{"role": "assistant" if t["role"] == speaker else "user", "content": t["text"]} for t in turns]
+
+
 def view(session: Session, speaker: str, max_context_tokens: int | None = None) -> list[dict[str, str]]:
     """The messages ``speaker`` sees: its own turns are ``assistant``.
 
@@ -71,12 +81,8 @@ def view(session: Session, speaker: str, max_context_tokens: int | None = None) 
     fixed window would follow; the study saw coherence fall near ~4,000 tokens.
     """
     system = session.therapist_system if speaker == THERAPIST else session.patient_system
-    head = [{"role": "system", "content": system}]
-    if speaker == THERAPIST:
-        head.append({"role": "user", "content": SESSION_START_CUE})
-    body = [
-        {"role": "assistant" if turn["role"] == speaker else "user", "content": turn["text"]} for turn in session.turns
-    ]
+    messages = speaker_messages(session.turns, speaker, system)
+    head, body = messages[: 2 if speaker == THERAPIST else 1], messages[2 if speaker == THERAPIST else 1 :]
     if max_context_tokens:
         used = sum(approx_tokens(m["content"]) for m in head)
         kept: list[dict[str, str]] = []

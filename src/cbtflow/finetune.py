@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cbtflow.io import atomic_dir, sha256_file, write_json
+from cbtflow.llm.local import render
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -42,12 +43,8 @@ def select_backend() -> str:
 # --------------------------------------------------------------------------- tokenization
 
 
-def _render(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
-
-
 def _render_ids(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-    return tokenizer.encode(_render(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
+    return tokenizer.encode(render(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
 
 
 def prefix_stable(tokenizer, messages: Sequence[dict[str, str]]) -> bool:
@@ -57,12 +54,12 @@ def prefix_stable(tokenizer, messages: Sequence[dict[str, str]]) -> bool:
     Mistral v0.3's published template puts the system text inside the last user turn only:
     the prompt before an assistant turn carries it, the whole conversation (ending on an
     assistant turn) drops it. Such a template is not prefix-stable."""
-    text = _render(tokenizer, messages, add_generation_prompt=False)
+    text = render(tokenizer, messages, add_generation_prompt=False)
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        head = _render(tokenizer, messages[:index], add_generation_prompt=True)
-        upto = _render(tokenizer, messages[: index + 1], add_generation_prompt=False)
+        head = render(tokenizer, messages[:index], add_generation_prompt=True)
+        upto = render(tokenizer, messages[: index + 1], add_generation_prompt=False)
         if not (text.startswith(upto) and upto.startswith(head)):
             return False
     return True
@@ -95,15 +92,15 @@ def tokenize_with_mask(tokenizer, messages: Sequence[dict[str, str]]) -> dict[st
                 "chat template is not prefix-stable even with the system prompt folded into the first "
                 "user turn; name a prefix-stable template for this base (bases.<name>.chat_template)"
             )
-    text = _render(tokenizer, messages, add_generation_prompt=False)
+    text = render(tokenizer, messages, add_generation_prompt=False)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     mask = [0] * len(ids)
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        head = _render(tokenizer, messages[:index], add_generation_prompt=True)
-        upto = _render(tokenizer, messages[: index + 1], add_generation_prompt=False)
+        head = render(tokenizer, messages[:index], add_generation_prompt=True)
+        upto = render(tokenizer, messages[: index + 1], add_generation_prompt=False)
         start, end = len(head), len(upto.rstrip())  # whitespace after the end-of-turn marker is not a target
         for position, (a, b) in enumerate(offsets):
             if a < end and b > start and text[max(a, start) : min(b, end)].strip():

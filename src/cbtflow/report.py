@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+from cbtflow.conditions import BASELINE, TUNED  # noqa: E402
+from cbtflow.conditions import ORDER as CONDITION_ORDER  # noqa: E402
 from cbtflow.io import write_bytes_atomic, write_text_atomic  # noqa: E402
 
 
@@ -57,7 +59,7 @@ def fig_paired_totals(scores: pl.DataFrame, judge: str, path: Path) -> None:
     totals = scores.filter((pl.col("judge") == judge) & (pl.col("item") == "total")).to_pandas()
     heuristic = bool(totals["heuristic"].iloc[0]) if "heuristic" in totals and len(totals) else False
     models = sorted(totals["model"].unique())
-    conditions = [c for c in ["instruct", "cbt", "prompted", "external"] if c in set(totals["condition"])]
+    conditions = [c for c in CONDITION_ORDER if c in set(totals["condition"])]
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.6), sharey=True, squeeze=False)
     for ax, model in zip(axes[0], models):
         wide = totals[totals["model"] == model].pivot_table(
@@ -168,7 +170,7 @@ def _model_label(model: str) -> str:
 def _contrast_table(contrast: dict[str, Any], *, holm_column: bool = True) -> list[str]:
     """One paired contrast; every column names its condition (no generic 'baseline')."""
     any_block = next(iter(contrast.values()))
-    tuned, baseline = any_block.get("tuned", "cbt"), any_block.get("baseline", "instruct")
+    tuned, baseline = any_block.get("tuned", TUNED), any_block.get("baseline", BASELINE)
     head = (
         f"| model | n units | mean {baseline} | mean {tuned} | {tuned} − {baseline} [95% CI] | t (df) | p |"
         + (" Holm p |" if holm_column else "")

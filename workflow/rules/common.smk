@@ -8,6 +8,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from cbtflow import config as experiment
+from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import ConfigError, validate_config
 from cbtflow.preflight import missing_keys, unknown_providers, unpriced_under_budget
 from cbtflow.profiles import profile_ids
@@ -82,8 +83,8 @@ def therapist_base(wildcards):
 
 
 def adapter_for(wildcards):
-    """The cbt condition reads this model's adapter for this seed; instruct reads none."""
-    if wildcards.condition == "cbt":
+    """A condition with an adapter (cbt) reads this model's adapter for this seed."""
+    if CONDITION_TABLE[wildcards.condition].adapter:
         return f"results/adapters/{wildcards.model}/seed{wildcards.seed}"
     return []
 
@@ -130,7 +131,7 @@ def same_base_predecessor(wildcards, stage):
     the names': a model added at the end then waits for the others and reruns nothing of
     theirs, whatever its name.
     """
-    if wildcards.condition not in ("instruct", "prompted"):
+    if not CONDITION_TABLE[wildcards.condition].same_for_every_model_of_a_base:
         return []
     base = therapist_base(wildcards)
     in_config_order = list(config["models"])
@@ -148,9 +149,9 @@ def same_base_predecessor(wildcards, stage):
 
 
 def therapist_template(wildcards):
-    """The detailed CBT prompt for `prompted`; the study's short neutral prompt otherwise."""
-    name = "therapist_prompted" if wildcards.condition == "prompted" else "therapist_system"
-    return f"{PROMPTS}/{name}.j2"
+    """The condition's system prompt: the detailed CBT prompt for `prompted`, the study's
+    short neutral prompt otherwise (cbtflow.conditions.TABLE)."""
+    return f"{PROMPTS}/{CONDITION_TABLE[wildcards.condition].prompt}.j2"
 
 
 def therapist_model(wildcards):

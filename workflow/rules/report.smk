@@ -20,7 +20,7 @@ rule report:
         ),
         adapters=(
             expand("results/adapters/{model}/seed{seed}", model=MODELS, seed=SEEDS)
-            if "cbt" in CONDITIONS
+            if any(CONDITION_TABLE[c].adapter for c in CONDITIONS)
             else []
         ),
         human=config["report"].get("human_ratings", []),

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cbtflow.conditions import BASELINE, TUNED
 from cbtflow.stats.paired import skipped
 from cbtflow.stats.units import baseline_groups, unique_transcripts
 
@@ -94,7 +95,7 @@ def _best_fit(model: Any) -> Any:
     return max(converged, key=lambda f: f[1])[0]
 
 
-def mixed_model(totals: pd.DataFrame, tuned: str = "cbt", baseline: str = "instruct") -> dict[str, Any]:
+def mixed_model(totals: pd.DataFrame, tuned: str = TUNED, baseline: str = BASELINE) -> dict[str, Any]:
     """Fit the model above; tuning effect per model and averaged over models, with 95% CIs."""
     import statsmodels.formula.api as smf
 
