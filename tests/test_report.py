@@ -3,7 +3,7 @@ condition; the paired figure draws one line per simulated patient."""
 
 import numpy as np
 import pytest
-from test_stats import make_scores
+from fakes import make_scores
 
 from cbtflow import report, stats
 

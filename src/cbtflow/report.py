@@ -6,7 +6,7 @@ lexicon judge is labelled a heuristic baseline wherever it appears.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,17 @@ def fig_usage(usage: dict[str, dict[str, float]], path: Path) -> None:
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _per_model_condition(
+    header: Sequence[str], by_model: dict[str, dict[str, Any]], cells: Callable[[dict[str, Any]], list[Any]]
+) -> list[str]:
+    """A markdown table with one row per model × condition: ``model | condition | cells(v)``."""
+    lines = ["| " + " | ".join(["model", "condition", *header]) + " |", "|" + "---|" * (len(header) + 2)]
+    lines += [
+        "| " + " | ".join([m, c, *map(str, cells(v))]) + " |" for m, per in by_model.items() for c, v in per.items()
+    ]
+    return lines + [""]
 
 
 def _ci(pair: list[float] | None) -> str:
@@ -315,15 +326,12 @@ def _flag_lines(flags: dict[str, Any]) -> list[str]:
         "0). The detectors are regexes and word-overlap rules: they miss paraphrases and can misfire, and each "
         "flag in the score document names the turn and text that fired it.",
         "",
-        "| model | condition | n transcripts | harmful advice | degenerate |",
-        "|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {m} | {c} | {v['n']} | {v['harmful']} | {v['degenerate']} |"
-        for m, per in flags["by_model"].items()
-        for c, v in per.items()
-    ]
-    return lines + [""]
+    return lines + _per_model_condition(
+        ["n transcripts", "harmful advice", "degenerate"],
+        flags["by_model"],
+        lambda v: [v["n"], v["harmful"], v["degenerate"]],
+    )
 
 
 def _mass_lines(mass: dict[str, Any]) -> list[str]:
@@ -475,17 +483,9 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order
     lines += ["Between models, subject = profile × seed:", ""] + _anova_lines(study["between_models"]) + [""]
     comp = result["competence"]
     if comp.get("ran", True):
-        lines += [
-            f"### Competence (total ≥ {comp['threshold']:g})",
-            "",
-            "| model | condition | share | n transcripts |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {m} | {c} | {_fmt(v['share'])} | {v['n']} |"
-            for m, per in comp["by_model"].items()
-            for c, v in per.items()
-        ] + [""]
+        lines += [f"### Competence (total ≥ {comp['threshold']:g})", ""]
+        share = lambda v: [_fmt(v["share"]), v["n"]]  # noqa: E731
+        lines += _per_model_condition(["share", "n transcripts"], comp["by_model"], share)
     lines += _flag_lines(result.get("flags", {})) + _mass_lines(result.get("digit_mass", {}))
     ctx = result["context_length"]
     lines += [

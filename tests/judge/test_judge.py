@@ -258,7 +258,7 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
     """The configured judge fails on every call for half the transcripts and its fallback
     answers them (loopback servers, litellm's openai provider); the score documents name
     who answered and the analysis splits the judge into judge@model."""
-    from test_api import serve
+    from fakes import serve
 
     from cbtflow import stats
     from cbtflow.llm import Client
@@ -344,7 +344,7 @@ def test_garbage_replies_become_failure_records_within_max_failures(tmp_path):
     """A loopback judge that answers garbage for two transcripts: with max_failures 2 they
     become failure records (reason, raw output), the analysis leaves them out and the run
     passes; with 1 the job fails; the run-wide check counts across jobs."""
-    from test_api import serve
+    from fakes import serve
 
     from cbtflow.judge.run import TooManyFailures, check_failure_budgets
     from cbtflow.llm import Client

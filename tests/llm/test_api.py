@@ -1,73 +1,12 @@
 """The API path for real: litellm's openai provider against an HTTP server on loopback."""
 
 import contextlib
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fakes import serve
 
 from cbtflow.llm import Client, Endpoint
 from cbtflow.llm.api import APICallError
-
-REPLY = {
-    "id": "x",
-    "object": "chat.completion",
-    "created": 0,
-    "model": "test-model",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "Hello from loopback."}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
-}
-
-
-def serve(statuses, delay=0.0, content=None):
-    """A loopback server answering each request with the next status (or ``statuses(request)``; 200 = a completion,
-    whose text is ``content(request)`` when given), after `delay` seconds; `seen` gets each
-    request, and `server.flight["peak"]` is the most requests it had in flight at once."""
-    seen, lock, flight = [], threading.Lock(), {"now": 0, "peak": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            with lock:
-                flight["now"] += 1
-                flight["peak"] = max(flight["peak"], flight["now"])
-            time.sleep(delay)
-            with lock:
-                flight["now"] -= 1
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(request)
-            status = statuses(request) if callable(statuses) else statuses[min(len(seen) - 1, len(statuses) - 1)]
-            reply = (
-                REPLY
-                if content is None
-                else {
-                    **REPLY,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": content(request)},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                }
-            )
-            body = json.dumps(reply if status == 200 else {"error": {"message": f"status {status}"}}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.flight = flight
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, seen
 
 
 @contextlib.contextmanager

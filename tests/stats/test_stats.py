@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from fakes import make_scores
 from scipy import stats as sps
 from statsmodels.stats.anova import AnovaRM
 from statsmodels.stats.multitest import multipletests
@@ -13,62 +14,6 @@ from cbtflow import stats
 from cbtflow.scores import scores_table
 
 TOL = 1e-9
-
-
-def make_scores(
-    rng,
-    models=("a", "b", "c"),
-    n_profiles=8,
-    seeds=(1, 2),
-    effect=None,
-    model_shift=None,
-    drop=(),
-    ties=False,
-    shared_baseline=(),
-):
-    """Scores documents with a patient level per profile, a per-profile response to tuning
-    and sampling noise. Models in ``shared_baseline`` get identical instruct transcripts."""
-    effect = effect or {}
-    model_shift = model_shift or {}
-    patient = {p: rng.normal(30, 5) for p in range(n_profiles)}
-    response = {p: rng.normal(0, 2) for p in range(n_profiles)}
-    shared: dict = {}
-    docs = []
-    for m in models:
-        for p in range(n_profiles):
-            for s in seeds:
-                for cond in ("instruct", "cbt"):
-                    if (m, p, s, cond) in drop:
-                        continue
-                    items = rng.integers(0, 7, size=11).astype(float) if ties else rng.uniform(0, 6, size=11)
-                    tuned = cond == "cbt"
-                    total = (
-                        patient[p]
-                        + model_shift.get(m, 0)
-                        + (effect.get(m, 0) + response[p] if tuned else 0)
-                        + rng.normal(0, 2)
-                    )
-                    if ties:
-                        total = float(round(total))
-                    transcript = f"{m}|{cond}|{s}|{p}"
-                    if not tuned and m in shared_baseline:
-                        transcript = f"shared|{s}|{p}"
-                        total = shared.setdefault((p, s), total)
-                    docs.append(
-                        {
-                            "judge": "j",
-                            "heuristic": False,
-                            "model": m,
-                            "condition": cond,
-                            "seed": s,
-                            "profile_id": f"eval-{p:03d}",
-                            "transcript_sha256": transcript,
-                            "items": {f"i{k}": {"score": float(v)} for k, v in enumerate(items)},
-                            "total": total,
-                            "percent": 100 * total / 66,
-                        }
-                    )
-    return scores_table(docs)
 
 
 def totals_of(scores):

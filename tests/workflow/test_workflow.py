@@ -308,27 +308,23 @@ def test_minimal_rerun_prompt_template(run, tmp_path):
     assert ("simulate", "model=tiny, condition=instruct, seed=1") not in jobs
 
 
-def test_editing_one_judge_template_reruns_only_the_judges_that_read_it(run, tmp_path):
-    work = linked_copy(run, tmp_path / "templates")
-    api_prompt = work / "resources/prompts/judge_all.j2"  # read by API judges only: none here
-    rewrite(api_prompt, api_prompt.read_text() + "\nBe strict.\n")
-    assert planned_jobs(work) == set()
-    digit_prompt = work / "resources/prompts/judge_item.j2"  # the local LLM judge's
-    rewrite(digit_prompt, digit_prompt.read_text() + "\nBe strict.\n")
-    assert (
-        planned_jobs(work)
-        == {("judge", f"judge=smollm2, model=tiny, condition={c}, seed=1") for c in TINY["conditions"]} | END
+@pytest.mark.parametrize(
+    "edited, judge",
+    [
+        ("resources/prompts/judge_all.j2", None),  # read by API judges only: none here
+        ("resources/prompts/judge_item.j2", "smollm2"),  # the local LLM judge's digit prompt
+        ("resources/ctrs/lexicon.yaml", "lexicon"),
+    ],
+)
+def test_editing_what_one_judge_reads_reruns_only_that_judges_jobs(run, tmp_path, edited, judge):
+    work = linked_copy(run, tmp_path / "edit")
+    rewrite(work / edited, (work / edited).read_text() + "\n# an edit\n")
+    expected = (
+        {("judge", f"judge={judge}, model=tiny, condition={c}, seed=1") for c in TINY["conditions"]} | END
+        if judge
+        else set()
     )
-
-
-def test_editing_the_lexicon_reruns_only_lexicon_judging_and_report(run, tmp_path):
-    work = linked_copy(run, tmp_path / "lexicon")
-    lexicon = work / "resources/ctrs/lexicon.yaml"
-    rewrite(lexicon, lexicon.read_text() + "\n# a comment is an edit\n")
-    assert (
-        planned_jobs(work)
-        == {("judge", f"judge=lexicon, model=tiny, condition={c}, seed=1") for c in TINY["conditions"]} | END
-    )
+    assert planned_jobs(work) == expected
 
 
 def test_editing_the_rubric_reruns_only_judging_and_report(run):
