@@ -1,7 +1,7 @@
 """Rules profiles_train / profiles_eval: seeded synthetic patient profiles."""
 
 from cbtflow.io import write_jsonl
-from cbtflow.profiles import load_attributes, sample_splits
+from cbtflow.profiles import assign_styles, load_attributes, load_styles, sample_splits
 from cbtflow.runtime import setup
 
 log = setup(snakemake.log[0])
@@ -14,5 +14,7 @@ splits = sample_splits(
     eval_risk=s["eval_risk"],
     eval_split=s["eval_split"],
 )
+if snakemake.params.split == "eval":  # styles belong to the simulated patients only
+    assign_styles(splits["eval"], s["styles"], load_styles(snakemake.input.styles))
 write_jsonl(snakemake.output[0], splits[snakemake.params.split])
 log.info("%d %s profiles", len(splits[snakemake.params.split]), snakemake.params.split)

@@ -1,4 +1,5 @@
 import pytest
+from workspace import ROOT
 
 from cbtflow.profiles import ProfileError, load_attributes, profile_hash, sample_splits
 
@@ -116,3 +117,19 @@ def test_in_distribution_and_both_splits():
     assert sample_splits(attrs, 58, 33, seed=1, eval_split="held_out")["train"] == both["train"]
     with pytest.raises(ProfileError, match="profiles.eval_split"):
         sample_splits(attrs, 5, 3, seed=1, eval_split="sideways")
+
+
+def test_eval_profiles_take_the_configured_styles_in_turn():
+    from cbtflow.profiles import assign_styles, load_styles
+
+    styles = load_styles(ROOT / "resources/profiles/styles.yaml")
+    assert list(styles) == ["plain", "upset", "verbose", "reserved", "tangent", "pleasing"]
+    assert styles["plain"] == "" and all(styles[s] for s in styles if s != "plain")
+    splits = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 2, 7, seed=3)
+    before = [p["hash"] for p in splits["eval"]]
+    assign_styles(splits["eval"], ["upset", "reserved", "plain"], styles)
+    assert [p["style"] for p in splits["eval"]] == ["upset", "reserved", "plain"] * 2 + ["upset"]
+    assert all(p["style_prompt"] == styles[p["style"]] for p in splits["eval"])
+    assert all(a != p["hash"] for a, p in zip(before, splits["eval"])), "a profile's hash covers its style"
+    with pytest.raises(ProfileError, match="profiles.styles: \\['shy'\\]"):
+        assign_styles(splits["eval"], ["shy"], styles)

@@ -16,6 +16,7 @@ splits (``eval_split``):
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,26 @@ def sample_splits(
             "attributes.yaml repeats a string across conceptualisation variants"
         )
     return splits
+
+
+def load_styles(path: str | Path) -> dict[str, str]:
+    """Style name -> its instruction to the patient role, in the file's order."""
+    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(spec, dict) or not isinstance(spec.get("styles"), dict):
+        raise ProfileError(f"{path}: needs a 'styles' mapping of name -> {{description, prompt}}")
+    return {name: str(style.get("prompt") or "") for name, style in spec["styles"].items()}
+
+
+def assign_styles(profiles: list[dict[str, Any]], names: Sequence[str], styles: dict[str, str]) -> None:
+    """Give the eval profiles the configured styles in turn (stratified: each style gets an
+    equal share, ±1), in place; each profile's hash then covers its style."""
+    unknown = [n for n in names if n not in styles]
+    if unknown:
+        raise ProfileError(f"profiles.styles: {unknown} not in styles.yaml (known: {list(styles)})")
+    for index, profile in enumerate(profiles):
+        name = names[index % len(names)]
+        profile.update(style=name, style_prompt=styles[name])
+        profile["hash"] = profile_hash(profile)
 
 
 def profile_ids(split: str, count: int) -> list[str]:

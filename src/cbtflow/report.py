@@ -316,6 +316,39 @@ def _icc_lines(title: str, block: dict[str, Any], item_order: Sequence[str]) -> 
     return lines + [""]
 
 
+def _test_text(test: dict[str, Any]) -> str:
+    if not test.get("ran"):
+        return f"not run: {test['reason']}"
+    df = ", ".join(f"{d:g}" for d in test["df"])
+    return f"F({df}) = {_fmt(test['F'])}, p = {_fmt(test['p'])} ({test['test']}; n = {test['n_profiles']} profiles)"
+
+
+def _style_lines(block: dict[str, Any]) -> list[str]:
+    """The tuning effect per patient style, and whether it depends on the style."""
+    if not block.get("ran"):
+        return [f"*By patient style:* not run: {block['reason']}.", ""] if block else []
+    tuned, baseline = block["tuned"], block["baseline"]
+    lines = [
+        f"### {tuned} − {baseline} by patient style (unit: profile; styles are prompt fragments in "
+        "resources/profiles/styles.yaml, simulated, not real patients)",
+        "",
+        f"| model | style | {tuned} − {baseline} [95% CI] | n profiles |",
+        "|---|---|---|---|",
+    ]
+    for model, per in block["by_model"].items():
+        for style, cell in per["by_style"].items():
+            lines.append(
+                f"| {_model_label(model)} | {style} | {_fmt(cell['estimate'])} {_ci(cell['ci95'])} | "
+                f"{cell['n_units']} |"
+            )
+    lines.append("")
+    for model, per in block["by_model"].items():
+        test = _test_text(per["condition_by_style"])
+        lines.append(f"- Does the effect depend on the style? {_model_label(model)}: {test}")
+    lines += [f"- Model × style on the effect: {_test_text(block['model_by_style'])}", ""]
+    return lines
+
+
 def _flag_lines(flags: dict[str, Any]) -> list[str]:
     if not flags.get("ran"):
         return []
@@ -438,6 +471,7 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order
             tuned, baseline = name.split("_vs_")
             lines += [f"**{tuned} vs {baseline}, {split.replace('_', '-')} eval profiles only**", ""]
             lines += _contrast_table(contrast) + [""]
+    lines += _style_lines(result.get("by_style") or {})
     lines += [f"*Variance sources.* {result['variance_sources']}", ""]
     lines += [
         "### Scores (mean ± SD over transcripts)",

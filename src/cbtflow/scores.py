@@ -36,6 +36,7 @@ SCHEMA = {
     "transcript": pl.Utf8,
     "answered_by": pl.Utf8,
     "eval_split": pl.Utf8,
+    "style": pl.Utf8,
     "harmful_flags": pl.Int64,
     "degenerate_flags": pl.Int64,
     "low_confidence_items": pl.Int64,
@@ -73,6 +74,7 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
             "transcript": doc.get("transcript_sha256"),
             "answered_by": "+".join(doc["answered_by"]) if doc.get("answered_by") else None,
             "eval_split": doc.get("eval_split"),
+            "style": doc.get("style"),
             "harmful_flags": sum(f["kind"] == "harmful" for f in doc.get("flags", [])),
             "degenerate_flags": sum(f["kind"] == "degenerate" for f in doc.get("flags", [])),
             "low_confidence_items": sum(
@@ -121,6 +123,7 @@ def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame
         ("transcript", pl.Utf8),
         ("answered_by", pl.Utf8),
         ("eval_split", pl.Utf8),
+        ("style", pl.Utf8),
     ):
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))

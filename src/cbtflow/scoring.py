@@ -41,6 +41,7 @@ def load_transcript_file(path: str | Path) -> dict[str, Any]:
         "risk_level": doc.get("risk_level", "none"),
         "n_tokens": int(doc.get("n_tokens", 0)),
         "eval_split": doc.get("eval_split"),
+        "style": doc.get("style"),
         "turns": [{"role": t["role"], "text": t["text"]} for t in doc["turns"]],
     }
 

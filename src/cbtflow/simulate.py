@@ -59,6 +59,7 @@ def transcript_document(
         "profile_hash": profile["hash"],
         "risk_level": profile["risk_level"],
         "eval_split": profile.get("eval_split"),
+        "style": profile.get("style"),
         "model": model,
         "condition": condition,
         "seed": seed,

@@ -33,6 +33,7 @@ rule profiles_train:
 rule profiles_eval:
     input:
         attributes="resources/profiles/attributes.yaml",
+        styles="resources/profiles/styles.yaml",
     output:
         "results/profiles/eval.jsonl",
     log:

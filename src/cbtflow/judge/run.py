@@ -160,6 +160,7 @@ def failure_record(
         "seed": transcript["seed"],
         "transcript_sha256": transcript_hash(transcript),
         "eval_split": transcript.get("eval_split"),
+        "style": transcript.get("style"),
         "reason": reason,
         "raw_output": raw_output,
     }
@@ -197,6 +198,7 @@ def _score_document(
         "transcript_turns": len(transcript["turns"]),
         "transcript_sha256": transcript_hash(transcript),
         "eval_split": transcript.get("eval_split"),
+        "style": transcript.get("style"),
         "answered_by": sorted({v.get("answered_by", judge["name"]) for v in items.values()}),
         "flags": flags,
         "items": items,

@@ -34,6 +34,7 @@ from cbtflow.stats.paired import (
     skipped,
     study_contrast,
 )
+from cbtflow.stats.styles import style_interaction
 from cbtflow.stats.units import PROFILE_UNIT, STUDY_UNIT, profile_means
 
 __all__ = [
@@ -171,6 +172,8 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
             if len(splits) > 1
             else skipped("one eval split")
         ),
+        "styles": sorted(totals["style"].dropna().unique()) if "style" in totals else [],
+        "by_style": style_interaction(totals) if (TUNED, BASELINE) in pairs else skipped("no cbt vs instruct pair"),
         "n_transcripts": int(len(totals)),
         "n_profiles": int(totals["profile"].nunique()),
         "descriptives": descriptives(totals),
