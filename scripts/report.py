@@ -9,9 +9,11 @@ from cbtflow import report
 from cbtflow.io import read_json, write_bytes_atomic, write_json
 from cbtflow.judge.rubric import competence_threshold, item_ids, load_rubric
 from cbtflow.judge.run import check_failure_budgets
+from cbtflow.measures import load_measure
 from cbtflow.runtime import setup
 from cbtflow.scores import failures, read_scores, scores_table
 from cbtflow.stats import analyse
+from cbtflow.stats.outcomes import outcome_table, outcomes
 
 log = setup(snakemake.log[0])
 out = snakemake.output
@@ -29,6 +31,8 @@ write_bytes_atomic(out.scores, buffer.getvalue())
 rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
 threshold = competence_threshold(rubric, snakemake.params.threshold)
 stats = analyse(scores, threshold=threshold, item_order=item_ids(rubric))
+measures = {Path(f).stem: load_measure(f) for f in snakemake.input.measures}
+stats["outcomes"] = outcomes(outcome_table([read_json(p) for p in snakemake.input.transcripts], measures))
 stats["primary_judge"] = snakemake.params.primary_judge
 stats["failures"] = failed
 write_json(out.stats, {"kind": "stats", **stats})

@@ -1,5 +1,7 @@
 """Rule simulate: all eval sessions of one model × condition × seed."""
 
+from pathlib import Path
+
 from cbtflow import prompts
 from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.dialogue import Party
@@ -7,6 +9,7 @@ from cbtflow.io import write_json
 from cbtflow.judge.run import TooManyFailures, failure_budget
 from cbtflow.llm import Endpoint
 from cbtflow.llm.vllm_server import serving
+from cbtflow.measures import load_measure, self_reports
 from cbtflow.profiles import load_profiles
 from cbtflow.runtime import client, setup
 from cbtflow.simulate import simulate, transcript_document
@@ -43,10 +46,24 @@ if len(failed) > allowed:
     raise TooManyFailures(
         f"{len(failed)} sessions lost their patient, roles.patient.max_failures allows {allowed}: {failed[0]}"
     )
-hashes = prompts.template_hashes(templates)
+measures = {Path(f).stem: load_measure(f) for f in snakemake.input.measures}
+measure_templates = {Path(f).stem: f for f in snakemake.input.measure_templates}
+hashes = prompts.template_hashes({**templates, **measure_templates})
 by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions)))
 for path in snakemake.output.transcripts:
     profile, session = by_id[path.rsplit("/", 1)[1][:-5]]
+    reports = None
+    if measures and not session.failure:
+        reports = self_reports(
+            llm,
+            patient.endpoint,
+            measures,
+            session.patient_system,
+            session.turns,
+            measure_templates,
+            session.seed,
+            path[: -len(".json")],
+        )
     write_json(
         path,
         transcript_document(
@@ -58,6 +75,7 @@ for path in snakemake.output.transcripts:
             therapist=therapist,
             patient=patient,
             template_hashes=hashes,
+            measures=reports if measures else None,
         ),
     )
 llm.usage.write(snakemake.output.usage, "simulate", dict(w))

@@ -23,7 +23,7 @@ TINY = {
     },
     "conditions": ["instruct", "cbt", "prompted"],
     "seeds": [1],
-    "profiles": {"seed": 3, "train": 2, "eval": 2},
+    "profiles": {"seed": 3, "train": 2, "eval": 2, "styles": ["plain", "reserved"]},
     "courses": {
         "mode": "turns",
         "sessions": 1,
@@ -48,7 +48,7 @@ TINY = {
         "patient": {"model": "local/smollm2-135m", "sampling": {"temperature": 0.5, "max_tokens": 32}},
     },
     "therapist": {"sampling": {"temperature": 0.5, "max_tokens": 24, "repetition_penalty": 1.1}},
-    "simulation": {"max_turns": 4},
+    "simulation": {"max_turns": 4, "measures": ["mood", "alliance"]},
     "judges": {"lexicon": {"kind": "lexicon"}, "smollm2": {"kind": "llm", "model": "local/smollm2-135m"}},
     "judging": {"rubric_variant": "ctrs-modified"},
     "report": {"primary_judge": "lexicon"},

@@ -13,7 +13,8 @@ from typing import Any
 
 from cbtflow.config import is_api_role, scores_by_digits
 from cbtflow.judge.rubric import load_rubric
-from cbtflow.packaged import DEFAULT_RUBRIC
+from cbtflow.measures import load_measure
+from cbtflow.packaged import DEFAULT_RUBRIC, RESOURCES
 
 SYSTEM_TOKENS = 400  # a role's system prompt with the profile and plan
 RUBRIC_TOKENS = 900  # the full CTRS rubric with anchors
@@ -125,6 +126,21 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
     transcript_tokens = max_turns * reply
+    for name in config["simulation"]["measures"]:
+        measure = load_measure(RESOURCES / "measures" / f"{name}.yaml")
+        for when in measure["when"]:  # one call per item and time point; after the session it reads the session
+            calls = transcripts * len(measure["items"])
+            context = SYSTEM_TOKENS + ITEM_TOKENS + (transcript_tokens if when == "post" else 0)
+            digits = not is_api_role(patient)
+            add(
+                "simulate",
+                f"patient {name} {when}",
+                patient["model"],
+                calls,
+                calls * context,
+                0 if digits else calls * JUSTIFICATION_TOKENS,
+                patient.get("prices"),
+            )
     n_items = len(load_rubric(DEFAULT_RUBRIC, config["judging"]["rubric_variant"])["items"])
     for name, judge in config["judges"].items():
         if judge["kind"] == "lexicon":

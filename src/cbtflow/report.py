@@ -349,6 +349,35 @@ def _style_lines(block: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _outcome_lines(block: dict[str, Any]) -> list[str]:
+    """Simulated self-reports: change (or post) by model × condition, and the contrasts."""
+    if not block.get("ran"):
+        return []
+    lines = [
+        "## Simulated self-reports: mood, affect, alliance",
+        "",
+        f"*{block['label']}.* The patient model answers brief questionnaires in character (resources/measures); "
+        "the values show how the simulation moves, not how a person would. Unit: profile (seeds averaged).",
+        "",
+        "| measure | what | better | model | condition | mean [95% CI] | n profiles |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in block["measures"].items():
+        for model, per in m["by_model"].items():
+            for condition, cell in per.items():
+                lines.append(
+                    f"| {name} | {m['kind']} | {m['better']} | {_model_label(model)} | {condition} | "
+                    f"{_fmt(cell['mean'])} {_ci(cell['ci95'])} | {cell['n_units']} |"
+                )
+    lines.append("")
+    for name, m in block["measures"].items():
+        for contrast_key, contrast in m["contrasts"].items():
+            tuned, baseline = contrast_key.split("_vs_")
+            lines += [f"**{name}: {tuned} vs {baseline}** ({m['kind']}; {m['better']} is better)", ""]
+            lines += _contrast_table(contrast, holm_column=False) + [""]
+    return lines
+
+
 def _flag_lines(flags: dict[str, Any]) -> list[str]:
     if not flags.get("ran"):
         return []
@@ -564,6 +593,7 @@ def write_report(
     item_order = stats.get("item_order", [])
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
         lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge, item_order)
+    lines += _outcome_lines(stats.get("outcomes") or {})
     lines += _failure_lines(stats.get("failures") or [])
     lines += _human_lines(stats.get("human_agreement") or {})
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]

@@ -20,6 +20,7 @@ STREAMS = (
     "dialogue.turn",  # one turn of a session, from the session's seed: (turn index,)
     "judge.repeat",  # one judging sample of a transcript: (repeat,)
     "judge.reask",  # an API judge's re-ask after an invalid reply: (attempt,)
+    "measure.answer",  # a simulated self-report, from the session's seed: (time point, measure)
 )
 
 

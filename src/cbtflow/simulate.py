@@ -52,6 +52,7 @@ def transcript_document(
     therapist: Party,
     patient: Party,
     template_hashes: dict[str, str],
+    measures: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "kind": "transcript",
@@ -71,4 +72,6 @@ def transcript_document(
         "role_breaks": role_breaks(session.turns),
         "failure": session.failure,
         "n_tokens": sum(t["completion_tokens"] for t in session.turns),
+        # Simulated self-reports in character (cbtflow.measures), when configured.
+        **({"measures": measures} if measures is not None else {}),
     }

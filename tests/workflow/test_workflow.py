@@ -147,6 +147,19 @@ def test_stats_and_report_hold_the_primary_result(run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_patient_styles_and_self_reports_reach_the_report(run):
+    transcript = json.loads((run / "results/transcripts/tiny/cbt/seed1/eval-001.json").read_text())
+    assert transcript["style"] == "reserved" and set(transcript["measures"]) == {"pre", "post"}
+    assert set(transcript["measures"]["post"]) == {"mood", "alliance"}
+    stats = json.loads((run / "results/report/stats.json").read_text())
+    assert stats["outcomes"]["ran"] and set(stats["outcomes"]["measures"]) == {"mood.total", "alliance.total"}
+    by_style = stats["judges"]["lexicon"]["by_style"]["by_model"]["tiny"]
+    assert set(by_style["by_style"]) == {"plain", "reserved"} and not by_style["condition_by_style"]["ran"]
+    report = (run / "results/report/report.md").read_text()
+    assert "## Simulated self-reports: mood, affect, alliance" in report and "not a patient outcome" in report
+    assert "cbt − instruct by patient style" in report
+
+
 def test_three_conditions_are_simulated_and_compared(run):
     stats = json.loads((run / "results/report/stats.json").read_text())
     contrasts = stats["judges"]["lexicon"]["primary"]

@@ -103,6 +103,23 @@ def transcripts_of(wildcards):
     )
 
 
+def measure_files():
+    """The questionnaires the patient answers in character (simulation.measures)."""
+    return [f"resources/measures/{m}.yaml" for m in config["simulation"]["measures"]]
+
+
+def measure_templates():
+    """Only the prompt the patient's kind reads: digits (local, scripted) or JSON (API)."""
+    if not config["simulation"]["measures"]:
+        return []
+    name = (
+        "measure_item_json"
+        if experiment.is_api_role(config["roles"]["patient"])
+        else "measure_item"
+    )
+    return [f"{PROMPTS}/{name}.j2"]
+
+
 def judge_inputs(wildcards):
     judge = config["judges"][wildcards.judge]
     return role_inputs(judge) if judge["kind"] == "llm" else []

@@ -24,6 +24,19 @@ rule report:
             else []
         ),
         human=config["report"].get("human_ratings", []),
+        # Simulated self-reports live in the transcripts (simulation.measures).
+        transcripts=(
+            expand(
+                "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
+                model=MODELS,
+                condition=CONDITIONS,
+                seed=SEEDS,
+                profile=EVAL_IDS,
+            )
+            if config["simulation"]["measures"]
+            else []
+        ),
+        measures=measure_files(),
         rubric=RUBRIC,
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
         + expand(

@@ -12,6 +12,8 @@ rule simulate:
         + role_inputs(config["roles"]["patient"])
         + ([therapist_chat_template(wc)] if therapist_chat_template(wc) else []),
         after=lambda wc: same_base_predecessor(wc, "simulate"),
+        measures=measure_files(),
+        measure_templates=measure_templates(),
     output:
         transcripts=expand(
             "results/transcripts/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",

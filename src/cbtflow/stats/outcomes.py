@@ -1,0 +1,87 @@
+"""Simulated self-reports by model × condition: change from before to after the session
+(mood, affect) and the alliance after it, with the simulated patient (profile) as the unit.
+
+Each transcript gives one value per questionnaire subscale: post − pre where the
+questionnaire is asked at both time points, else the post score. Values are averaged over
+seeds within a profile; the tuned − baseline contrast is the paired test on profile means
+used for the primary CTRS result. These are simulated self-reports, not patient outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from cbtflow.conditions import contrast_name, contrasts_among
+from cbtflow.io import sha256_json
+from cbtflow.measures import better
+from cbtflow.stats.paired import profile_contrast, skipped
+from cbtflow.stats.units import PROFILE_UNIT, profile_means
+
+LABEL = "simulated self-report (the patient model answering in character), not a patient outcome"
+
+
+def outcome_table(transcripts: Sequence[dict[str, Any]], measures: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per transcript × questionnaire subscale: its change (or post score)."""
+    rows = []
+    for doc in transcripts:
+        reports = doc.get("measures")
+        if not reports:
+            continue
+        turns_hash = sha256_json([[t["role"], t["text"]] for t in doc["turns"]])[:16]
+        for name, measure in measures.items():
+            for subscale in measure["subscales"]:
+                post = reports.get("post", {}).get(name, {}).get("subscales", {}).get(subscale)
+                pre = reports.get("pre", {}).get(name, {}).get("subscales", {}).get(subscale)
+                if post is None:
+                    continue
+                value = post - pre if "pre" in measure["when"] and pre is not None else post
+                rows.append(
+                    {
+                        "judge": name,  # keys unique_transcripts reads: one measure is one "judge"
+                        "item": subscale,
+                        "measure": f"{name}.{subscale}",
+                        "kind": "change (post − pre)" if "pre" in measure["when"] else "after the session",
+                        "better": better(measure, subscale),
+                        "model": doc["model"],
+                        "condition": doc["condition"],
+                        "seed": int(doc["seed"]),
+                        "profile": doc["profile_id"],
+                        "transcript": turns_hash,
+                        "score": float(value),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _mean_ci(x: np.ndarray) -> dict[str, Any]:
+    if len(x) < 2:
+        return {"mean": float(x.mean()) if len(x) else None, "ci95": None, "n_units": int(len(x))}
+    half = float(sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return {"mean": float(x.mean()), "ci95": [float(x.mean()) - half, float(x.mean()) + half], "n_units": int(len(x))}
+
+
+def outcomes(table: pd.DataFrame) -> dict[str, Any]:
+    """Per measure: the value by model × condition (mean over profiles of profile means)
+    and each condition contrast, as for the primary result."""
+    if table.empty:
+        return skipped("no simulated self-reports (simulation.measures is empty)")
+    result: dict[str, Any] = {"ran": True, "label": LABEL, "unit": PROFILE_UNIT, "measures": {}}
+    for measure, frame in table.groupby("measure", sort=False):
+        means = profile_means(frame)
+        cells = {
+            str(model): {str(c): _mean_ci(g["score"].to_numpy()) for c, g in per.groupby("condition")}
+            for model, per in means.groupby("model")
+        }
+        pairs = contrasts_among(sorted(frame["condition"].unique()))
+        result["measures"][str(measure)] = {
+            "kind": frame["kind"].iloc[0],
+            "better": frame["better"].iloc[0],
+            "by_model": cells,
+            "contrasts": {contrast_name(a, b): profile_contrast(frame, a, b) for a, b in pairs},
+        }
+    return result
