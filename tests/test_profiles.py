@@ -131,5 +131,11 @@ def test_eval_profiles_take_the_configured_styles_in_turn():
     assert [p["style"] for p in splits["eval"]] == ["upset", "reserved", "plain"] * 2 + ["upset"]
     assert all(p["style_prompt"] == styles[p["style"]] for p in splits["eval"])
     assert all(a != p["hash"] for a, p in zip(before, splits["eval"])), "a profile's hash covers its style"
+    from cbtflow import prompts
+
+    template = ROOT / "resources/prompts/patient_system.j2"
+    upset = prompts.render(template, p=splits["eval"][0], summary="")
+    assert styles["upset"] in upset
+    assert styles["upset"] not in prompts.render(template, p=splits["train"][0], summary=""), "train: no style"
     with pytest.raises(ProfileError, match="profiles.styles: \\['shy'\\]"):
         assign_styles(splits["eval"], ["shy"], styles)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbtflow.llm import Client, Endpoint
+from cbtflow.llm.sampling import with_defaults
 from cbtflow.seeds import derive_seed
 
 THERAPIST, PATIENT = "therapist", "patient"
@@ -122,7 +123,7 @@ def run_sessions(
         tolerate = tolerate_patient_failures and speaker == PATIENT
         seeds = [derive_seed(s.seed, "dialogue.turn", index) for s in active]
         replies = client.chat_batch(party.endpoint, views, party.sampling, seeds, tolerate_failures=tolerate)
-        limit = int(party.sampling.get("max_tokens", 0))
+        limit = int(with_defaults(party.sampling)["max_tokens"])
         for session, reply, messages in zip(active, replies, views):
             if reply.get("error"):
                 session.ending, session.failure = "role_failed", f"{speaker}: {reply['error']}"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from cbtflow.llm.endpoint import Endpoint
+from cbtflow.llm.sampling import with_defaults
 
 Messages = Sequence[dict[str, str]]
 OnReply = Callable[[int, dict[str, Any]], None] | None
@@ -166,7 +167,7 @@ class Scripted:
     def generate(self, endpoint, conversations, sampling, seeds, *, concurrency, on_reply, tolerate_failures):
         replies = []
         for j, (conversation, seed) in enumerate(zip(conversations, seeds)):
-            text = self._text(conversation, seed, sampling.get("max_tokens", 10_000))
+            text = self._text(conversation, seed, with_defaults(sampling)["max_tokens"])
             reply = {
                 "text": text,
                 "prompt_tokens": sum(len(m["content"].split()) for m in conversation),
