@@ -318,6 +318,7 @@ def main() -> int:
     parser.add_argument("--seq", type=int, default=2048)
     parser.add_argument("--work", help="keep models, batches and worker logs here (default: a temporary directory)")
     parser.add_argument("--dry-run", action="store_true", help="CPU check of the logic on a tiny shape")
+    parser.add_argument("--tokenizer", help="a directory with tokenizer files (default: the prepared embedded model)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -338,7 +339,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     device = torch.cuda.get_device_name(0) if cuda else "CPU (dry run)"
     print(f"device: {device}; torch {torch.__version__}; shapes {shapes}; {steps} steps of batch 2 × {seq} tokens")
-    tokenizer = tokenizer_source()
+    tokenizer = Path(args.tokenizer) if args.tokenizer else tokenizer_source()
     small_shape = shapes[0] if args.dry_run else "small"
     small = make_model(small_shape, work / f"model-{small_shape}", tokenizer)
     # The small model's parts first: they take seconds, so a time limit on the device can

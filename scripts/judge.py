@@ -1,5 +1,6 @@
 """Rule judge: CTRS scores for one simulate job's transcripts from one judge."""
 
+from cbtflow.crisis import load_crisis
 from cbtflow.detectors import load_detectors
 from cbtflow.io import read_json, write_json
 from cbtflow.judge.lexicon import load_lexicon
@@ -29,6 +30,11 @@ documents = judge_transcripts(
     lexicon,
     seed=int(snakemake.wildcards.seed),
     detectors=load_detectors(snakemake.input.detectors),
+    crisis_spec=(
+        load_crisis(snakemake.input.crisis_rubric, snakemake.input.get("crisis_heuristic"))
+        if "crisis_rubric" in snakemake.input.keys()
+        else None
+    ),
 )
 for path, document in zip(snakemake.output.scores, documents):
     write_json(path, document)

@@ -1,7 +1,14 @@
 """Rules profiles_train / profiles_eval: seeded synthetic patient profiles."""
 
 from cbtflow.io import write_jsonl
-from cbtflow.profiles import assign_styles, load_attributes, load_styles, sample_splits
+from cbtflow.profiles import (
+    assign_crises,
+    assign_styles,
+    load_attributes,
+    load_disclosures,
+    load_styles,
+    sample_splits,
+)
 from cbtflow.runtime import setup
 
 log = setup(snakemake.log[0])
@@ -16,5 +23,6 @@ splits = sample_splits(
 )
 if snakemake.params.split == "eval":  # styles belong to the simulated patients only
     assign_styles(splits["eval"], s["styles"], load_styles(snakemake.input.styles))
+    assign_crises(splits["eval"], s["crisis"], load_disclosures(snakemake.input.disclosures), s["seed"])
 write_jsonl(snakemake.output[0], splits[snakemake.params.split])
 log.info("%d %s profiles", len(splits[snakemake.params.split]), snakemake.params.split)

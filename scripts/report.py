@@ -14,6 +14,7 @@ from cbtflow.runtime import setup
 from cbtflow.scores import failures, read_scores, scores_table
 from cbtflow.stats import analyse
 from cbtflow.stats.outcomes import outcome_table, outcomes
+from cbtflow.stats.safety import crisis_summary, crisis_table
 
 log = setup(snakemake.log[0])
 out = snakemake.output
@@ -32,6 +33,7 @@ rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
 threshold = competence_threshold(rubric, snakemake.params.threshold)
 stats = analyse(scores, threshold=threshold, item_order=item_ids(rubric))
 measures = {Path(f).stem: load_measure(f) for f in snakemake.input.measures}
+stats["crisis"] = crisis_summary(crisis_table(documents))
 stats["outcomes"] = outcomes(outcome_table([read_json(p) for p in snakemake.input.transcripts], measures))
 stats["primary_judge"] = snakemake.params.primary_judge
 stats["failures"] = failed

@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_bench_dry_run_exercises_every_part(embedded_model, tmp_path):
+    script = [sys.executable, str(ROOT / "bench/gpu.py"), "--dry-run", "--work", str(tmp_path)]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench/gpu.py"), "--dry-run", "--work", str(tmp_path)],
+        [*script, "--tokenizer", embedded_model],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -283,12 +283,19 @@ def test_each_judge_kind_depends_only_on_what_it_reads():
         )
     )
     validate_config(config)  # judge_reads reads a validated config: defaults filled in
-    assert judge_reads(config, "lexicon") == {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"]}
-    assert judge_reads(config, "smollm2") == {"templates": ["judge_item"], "lexicon": []}
-    assert judge_reads(config, "api") == {"templates": ["judge_all"], "lexicon": []}
-    assert judge_reads(config, "per_item") == {"templates": ["judge_item_json"], "lexicon": []}
+    none = {"crisis": {}}
+    assert judge_reads(config, "lexicon") == {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"], **none}
+    assert judge_reads(config, "smollm2") == {"templates": ["judge_item"], "lexicon": [], **none}
+    assert judge_reads(config, "api") == {"templates": ["judge_all"], "lexicon": [], **none}
+    assert judge_reads(config, "per_item") == {"templates": ["judge_item_json"], "lexicon": [], **none}
     config["profiles"]["eval_risk"] = True  # the safety item is asked per item
-    assert judge_reads(config, "api") == {"templates": ["judge_all", "judge_item_json"], "lexicon": []}
+    assert judge_reads(config, "api") == {"templates": ["judge_all", "judge_item_json"], "lexicon": [], **none}
+    config["profiles"]["eval_risk"] = False
+    config["profiles"]["crisis"]["share"] = 0.5  # crisis moments: the rubric, and the heuristic for the lexicon
+    rubric, heuristic = "resources/crisis/safety_rubric.yaml", "resources/crisis/heuristic.yaml"
+    assert judge_reads(config, "lexicon")["crisis"] == {"crisis_rubric": rubric, "crisis_heuristic": heuristic}
+    assert judge_reads(config, "smollm2")["crisis"] == {"crisis_rubric": rubric}
+    assert judge_reads(config, "api")["templates"] == ["judge_all", "judge_item_json"]
 
 
 def test_the_conditions_table_matches_the_schemas_and_says_what_each_condition_runs():

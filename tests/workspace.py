@@ -23,7 +23,13 @@ TINY = {
     },
     "conditions": ["instruct", "cbt", "prompted"],
     "seeds": [1],
-    "profiles": {"seed": 3, "train": 2, "eval": 2, "styles": ["plain", "reserved"]},
+    "profiles": {
+        "seed": 3,
+        "train": 2,
+        "eval": 2,
+        "styles": ["plain", "reserved"],
+        "crisis": {"share": 0.5, "kinds": ["passive_ideation"], "patient_turn": 1},
+    },
     "courses": {
         "mode": "turns",
         "sessions": 1,

@@ -303,16 +303,25 @@ def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str
     return f"{LOCAL_PREFIX}{base_location(config, entry['base'])}"
 
 
-def judge_reads(config: dict[str, Any], name: str) -> dict[str, list[str]]:
+CRISIS_RUBRIC = "resources/crisis/safety_rubric.yaml"
+CRISIS_HEURISTIC = "resources/crisis/heuristic.yaml"
+
+
+def judge_reads(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The prompt templates and data files a judge's jobs read, so that a job depends on
     them only: editing one template reruns only the judges that use it. Lexicon: the
     lexicon; a local LLM judge: the per-item digit prompt; an API judge: its mode's JSON
-    prompt, plus the per-item JSON prompt when risk profiles get a safety item."""
+    prompt, plus the per-item JSON prompt when risk profiles get a safety item or crisis
+    moments are scored. With crisis moments (``profiles.crisis.share``), the crisis rubric,
+    and for the lexicon judge the crisis heuristic."""
     judge = config["judges"][name]
+    crises = config["profiles"]["crisis"]["share"] > 0
+    crisis_files = {"crisis_rubric": CRISIS_RUBRIC} if crises else {}
     if judge["kind"] == "lexicon":
-        return {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"]}
+        heuristic = {"crisis_heuristic": CRISIS_HEURISTIC} if crises else {}
+        return {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"], "crisis": {**crisis_files, **heuristic}}
     if scores_by_digits(judge):
-        return {"templates": ["judge_item"], "lexicon": []}
+        return {"templates": ["judge_item"], "lexicon": [], "crisis": crisis_files}
     mode = "judge_item_json" if judge["mode"] == "per_item" else "judge_all"
-    safety = ["judge_item_json"] if config["profiles"]["eval_risk"] and mode != "judge_item_json" else []
-    return {"templates": [mode, *safety], "lexicon": []}
+    per_item = (config["profiles"]["eval_risk"] or crises) and mode != "judge_item_json"
+    return {"templates": [mode, *(["judge_item_json"] if per_item else [])], "lexicon": [], "crisis": crisis_files}

@@ -43,6 +43,8 @@ class Session:
     turns: list[dict[str, Any]] = field(default_factory=list)
     ending: str | None = None
     failure: str | None = None  # why the session stopped early: a role's calls kept failing
+    # A scripted crisis moment (profiles.crisis): {kind, text, patient_turn}.
+    disclosure: dict[str, Any] | None = None
 
 
 def tidy_turn(text: str, hit_limit: bool) -> tuple[str, bool]:
@@ -100,6 +102,14 @@ def view(session: Session, speaker: str, max_context_tokens: int | None = None) 
     return head + body
 
 
+def _disclosure_due(session: Session) -> bool:
+    """Whether the patient's next reply is the session's scripted disclosure."""
+    if not session.disclosure:
+        return False
+    done = sum(t["role"] == PATIENT for t in session.turns)
+    return done + 1 == int(session.disclosure["patient_turn"])
+
+
 def run_sessions(
     client: Client,
     sessions: Sequence[Session],
@@ -129,6 +139,9 @@ def run_sessions(
                 session.ending, session.failure = "role_failed", f"{speaker}: {reply['error']}"
                 continue
             text, cut = tidy_turn(reply["text"], reply.get("completion_tokens", 0) >= limit > 0)
+            scripted = speaker == PATIENT and _disclosure_due(session)
+            if scripted:  # every therapist meets the same crisis moment, word for word
+                text, cut = session.disclosure["text"], False
             session.turns.append(
                 {
                     "role": speaker,
@@ -141,6 +154,8 @@ def run_sessions(
                     "cut_at_sentence": cut,
                 }
             )
+            if scripted:
+                session.turns[-1]["scripted_disclosure"] = session.disclosure["kind"]
             if reply.get("model", party.endpoint.model) != party.endpoint.model:
                 session.turns[-1]["answered_by"] = reply["model"]  # a configured fallback gave this turn
             if not text:

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from cbtflow.config import is_api_role, scores_by_digits
+from cbtflow.crisis import load_crisis
 from cbtflow.judge.rubric import load_rubric
 from cbtflow.measures import load_measure
 from cbtflow.packaged import DEFAULT_RUBRIC, RESOURCES
@@ -21,6 +22,7 @@ RUBRIC_TOKENS = 900  # the full CTRS rubric with anchors
 ITEM_TOKENS = 150  # one item's question and anchors
 JUSTIFICATION_TOKENS = 80  # one item's JSON score and justification
 SUMMARY_TOKENS = 120
+CRISIS_EXCERPT_TOKENS = 900  # a few turns around the disclosure and one item's anchors
 LEXICON = "lexicon (no model)"
 
 
@@ -142,6 +144,9 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
                 patient.get("prices"),
             )
     n_items = len(load_rubric(DEFAULT_RUBRIC, config["judging"]["rubric_variant"])["items"])
+    crisis = config["profiles"]["crisis"]
+    crisis_sessions = jobs * round(crisis["share"] * config["profiles"]["eval"])
+    n_crisis_items = len(load_crisis(RESOURCES / "crisis" / "safety_rubric.yaml", None)["rubric"]["items"])
     for name, judge in config["judges"].items():
         if judge["kind"] == "lexicon":
             add("judge", name, LEXICON, 0, 0, 0)
@@ -153,6 +158,18 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         prompt = calls * (transcript_tokens + (ITEM_TOKENS if per_item else RUBRIC_TOKENS))
         completion = 0 if local else calls * (JUSTIFICATION_TOKENS if per_item else n_items * JUSTIFICATION_TOKENS)
         add("judge", name, judge["model"], calls, prompt, completion, judge.get("prices"))
+        if crisis_sessions:  # the crisis-response items, one call each, on a short excerpt
+            calls = crisis_sessions * repeats * n_crisis_items
+            completion = 0 if local else calls * JUSTIFICATION_TOKENS
+            add(
+                "judge",
+                f"{name} crisis",
+                judge["model"],
+                calls,
+                calls * CRISIS_EXCERPT_TOKENS,
+                completion,
+                judge.get("prices"),
+            )
     return rows
 
 

@@ -197,6 +197,32 @@ def assign_styles(profiles: list[dict[str, Any]], names: Sequence[str], styles: 
         profile["hash"] = profile_hash(profile)
 
 
+def load_disclosures(path: str | Path) -> dict[str, str]:
+    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(spec, dict) or not isinstance(spec.get("kinds"), dict):
+        raise ProfileError(f"{path}: needs a 'kinds' mapping of crisis kind -> disclosure text")
+    return {kind: str(text) for kind, text in spec["kinds"].items()}
+
+
+def assign_crises(
+    profiles: list[dict[str, Any]], settings: dict[str, Any], disclosures: dict[str, str], seed: int
+) -> None:
+    """Give ``share`` of the eval profiles (a seeded choice) a scripted disclosure, kinds in
+    turn, in place; each profile's hash then covers it. ``settings``: ``profiles.crisis``."""
+    count = round(float(settings["share"]) * len(profiles))
+    if not count:
+        return
+    unknown = [k for k in settings["kinds"] if k not in disclosures]
+    if unknown:
+        raise ProfileError(f"profiles.crisis.kinds: {unknown} not in disclosures.yaml (known: {list(disclosures)})")
+    chosen = sorted(random.Random(f"crisis:{seed}").sample(range(len(profiles)), count))
+    for n, index in enumerate(chosen):
+        kind = settings["kinds"][n % len(settings["kinds"])]
+        profile = profiles[index]
+        profile["crisis"] = {"kind": kind, "text": disclosures[kind], "patient_turn": int(settings["patient_turn"])}
+        profile["hash"] = profile_hash(profile)
+
+
 def profile_ids(split: str, count: int) -> list[str]:
     """Ids are known from the config alone, so Snakemake can plan per-profile targets."""
     return [f"{split}-{i:03d}" for i in range(count)]

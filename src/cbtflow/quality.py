@@ -72,6 +72,15 @@ def gate_content(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
     return rejection_reason(turns, limits["detectors"]) if limits.get("detectors") else None
 
 
+def gate_crisis_content(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
+    """Crisis content in a training session (either speaker): never trained on, as in the
+    study; evaluation meets it only in scripted crisis moments (resources/crisis)."""
+    pattern = (limits.get("detectors") or {}).get("crisis_content")
+    if not pattern:
+        return None
+    return "crisis_content" if any(re.search(pattern, t["text"], re.I) for t in turns) else None
+
+
 GATES: list[Callable[[Sequence[dict[str, Any]], dict], str | None]] = [
     gate_both_speakers,
     gate_min_turns,
@@ -83,6 +92,7 @@ GATES: list[Callable[[Sequence[dict[str, Any]], dict], str | None]] = [
     gate_leak,
     gate_role_break,
     gate_content,
+    gate_crisis_content,
 ]
 
 

@@ -349,6 +349,41 @@ def _style_lines(block: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _crisis_lines(block: dict[str, Any]) -> list[str]:
+    """Responses to scripted crisis disclosures, per judge, and the share missed."""
+    if not block.get("ran"):
+        return []
+    lines = [
+        "## Crisis moments (scripted disclosures, resources/crisis)",
+        "",
+        "At a set patient turn, some eval patients disclose passive ideation, active ideation or harm to others "
+        "(the same words for every therapist). The therapist's next replies are scored on the crisis-response "
+        "rubric; *missed* means the therapist did not notice the disclosure. Simulated moments: this measures "
+        "the models, it is not a clinical safety evaluation. Unit of the response score: profile.",
+        "",
+    ]
+    for judge, result in block["by_judge"].items():
+        label = " (regex heuristic)" if result["heuristic"] else ""
+        lines += [
+            f"**Judge `{judge}`{label}**, response total of {_fmt(result['max_total'])}",
+            "",
+            "| model | condition | sessions with a disclosure | reached | response [95% CI] | missed share |",
+            "|---|---|---|---|---|---|",
+        ]
+        for model, per in result["by_model"].items():
+            for condition, cell in per.items():
+                response = cell["response"]
+                lines.append(
+                    f"| {model} | {condition} | {cell['sessions']} | {cell['reached']} | "
+                    f"{_fmt(response['mean'])} {_ci(response['ci95'])} | {_fmt(cell['missed_share'])} |"
+                )
+        lines.append("")
+        for key, contrast in result["contrasts"].items():
+            tuned, baseline = key.split("_vs_")
+            lines += [f"Response, {tuned} vs {baseline}:", ""] + _contrast_table(contrast, holm_column=False) + [""]
+    return lines
+
+
 def _outcome_lines(block: dict[str, Any]) -> list[str]:
     """Simulated self-reports: change (or post) by model × condition, and the contrasts."""
     if not block.get("ran"):
@@ -593,6 +628,7 @@ def write_report(
     item_order = stats.get("item_order", [])
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
         lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge, item_order)
+    lines += _crisis_lines(stats.get("crisis") or {})
     lines += _outcome_lines(stats.get("outcomes") or {})
     lines += _failure_lines(stats.get("failures") or [])
     lines += _human_lines(stats.get("human_agreement") or {})

@@ -36,6 +36,7 @@ def simulate(
             therapist_system=system,
             patient_system=prompts.render(patient_template, p=p, summary=""),
             seed=derive_seed(seed, "simulate.session", index),
+            disclosure=p.get("crisis"),
         )
         for index, p in enumerate(profiles)
     ]
@@ -61,6 +62,7 @@ def transcript_document(
         "risk_level": profile["risk_level"],
         "eval_split": profile.get("eval_split"),
         "style": profile.get("style"),
+        "crisis_kind": (profile.get("crisis") or {}).get("kind"),
         "model": model,
         "condition": condition,
         "seed": seed,

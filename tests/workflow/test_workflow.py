@@ -160,6 +160,21 @@ def test_patient_styles_and_self_reports_reach_the_report(run):
     assert "cbt − instruct by patient style" in report
 
 
+def test_a_scripted_crisis_moment_is_met_and_scored_by_every_judge(run):
+    carried = [
+        json.loads(p.read_text())
+        for p in (run / "results/transcripts/tiny/cbt/seed1").glob("eval-*.json")
+        if json.loads(p.read_text())["crisis_kind"]
+    ]
+    assert len(carried) == 1  # share 0.5 of 2 eval patients
+    disclosure = [t for t in carried[0]["turns"] if t.get("scripted_disclosure")]
+    assert len(disclosure) == 1 and "wake up" in disclosure[0]["text"]
+    stats = json.loads((run / "results/report/stats.json").read_text())
+    assert set(stats["crisis"]["by_judge"]) == {"lexicon", "smollm2"}
+    assert stats["crisis"]["by_judge"]["lexicon"]["heuristic"] is True
+    assert "## Crisis moments (scripted disclosures, resources/crisis)" in (run / "results/report/report.md").read_text()
+
+
 def test_three_conditions_are_simulated_and_compared(run):
     stats = json.loads((run / "results/report/stats.json").read_text())
     contrasts = stats["judges"]["lexicon"]["primary"]
@@ -385,16 +400,22 @@ def test_wheel_installed_in_a_fresh_venv_validates_the_finished_run(run, tmp_pat
     # .pth files (this checkout's editable install) are not processed from there.
     deps = [p for p in {sysconfig.get_paths()["purelib"], *site.getsitepackages()} if Path(p).is_dir()]
     (Path(purelib) / "zz-deps.pth").write_text("\n".join(deps) + "\n")
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing from a checkout
     where = subprocess.run(
         [python, "-c", "import cbtflow, cbtflow.packaged as p; print(cbtflow.__file__); print(p.RESOURCES)"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        env=clean,
     )
     assert where.returncode == 0, where.stderr[-2000:]
     assert all(line.startswith(str(venv)) for line in where.stdout.split()), where.stdout
     done = subprocess.run(
-        [python, "-m", "cbtflow.cli", "validate", str(run / "results")], cwd=tmp_path, capture_output=True, text=True
+        [python, "-m", "cbtflow.cli", "validate", str(run / "results")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=clean,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "results: valid" in done.stdout

@@ -131,6 +131,7 @@ def judge_files(wildcards):
     return {
         **templates(*reads["templates"]),
         **({"lexicon": reads["lexicon"][0]} if reads["lexicon"] else {}),
+        **reads["crisis"],
     }
 
 

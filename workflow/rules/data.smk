@@ -34,6 +34,7 @@ rule profiles_eval:
     input:
         attributes="resources/profiles/attributes.yaml",
         styles="resources/profiles/styles.yaml",
+        disclosures="resources/crisis/disclosures.yaml",
     output:
         "results/profiles/eval.jsonl",
     log:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cbtflow import crisis
 from cbtflow.dialogue import render_transcript
 from cbtflow.judge import lexicon as lexicon_judge
 from cbtflow.judge import llm as llm_judge
@@ -32,6 +33,7 @@ class JudgeJob:
     templates: dict[str, str]
     lexicon: dict[str, Any] | None
     endpoint: Endpoint | None  # None for the lexicon judge; parsed once per job
+    crisis: dict[str, Any] | None = None  # crisis-response rubric and heuristic (cbtflow.crisis)
 
     def api_call(self, out_path: str, seed: int, sampling: dict[str, Any]) -> llm_judge.ApiCall:
         """An API judge's re-asks, where its raw output goes on failure, and the JSON it asks for."""
@@ -59,11 +61,23 @@ class Judge(ABC):
     @abstractmethod
     def score(self, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]: ...
 
+    def crisis(self, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
+        """The crisis-response items for the therapist's replies to a scripted disclosure,
+        scored as this kind scores rubric items."""
+        text = crisis.excerpt(transcript["turns"])
+        return self._rubric_items(self.job.crisis["rubric"], text, out_path.replace(".json", ".crisis.json"), seed)
+
+    def _rubric_items(self, rubric: dict[str, Any], text: str, out_path: str, seed: int) -> dict[str, Any]:
+        raise NotImplementedError
+
     @abstractmethod
     def safety(self, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]: ...
 
 
 class LexiconJudge(Judge):
+    def crisis(self, transcript, out_path, seed):
+        return crisis.heuristic_items(self.job.crisis["heuristic"], crisis.responses(transcript["turns"]))
+
     def score(self, transcript, out_path, seed):
         return lexicon_judge.score_transcript(self.job.lexicon, transcript["turns"], self.job.rubric)
 
@@ -74,15 +88,15 @@ class LexiconJudge(Judge):
 class DigitJudge(Judge):
     """A local (or scripted) model: the expected score under its probabilities of the digits."""
 
-    def _items(self, rubric: dict[str, Any], transcript: dict[str, Any]) -> dict[str, Any]:
-        job, text = self.job, blind_text(transcript)
+    def _rubric_items(self, rubric, text, out_path, seed):
+        job = self.job
         return llm_judge.score_local(job.client, job.endpoint, rubric, text, job.templates["judge_item"])
 
     def score(self, transcript, out_path, seed):
-        return self._items(self.job.rubric, transcript)
+        return self._rubric_items(self.job.rubric, blind_text(transcript), out_path, seed)
 
     def safety(self, transcript, out_path, seed):
-        return self._items(self.safety_rubric, transcript)
+        return self._rubric_items(self.safety_rubric, blind_text(transcript), out_path, seed)
 
 
 class JsonJudge(Judge):
@@ -95,11 +109,12 @@ class JsonJudge(Judge):
             return llm_judge.score_api_per_item(call, job.rubric, text, job.templates["judge_item_json"])
         return llm_judge.score_api(call, job.rubric, text, job.templates["judge_all"])
 
-    def safety(self, transcript, out_path, seed):
+    def _rubric_items(self, rubric, text, out_path, seed):
         call = self.job.api_call(out_path, seed, self.job.judge["sampling"])
-        return llm_judge.score_api_per_item(
-            call, self.safety_rubric, blind_text(transcript), self.job.templates["judge_item_json"]
-        )
+        return llm_judge.score_api_per_item(call, rubric, text, self.job.templates["judge_item_json"])
+
+    def safety(self, transcript, out_path, seed):
+        return self._rubric_items(self.safety_rubric, blind_text(transcript), out_path, seed)
 
 
 def judge_for(job: JudgeJob) -> Judge:

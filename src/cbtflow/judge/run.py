@@ -7,6 +7,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from cbtflow import crisis
 from cbtflow.config import with_schema_defaults
 from cbtflow.detectors import apply_caps, detect, load_detectors
 from cbtflow.io import sha256_json
@@ -93,6 +94,7 @@ def judge_transcripts(
     lexicon: dict[str, Any] | None,
     seed: int,
     detectors: dict[str, Any] | None = None,
+    crisis_spec: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One score document per transcript. Heuristic detectors (``cbtflow.detectors``) flag
     degenerate and harmful therapist turns and cap the flagged items; each item records the
@@ -110,7 +112,7 @@ def judge_transcripts(
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
     allowed, failed = failure_budget(judge, len(transcripts)), 0
     endpoint = Endpoint.from_spec(judge["endpoint"]) if judge["kind"] == "llm" else None
-    scorer = judge_for(JudgeJob(client, judge, rubric, templates, lexicon, endpoint))
+    scorer = judge_for(JudgeJob(client, judge, rubric, templates, lexicon, endpoint, crisis_spec))
     for index in order:
         if transcripts[index].get("failure"):  # lost in simulation (the patient's max_failures), not the judge's
             documents[index] = failure_record(
@@ -181,6 +183,12 @@ def _score_document(
     safety = None
     if transcript.get("risk_level", "none") != "none":
         safety = _consensus([scorer.safety(transcript, out_path, s) for s in seeds])["safety"]
+    crisis_doc = None
+    if transcript.get("crisis_kind") and scorer.job.crisis:
+        crisis_doc = {"kind": transcript["crisis_kind"], "reached": crisis.excerpt(transcript["turns"]) is not None}
+        if crisis_doc["reached"]:  # the session went on past the disclosure
+            answers = _consensus([scorer.crisis(transcript, out_path, s) for s in seeds])
+            crisis_doc.update(items=answers, **crisis.summarise(scorer.job.crisis["rubric"], answers))
     return {
         "kind": "ctrs",
         "status": "scored",
@@ -205,6 +213,8 @@ def _score_document(
         **summarise(rubric, {k: v["score"] for k, v in items.items()}),
         # Scored apart from the CTRS total, and only when the patient carries risk.
         "safety": safety,
+        # The response to a scripted crisis disclosure (profiles.crisis), apart from the total.
+        "crisis": crisis_doc,
     }
 
 

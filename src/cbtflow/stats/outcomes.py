@@ -58,7 +58,7 @@ def outcome_table(transcripts: Sequence[dict[str, Any]], measures: dict[str, dic
     return pd.DataFrame(rows)
 
 
-def _mean_ci(x: np.ndarray) -> dict[str, Any]:
+def mean_ci(x: np.ndarray) -> dict[str, Any]:
     if len(x) < 2:
         return {"mean": float(x.mean()) if len(x) else None, "ci95": None, "n_units": int(len(x))}
     half = float(sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
@@ -74,7 +74,7 @@ def outcomes(table: pd.DataFrame) -> dict[str, Any]:
     for measure, frame in table.groupby("measure", sort=False):
         means = profile_means(frame)
         cells = {
-            str(model): {str(c): _mean_ci(g["score"].to_numpy()) for c, g in per.groupby("condition")}
+            str(model): {str(c): mean_ci(g["score"].to_numpy()) for c, g in per.groupby("condition")}
             for model, per in means.groupby("model")
         }
         pairs = contrasts_among(sorted(frame["condition"].unique()))
