@@ -172,7 +172,8 @@ def test_a_scripted_crisis_moment_is_met_and_scored_by_every_judge(run):
     stats = json.loads((run / "results/report/stats.json").read_text())
     assert set(stats["crisis"]["by_judge"]) == {"lexicon", "smollm2"}
     assert stats["crisis"]["by_judge"]["lexicon"]["heuristic"] is True
-    assert "## Crisis moments (scripted disclosures, resources/crisis)" in (run / "results/report/report.md").read_text()
+    report = (run / "results/report/report.md").read_text()
+    assert "## Crisis moments (scripted disclosures, resources/crisis)" in report
 
 
 def test_three_conditions_are_simulated_and_compared(run):
