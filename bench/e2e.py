@@ -4,7 +4,7 @@ Runs `snakemake --cores 2` in a temporary copy of the repository (so nothing her
 touched), keeping only the wheel cache so no download is timed, then reads Snakemake's
 benchmark files and the usage logs. Prints a table and ends with `e2e_wall_seconds: N`.
 
-    python bench/e2e.py [--keep DIR]
+    python bench/e2e.py [--keep DIR] [--configfile experiments/beyond.yaml]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def copy_tree(dst: Path) -> None:
-    for name in ("Snakefile", "config.yaml", "workflow", "scripts", "profiles", "envs"):
+    for name in ("Snakefile", "config.yaml", "workflow", "scripts", "profiles", "envs", "experiments"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
     shutil.copytree(ROOT / "resources", dst / "resources", ignore=shutil.ignore_patterns("models"))
@@ -36,13 +36,15 @@ def copy_tree(dst: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--keep", help="run in this directory and keep it")
+    parser.add_argument("--configfile", help="an experiment file instead of config.yaml (e.g. experiments/beyond.yaml)")
     args = parser.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cbtflow-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
     copy_tree(work)
     start = time.perf_counter()
     done = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores", "2"],
+        ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores", "2"]
+        + (["--configfile", args.configfile] if args.configfile else []),
         cwd=work,
         capture_output=True,
         text=True,

@@ -87,3 +87,20 @@ def test_estimate_prints_calls_tokens_and_cost_per_stage(experiment):
     assert "total (upper bound" in out
     rows = [line.split() for line in out.splitlines() if re.match(r"^(courses|simulate|judge)\s", line)]
     assert all(int(r[-4]) >= 0 for r in rows)
+
+
+def test_beyond_experiment_exercises_every_new_measurement_offline():
+    import yaml
+
+    from cbtflow.config import validate_config
+
+    config = yaml.safe_load((ROOT / "experiments/beyond.yaml").read_text())
+    validate_config(config)
+    assert config["simulation"]["measures"] == ["mood", "affect", "alliance"]
+    assert len(config["profiles"]["styles"]) >= 2 and config["profiles"]["crisis"]["share"] > 0
+    per_style = config["profiles"]["eval"] // len(config["profiles"]["styles"])
+    assert per_style >= 2, "the style test needs two patients per style"
+    models = {r["model"] for r in (config["roles"]["generator"], config["roles"]["patient"])}
+    assert all(m.startswith("local/") for m in models), "offline: no API role"
+    counts = job_counts(dry_run("experiments/beyond.yaml"))
+    assert counts["simulate"] == 4 and counts["judge"] == 8 and counts["report"] == 1
