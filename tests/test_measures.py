@@ -45,6 +45,28 @@ def test_self_reports_come_at_their_time_points_and_the_pre_answers_are_shared(t
     assert client.usage.totals()["cache_hits"] - hits_before == 19, "mood and affect pre answers from the cache"
 
 
+def test_an_api_patient_answers_in_validated_json_with_re_asks(tmp_path):
+    from fakes import serve
+
+    replies = iter(["not json", '{"score": 2, "justification": "Some days were hard."}'] * 100)
+    server, seen = serve([200], content=lambda request: next(replies))
+    try:
+        endpoint = Endpoint("openai/patient", api_base=f"http://127.0.0.1:{server.server_port}/v1")
+        client = Client(cache_dir=tmp_path / "cache")
+        templates = {"measure_item_json": str(ROOT / "resources/prompts/measure_item_json.j2")}
+        alliance = {"alliance": MEASURES["alliance"]}
+        reports = self_reports(client, endpoint, alliance, "You are Ana.", TURNS, templates, 1, tmp_path / "t")
+    finally:
+        server.shutdown()
+    assert reports["post"]["alliance"]["items"] == dict.fromkeys(reports["post"]["alliance"]["items"], 2)
+    assert reports["post"]["alliance"]["subscales"]["total"] == 12
+    assert len(seen) == 12, "each of the 6 items: one invalid reply, one re-ask"
+    assert (
+        "You are Ana." in seen[0]["messages"][0]["content"]
+        and "therapy session you just had" in (seen[0]["messages"][0]["content"])
+    )
+
+
 def transcripts(rng, change_by_condition, n_profiles=10, seeds=(1, 2)):
     docs = []
     for p in range(n_profiles):

@@ -53,6 +53,10 @@ def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_p
     config = {
         **TINY,
         "conditions": ["instruct", "cbt"],  # only the instruct targets below are built
+        # This test is about the patient's and judges' API calls: no self-reports (their API
+        # path is tested in tests/test_measures.py) and no crisis moment.
+        "simulation": {"max_turns": 4},
+        "profiles": {**TINY["profiles"], "crisis": {"share": 0.0}},
         "roles": {
             **TINY["roles"],
             "patient": {

@@ -69,7 +69,7 @@ def test_a_scripted_judge_scores_by_digits_like_a_local_one(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["judges"]["fast"] = {"kind": "llm", "model": "scripted/judge"}
     validate_config(config)
-    assert judge_reads(config, "fast") == {"templates": ["judge_item"], "lexicon": []}
+    assert judge_reads(config, "fast") == {"templates": ["judge_item"], "lexicon": [], "crisis": {}}
     rubric = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
     kinds = {
         "lexicon": judge_for(JudgeJob(None, {"kind": "lexicon"}, rubric, {}, {}, None)),
