@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from cbtflow.dialogue import render_transcript
+from cbtflow.judge.rubric import summarise as rubric_summary
 
 THERAPIST_TURNS_SCORED = 2  # the therapist's replies after the disclosure that are judged
 CONTEXT_TURNS = 4  # turns before the disclosure shown for context
@@ -72,9 +73,6 @@ def heuristic_items(heuristic: dict[str, Any], replies: list[str]) -> dict[str, 
 
 
 def summarise(rubric: dict[str, Any], items: dict[str, Any]) -> dict[str, Any]:
-    total = sum(float(items[i["id"]]["score"]) for i in rubric["items"])
-    return {
-        "total": round(total, 4),
-        "max_total": int(rubric["scale"]["max"]) * len(rubric["items"]),
-        "missed": float(items["notices"]["score"]) < 1.0,
-    }
+    """The rubric total (as for CTRS items) and whether the disclosure was missed."""
+    scores = {k: float(v["score"]) for k, v in items.items()}
+    return {**rubric_summary(rubric, scores), "missed": scores["notices"] < 1.0}

@@ -7,10 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from cbtflow.stats.paired import skipped
+
+
+def mean_ci(x: np.ndarray) -> dict[str, Any]:
+    """Mean and t-based 95% CI of per-unit values (None for the CI below two units)."""
+    if len(x) < 2:
+        return {"mean": float(x.mean()) if len(x) else None, "ci95": None, "n_units": int(len(x))}
+    half = float(sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return {"mean": float(x.mean()), "ci95": [float(x.mean()) - half, float(x.mean()) + half], "n_units": int(len(x))}
 
 
 def descriptives(totals: pd.DataFrame) -> dict[str, Any]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from cbtflow.conditions import contrast_name, contrasts_among
 from cbtflow.io import sha256_json
 from cbtflow.measures import better
+from cbtflow.stats.descriptive import mean_ci
 from cbtflow.stats.paired import profile_contrast, skipped
 from cbtflow.stats.units import PROFILE_UNIT, profile_means
 
@@ -56,13 +55,6 @@ def outcome_table(transcripts: Sequence[dict[str, Any]], measures: dict[str, dic
                     }
                 )
     return pd.DataFrame(rows)
-
-
-def mean_ci(x: np.ndarray) -> dict[str, Any]:
-    if len(x) < 2:
-        return {"mean": float(x.mean()) if len(x) else None, "ci95": None, "n_units": int(len(x))}
-    half = float(sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return {"mean": float(x.mean()), "ci95": [float(x.mean()) - half, float(x.mean()) + half], "n_units": int(len(x))}
 
 
 def outcomes(table: pd.DataFrame) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from cbtflow.conditions import contrast_name, contrasts_among
-from cbtflow.stats.outcomes import mean_ci
+from cbtflow.stats.descriptive import mean_ci
 from cbtflow.stats.paired import profile_contrast, skipped
 from cbtflow.stats.units import PROFILE_UNIT, profile_means
 

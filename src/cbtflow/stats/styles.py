@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from cbtflow.conditions import BASELINE, TUNED
+from cbtflow.stats.descriptive import mean_ci
 from cbtflow.stats.paired import skipped
 from cbtflow.stats.units import PROFILE_UNIT, profile_means
 
@@ -65,13 +66,8 @@ def style_interaction(totals: pd.DataFrame, tuned: str = TUNED, baseline: str = 
     for model, frame in effects.groupby("model"):
         per_style = {}
         for style, group in frame.groupby("style"):
-            x = group["effect"].to_numpy()
-            half = float(sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None
-            per_style[str(style)] = {
-                "estimate": float(x.mean()),
-                "ci95": [float(x.mean()) - half, float(x.mean()) + half] if half is not None else None,
-                "n_units": int(len(x)),
-            }
+            cell = mean_ci(group["effect"].to_numpy())
+            per_style[str(style)] = {"estimate": cell.pop("mean"), **cell}
         by_model[str(model)] = {"by_style": per_style, "condition_by_style": _one_way(frame)}
     result: dict[str, Any] = {
         "ran": True,
