@@ -170,6 +170,10 @@ def _per_model_condition(
     return lines + [""]
 
 
+def _mean_ci_text(cell: dict[str, Any]) -> str:
+    return f"{_fmt(cell['mean'])} {_ci(cell['ci95'])}"
+
+
 def _ci(pair: list[float] | None) -> str:
     return f"[{_fmt(pair[0])}, {_fmt(pair[1])}]" if pair else "—"
 
@@ -202,6 +206,17 @@ def _contrast_table(contrast: dict[str, Any], *, holm_column: bool = True) -> li
             + (f" {_fmt(r.get('p_holm'))} |" if holm_column else "")
             + f" {_fmt(r.get('cohens_dz'))} {_ci(r.get('cohens_dz_ci95'))} | {_fmt(r.get('wilcoxon', {}).get('p'))} |"
         )
+    return lines
+
+
+def _contrast_sections(
+    contrasts: dict[str, Any], title: Callable[[str, str], str], *, holm_column: bool = True
+) -> list[str]:
+    """Each condition contrast (``<tuned>_vs_<baseline>``) under its own title line."""
+    lines: list[str] = []
+    for key, contrast in contrasts.items():
+        tuned, baseline = key.split("_vs_")
+        lines += [title(tuned, baseline), ""] + _contrast_table(contrast, holm_column=holm_column) + [""]
     return lines
 
 
@@ -364,23 +379,13 @@ def _crisis_lines(block: dict[str, Any]) -> list[str]:
     ]
     for judge, result in block["by_judge"].items():
         label = " (regex heuristic)" if result["heuristic"] else ""
-        lines += [
-            f"**Judge `{judge}`{label}**, response total of {_fmt(result['max_total'])}",
-            "",
-            "| model | condition | sessions with a disclosure | reached | response [95% CI] | missed share |",
-            "|---|---|---|---|---|---|",
-        ]
-        for model, per in result["by_model"].items():
-            for condition, cell in per.items():
-                response = cell["response"]
-                lines.append(
-                    f"| {model} | {condition} | {cell['sessions']} | {cell['reached']} | "
-                    f"{_fmt(response['mean'])} {_ci(response['ci95'])} | {_fmt(cell['missed_share'])} |"
-                )
-        lines.append("")
-        for key, contrast in result["contrasts"].items():
-            tuned, baseline = key.split("_vs_")
-            lines += [f"Response, {tuned} vs {baseline}:", ""] + _contrast_table(contrast, holm_column=False) + [""]
+        lines += [f"**Judge `{judge}`{label}**, response total of {_fmt(result['max_total'])}", ""]
+        lines += _per_model_condition(
+            ["sessions with a disclosure", "reached", "response [95% CI]", "missed share"],
+            result["by_model"],
+            lambda c: [c["sessions"], c["reached"], _mean_ci_text(c["response"]), _fmt(c["missed_share"])],
+        )
+        lines += _contrast_sections(result["contrasts"], lambda t, b: f"Response, {t} vs {b}:", holm_column=False)
     return lines
 
 
@@ -394,22 +399,14 @@ def _outcome_lines(block: dict[str, Any]) -> list[str]:
         f"*{block['label']}.* The patient model answers brief questionnaires in character (resources/measures); "
         "the values show how the simulation moves, not how a person would. Unit: profile (seeds averaged).",
         "",
-        "| measure | what | better | model | condition | mean [95% CI] | n profiles |",
-        "|---|---|---|---|---|---|---|",
     ]
     for name, m in block["measures"].items():
-        for model, per in m["by_model"].items():
-            for condition, cell in per.items():
-                lines.append(
-                    f"| {name} | {m['kind']} | {m['better']} | {_model_label(model)} | {condition} | "
-                    f"{_fmt(cell['mean'])} {_ci(cell['ci95'])} | {cell['n_units']} |"
-                )
-    lines.append("")
-    for name, m in block["measures"].items():
-        for contrast_key, contrast in m["contrasts"].items():
-            tuned, baseline = contrast_key.split("_vs_")
-            lines += [f"**{name}: {tuned} vs {baseline}** ({m['kind']}; {m['better']} is better)", ""]
-            lines += _contrast_table(contrast, holm_column=False) + [""]
+        lines += [f"**{name}**: {m['kind']}; {m['better']} is better", ""]
+        lines += _per_model_condition(
+            ["mean [95% CI]", "n profiles"], m["by_model"], lambda c: [_mean_ci_text(c), c["n_units"]]
+        )
+        title = lambda t, b, name=name, m=m: f"**{name}: {t} vs {b}** ({m['kind']}; {m['better']} is better)"  # noqa: E731
+        lines += _contrast_sections(m["contrasts"], title, holm_column=False)
     return lines
 
 
@@ -517,24 +514,15 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order
         f"({len(result['multiplicity']['members'])} tests: {result['multiplicity']['scope']}).",
         "",
     ]
-    for name, contrast in result["primary"].items():
-        tuned, baseline = name.split("_vs_")
-        lines += (
-            [
-                f"**{tuned} vs {baseline}** on {scale} (difference = {tuned} − {baseline}; positive means {tuned} "
-                "scored higher)",
-                "",
-            ]
-            + _contrast_table(contrast)
-            + [""]
-        )
+    lines += _contrast_sections(
+        result["primary"],
+        lambda t, b: f"**{t} vs {b}** on {scale} (difference = {t} − {b}; positive means {t} scored higher)",
+    )
     for split, contrasts in (result.get("primary_by_split") or {}).items():
         if split in ("ran", "reason"):
             continue
-        for name, contrast in contrasts.items():
-            tuned, baseline = name.split("_vs_")
-            lines += [f"**{tuned} vs {baseline}, {split.replace('_', '-')} eval profiles only**", ""]
-            lines += _contrast_table(contrast) + [""]
+        where = split.replace("_", "-")
+        lines += _contrast_sections(contrasts, lambda t, b, where=where: f"**{t} vs {b}, {where} eval profiles only**")
     lines += _style_lines(result.get("by_style") or {})
     lines += [f"*Variance sources.* {result['variance_sources']}", ""]
     lines += [
@@ -571,13 +559,8 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order
         "overstate the evidence. They are not the headline.",
         "",
     ]
-    for name, contrast in study["paired"].items():
-        tuned, baseline = name.split("_vs_")
-        lines += (
-            [f"**{tuned} vs {baseline}**, pairs = profile × seed", ""]
-            + _contrast_table(contrast, holm_column=False)
-            + [""]
-        )
+    pairs = lambda t, b: f"**{t} vs {b}**, pairs = profile × seed"  # noqa: E731
+    lines += _contrast_sections(study["paired"], pairs, holm_column=False)
     lines += ["Between models, subject = profile × seed:", ""] + _anova_lines(study["between_models"]) + [""]
     comp = result["competence"]
     if comp.get("ran", True):
