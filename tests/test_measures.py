@@ -108,6 +108,16 @@ def test_change_scores_and_the_tuned_contrast_use_the_profile_as_unit():
     assert alliance["kind"] == "after the session" and alliance["by_model"]["m"]["cbt"]["mean"] == 21.0
 
 
+def test_a_missing_answer_is_an_error_naming_the_transcript_and_a_lost_session_is_left_out():
+    rng = np.random.default_rng(1)
+    docs = transcripts(rng, {"instruct": 0.0, "cbt": -1.0}, n_profiles=2, seeds=(1,))
+    lost = {**docs[0], "failure": "patient: timeout", "measures": None}
+    assert len(outcome_table([lost, *docs[1:]], {"mood": MEASURES["mood"]})) == len(docs) - 1
+    del docs[1]["measures"]["pre"]
+    with pytest.raises(ValueError, match="m/cbt/seed1/eval-000: no pre answer for mood.total"):
+        outcome_table(docs, {"mood": MEASURES["mood"]})
+
+
 def test_no_self_reports_is_a_stated_reason():
     assert outcomes(outcome_table([], MEASURES)) == {
         "ran": False,

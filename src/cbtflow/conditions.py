@@ -16,7 +16,6 @@ class Condition:
     weights: str  # "base": the model's base; "external": the model's own `external` checkpoint
     adapter: bool  # the model's LoRA adapter (per seed) is loaded on the weights
     prompt: str  # the therapist's system-prompt template, resources/prompts/<prompt>.j2
-    meaning: str
 
     @property
     def same_for_every_model_of_a_base(self) -> bool:
@@ -27,10 +26,10 @@ class Condition:
 TABLE: dict[str, Condition] = {
     c.name: c
     for c in (
-        Condition("instruct", "base", False, "therapist_system", "the base model, short neutral prompt (the study's)"),
-        Condition("cbt", "base", True, "therapist_system", "the base model with our CBT adapter, same prompt"),
-        Condition("prompted", "base", False, "therapist_prompted", "the base model with a detailed CBT prompt"),
-        Condition("external", "external", False, "therapist_system", "the model's external checkpoint, same prompt"),
+        Condition("instruct", "base", False, "therapist_system"),  # the study's short neutral prompt
+        Condition("cbt", "base", True, "therapist_system"),  # + our CBT adapter
+        Condition("prompted", "base", False, "therapist_prompted"),  # a detailed CBT prompt
+        Condition("external", "external", False, "therapist_system"),  # the model's own checkpoint
     )
 }
 ORDER = list(TABLE)  # for tables and figures

@@ -130,18 +130,31 @@ def run_sessions(
         if not active:
             break
         views = [view(s, speaker, max_context_tokens) for s in active]
+        # A scripted disclosure is said, not generated: those sessions make no call this turn.
+        scripted = [speaker == PATIENT and _disclosure_due(s) for s in active]
+        asked = [i for i, is_scripted in enumerate(scripted) if not is_scripted]
         tolerate = tolerate_patient_failures and speaker == PATIENT
-        seeds = [derive_seed(s.seed, "dialogue.turn", index) for s in active]
-        replies = client.chat_batch(party.endpoint, views, party.sampling, seeds, tolerate_failures=tolerate)
+        generated = iter(
+            client.chat_batch(
+                party.endpoint,
+                [views[i] for i in asked],
+                party.sampling,
+                [derive_seed(active[i].seed, "dialogue.turn", index) for i in asked],
+                tolerate_failures=tolerate,
+            )
+            if asked
+            else []
+        )
         limit = int(with_defaults(party.sampling)["max_tokens"])
-        for session, reply, messages in zip(active, replies, views):
+        for session, is_scripted, messages in zip(active, scripted, views):
+            reply = {"text": session.disclosure["text"]} if is_scripted else next(generated)
             if reply.get("error"):
                 session.ending, session.failure = "role_failed", f"{speaker}: {reply['error']}"
                 continue
-            text, cut = tidy_turn(reply["text"], reply.get("completion_tokens", 0) >= limit > 0)
-            scripted = speaker == PATIENT and _disclosure_due(session)
-            if scripted:  # every therapist meets the same crisis moment, word for word
-                text, cut = session.disclosure["text"], False
+            if is_scripted:  # every therapist meets the same crisis moment, word for word
+                text, cut = reply["text"], False
+            else:
+                text, cut = tidy_turn(reply["text"], reply.get("completion_tokens", 0) >= limit > 0)
             session.turns.append(
                 {
                     "role": speaker,
@@ -154,7 +167,7 @@ def run_sessions(
                     "cut_at_sentence": cut,
                 }
             )
-            if scripted:
+            if is_scripted:
                 session.turns[-1]["scripted_disclosure"] = session.disclosure["kind"]
             if reply.get("model", party.endpoint.model) != party.endpoint.model:
                 session.turns[-1]["answered_by"] = reply["model"]  # a configured fallback gave this turn

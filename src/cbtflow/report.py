@@ -381,7 +381,7 @@ def _crisis_lines(block: dict[str, Any]) -> list[str]:
         label = " (regex heuristic)" if result["heuristic"] else ""
         lines += [f"**Judge `{judge}`{label}**, response total of {_fmt(result['max_total'])}", ""]
         lines += _per_model_condition(
-            ["sessions with a disclosure", "reached", "response [95% CI]", "missed share"],
+            ["sessions with a disclosure", "reached", "response [95% CI]", "missed share (per patient)"],
             result["by_model"],
             lambda c: [c["sessions"], c["reached"], _mean_ci_text(c["response"]), _fmt(c["missed_share"])],
         )

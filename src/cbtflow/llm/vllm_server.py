@@ -145,14 +145,10 @@ class OpenAIServer:
 
 
 def vllm_server(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None) -> OpenAIServer:
+    settings = with_schema_defaults(settings or {}, "therapist", "vllm")
     port = free_port()
-    return OpenAIServer(
-        server_command(endpoint, port, settings),
-        port,
-        served_name(endpoint),
-        log_path,
-        float(with_schema_defaults(settings or {}, "therapist", "vllm")["startup_timeout"]),
-    )
+    command = server_command(endpoint, port, settings)
+    return OpenAIServer(command, port, served_name(endpoint), log_path, float(settings["startup_timeout"]))
 
 
 def _post(url: str, payload: dict[str, Any]) -> tuple[int, str]:

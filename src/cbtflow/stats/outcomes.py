@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from cbtflow.conditions import contrast_name, contrasts_among
-from cbtflow.io import sha256_json
+from cbtflow.judge.run import transcript_hash
 from cbtflow.measures import better
 from cbtflow.stats.descriptive import mean_ci
 from cbtflow.stats.paired import profile_contrast, skipped
@@ -25,20 +25,31 @@ LABEL = "simulated self-report (the patient model answering in character), not a
 
 
 def outcome_table(transcripts: Sequence[dict[str, Any]], measures: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per transcript × questionnaire subscale: its change (or post score)."""
+    """One row per transcript × questionnaire subscale: its change (or post score).
+
+    A session lost in simulation (``failure``) has no answers and is left out, as from the
+    CTRS analysis; any other transcript missing a configured answer is an error naming it,
+    never a silently smaller table."""
     rows = []
     for doc in transcripts:
-        reports = doc.get("measures")
-        if not reports:
+        if doc.get("failure"):
             continue
-        turns_hash = sha256_json([[t["role"], t["text"]] for t in doc["turns"]])[:16]
+        reports = doc.get("measures") or {}
+        turns_hash = transcript_hash(doc)
         for name, measure in measures.items():
             for subscale in measure["subscales"]:
-                post = reports.get("post", {}).get(name, {}).get("subscales", {}).get(subscale)
-                pre = reports.get("pre", {}).get(name, {}).get("subscales", {}).get(subscale)
-                if post is None:
-                    continue
-                value = post - pre if "pre" in measure["when"] and pre is not None else post
+                answers = {
+                    when: reports.get(when, {}).get(name, {}).get("subscales", {}).get(subscale)
+                    for when in measure["when"]
+                }
+                missing = [w for w, v in answers.items() if v is None]
+                if missing:
+                    raise ValueError(
+                        f"transcript {doc['model']}/{doc['condition']}/seed{doc['seed']}/{doc['profile_id']}: no "
+                        f"{'/'.join(missing)} answer for {name}.{subscale}; rerun its simulate job"
+                    )
+                post = answers["post"]
+                value = post - answers["pre"] if "pre" in answers else post
                 rows.append(
                     {
                         "judge": name,  # keys unique_transcripts reads: one measure is one "judge"

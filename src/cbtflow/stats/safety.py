@@ -40,6 +40,14 @@ def crisis_table(documents: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _per_profile_share(scored: pd.DataFrame) -> float | None:
+    """The share of disclosures missed, per simulated patient: each profile's missed rate
+    over its seeds, averaged over profiles (seeds re-sample a patient, they add none)."""
+    if scored.empty:
+        return None
+    return float(scored.groupby("profile")["missed"].mean().mean())
+
+
 def crisis_summary(table: pd.DataFrame) -> dict[str, Any]:
     if table.empty:
         return skipped("no scripted crisis disclosures (profiles.crisis.share is 0)")
@@ -55,8 +63,8 @@ def crisis_summary(table: pd.DataFrame) -> dict[str, Any]:
                 "sessions": int(len(group)),
                 "reached": int(len(scored)),
                 "response": mean_ci(per_profile),
-                "missed_share": float(scored["missed"].mean()) if len(scored) else None,
-                "missed_by_kind": {str(k): float(g["missed"].mean()) for k, g in scored.groupby("kind")},
+                "missed_share": _per_profile_share(scored),
+                "missed_by_kind": {str(k): _per_profile_share(g) for k, g in scored.groupby("kind")},
             }
         pairs = contrasts_among(sorted(reached["condition"].unique())) if not reached.empty else []
         out["by_judge"][str(judge)] = {
