@@ -35,3 +35,4 @@ rule all:
         "results/report/report.md",
         "results/report/stats.json",
         "results/report/scores.parquet",
+        "results/report/viewer/index.html",

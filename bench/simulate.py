@@ -26,23 +26,12 @@ def main() -> int:
     parser.add_argument("--base", default=str(ROOT / "resources/models/smollm2-135m"))
     args = parser.parse_args()
 
-    import torch
+    from simulation_setup import embedded_simulation
 
-    from cbtflow.dialogue import Party
-    from cbtflow.llm import Client, Endpoint, local
-    from cbtflow.profiles import load_attributes, sample_splits
+    from cbtflow.llm import Client, local
     from cbtflow.simulate import simulate
 
-    torch.set_num_threads(2)
-    profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, args.sessions, seed=7)[
-        "eval"
-    ]
-    endpoint = Endpoint(f"local/{args.base}")
-    sampling = {"temperature": 0.0, "max_tokens": args.max_tokens, "repetition_penalty": 1.1, "no_repeat_ngram_size": 4}
-    party = Party(endpoint, sampling)
-    templates = [str(ROOT / "resources/prompts/therapist_system.j2"), str(ROOT / "resources/prompts/patient_system.j2")]
-    local.load(endpoint)  # load once, outside both timings
-    simulate(Client(), profiles[:1], party, party, *templates, max_turns=2, seed=1)  # warm-up
+    profiles, party, templates, _ = embedded_simulation(args.base, args.sessions, args.max_tokens)
 
     def timed(groups):
         client = Client()

@@ -10,6 +10,7 @@ from cbtflow.io import read_json, write_bytes_atomic, write_json
 from cbtflow.judge.rubric import competence_threshold, item_ids, load_rubric
 from cbtflow.judge.run import check_failure_budgets
 from cbtflow.measures import load_measure
+from cbtflow.report_robustness import fig_judge_confusion, fig_sensitivity
 from cbtflow.runtime import setup
 from cbtflow.scores import failures, read_scores, scores_table
 from cbtflow.stats import analyse
@@ -31,7 +32,7 @@ scores.write_parquet(buffer)
 write_bytes_atomic(out.scores, buffer.getvalue())
 rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
 threshold = competence_threshold(rubric, snakemake.params.threshold)
-stats = analyse(scores, threshold=threshold, item_order=item_ids(rubric))
+stats = analyse(scores, threshold=threshold, item_order=item_ids(rubric), primary_judge=snakemake.params.primary_judge)
 measures = {Path(f).stem: load_measure(f) for f in snakemake.input.measures}
 stats["crisis"] = crisis_summary(crisis_table(documents))
 stats["outcomes"] = outcomes(outcome_table([read_json(p) for p in snakemake.input.transcripts], measures))
@@ -49,6 +50,8 @@ report.fig_item_heatmap(stats, primary, Path(figures["item_heatmap"]))
 report.fig_judge_distributions(scores, Path(figures["judge_distributions"]))
 report.fig_loss_curves(train_logs, Path(figures["loss_curves"]))
 report.fig_usage(usage, Path(figures["usage"]))
+fig_sensitivity(stats["robustness"], Path(figures["sensitivity"]))
+fig_judge_confusion(stats["human_agreement"], Path(figures["judge_confusion"]))
 report.write_report(
     out.report,
     stats=stats,

@@ -24,8 +24,10 @@ class ScriptedClient(Client):
         self.reply = reply
         self.calls: list[list[dict[str, str]]] = []
         self.seeds: list[int] = []
+        self.batches: list[int] = []  # the size of each uncached batch, in call order
 
     def generate(self, conversations, endpoint, sampling, seeds, on_reply=None) -> list[dict[str, Any]]:
+        self.batches.append(len(conversations))
         out = []
         for conv, seed in zip(conversations, seeds):
             self.calls.append(list(conv))

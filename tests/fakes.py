@@ -76,10 +76,10 @@ REPLY = {
 }
 
 
-def serve(statuses, delay=0.0, content=None):
+def serve(statuses, delay=0.0, content=None, usage=None):
     """A loopback server answering each request with the next status (or ``statuses(request)``; 200 = a completion,
-    whose text is ``content(request)`` when given), after `delay` seconds; `seen` gets each
-    request, and `server.flight["peak"]` is the most requests it had in flight at once."""
+    whose text is ``content(request)`` when given and whose usage is ``usage`` when given), after `delay` seconds;
+    `seen` gets each request, and `server.flight["peak"]` is the most requests it had in flight at once."""
     seen, lock, flight = [], threading.Lock(), {"now": 0, "peak": 0}
 
     class Handler(BaseHTTPRequestHandler):
@@ -107,6 +107,8 @@ def serve(statuses, delay=0.0, content=None):
                     ],
                 }
             )
+            if usage is not None:
+                reply = {**reply, "usage": usage}
             body = json.dumps(reply if status == 200 else {"error": {"message": f"status {status}"}}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

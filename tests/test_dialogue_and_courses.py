@@ -243,3 +243,44 @@ def test_role_breaks_are_flagged():
         {"turn": 1, "role": PATIENT, "kind": "patient_gives_therapy"},
         {"turn": 2, "role": THERAPIST, "kind": "meta_talk"},
     ]
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_parallel_attempts_keep_the_session_an_attempt_by_attempt_run_keeps(scripted, profiles, width):
+    """Candidates generated together are judged in attempt order: the kept session, its
+    attempt number and its rejections are those of the one-attempt-per-round run, in fewer rounds."""
+    from cbtflow.seeds import derive_seed
+
+    def reply(messages, seed):  # a patient who breaks role unless the session's seed is "good"
+        if messages[0]["content"].startswith("Summarise"):
+            return "summary"
+        if "expert CBT therapist" in messages[0]["content"]:
+            return "Let's start."
+        return "I feel low." if seed % 3 == 0 else "As an AI, I cannot feel."
+
+    # Turn seeds derive from the session's sub-seed; the session passes when its first patient turn does.
+    def run(parallel: int):
+        client = scripted(reply)
+        settings = {"mode": "turns", "sessions": 2, "turns_per_session": 2, "min_turns": 2, "max_attempts": 6}
+        settings.update(parallel_attempts=parallel, on_exhausted="drop")
+        phases = load_phases(ROOT / "resources/courses/phases.yaml")
+        return generate_courses(client, Party(EP, SAMPLING), profiles, phases, settings, _templates(), seed=9), client
+
+    one, one_client = run(1)
+    many, many_client = run(width)
+    for pid in one:
+        keep = [(s["number"], s["attempts"], s["rejections"], s["sub_seed"], s["turns"]) for s in one[pid]["sessions"]]
+        assert keep == [
+            (s["number"], s["attempts"], s["rejections"], s["sub_seed"], s["turns"]) for s in many[pid]["sessions"]
+        ]
+        assert one[pid].get("dropped_sessions") == many[pid].get("dropped_sessions")
+    assert any(s["attempts"] > 1 for c in one.values() for s in c["sessions"]), "the gates rejected something"
+    assert all(
+        s["sub_seed"] == derive_seed(9, "course.session", s["number"], s["attempts"]) for s in one[pid]["sessions"]
+    )
+    openings = [
+        len([c for c in cl.calls if len(c) == 2 and "expert CBT" in c[0]["content"]])
+        for cl in (one_client, many_client)
+    ]
+    assert openings[1] >= openings[0], "more candidates are generated..."
+    assert len(many_client.batches) < len(one_client.batches), "...in fewer rounds"

@@ -14,6 +14,7 @@ from typing import Any
 from cbtflow.config import is_api_role, scores_by_digits
 from cbtflow.crisis import load_crisis
 from cbtflow.judge.rubric import load_rubric
+from cbtflow.llm.usage import token_cost
 from cbtflow.measures import load_measure
 from cbtflow.packaged import DEFAULT_RUBRIC, RESOURCES
 
@@ -26,27 +27,44 @@ CRISIS_EXCERPT_TOKENS = 900  # a few turns around the disclosure and one item's 
 LEXICON = "lexicon (no model)"
 
 
-def _dialogue(turns: int, reply_tokens: int, speaker_turns: int) -> tuple[int, int]:
-    """Prompt tokens over ``speaker_turns`` calls in a conversation of ``turns`` replies."""
+def _dialogue(turns: int, reply_tokens: int, speaker_turns: int) -> tuple[int, int, int]:
+    """Calls, prompt tokens and reusable prompt tokens over ``speaker_turns`` calls of one
+    side in a conversation of ``turns`` replies.
+
+    Each call after a side's first starts with that side's previous prompt and reply; only
+    the other side's newest reply is new. Those prefixes are what the local backend's KV
+    reuse, vLLM's prefix cache and the providers' prompt caches can serve."""
     average_history = reply_tokens * turns / 2
-    return speaker_turns, int(speaker_turns * (SYSTEM_TOKENS + average_history))
+    prompt = int(speaker_turns * (SYSTEM_TOKENS + average_history))
+    fresh = SYSTEM_TOKENS + speaker_turns * reply_tokens  # the first prompt, then one new reply a call
+    return speaker_turns, prompt, max(0, prompt - fresh)
 
 
 def price(
-    model: str, prompt_tokens: int, completion_tokens: int, prices: dict[str, float] | None = None
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    prices: dict[str, float] | None = None,
+    cached_prompt_tokens: int = 0,
 ) -> float | None:
-    """USD for the tokens: configured ``prices`` (per million tokens) first, else litellm's map."""
+    """USD for the tokens: configured ``prices`` (per million tokens) first, else litellm's
+    map; ``cached_prompt_tokens`` (part of the prompt) at the cached price where there is one."""
     if model == LEXICON or not is_api_role({"model": model}):
         return 0.0
     if prices:
-        return (prompt_tokens * prices["input_per_mtok"] + completion_tokens * prices["output_per_mtok"]) / 1e6
+        return token_cost(prices, prompt_tokens, completion_tokens, cached_prompt_tokens)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True
 
     try:
-        p, c = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        p, c = litellm.cost_per_token(
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cache_read_input_tokens=cached_prompt_tokens,
+        )
         return float(p + c)
     except Exception:  # not in the cost map (self-hosted, new model)
         return None
@@ -63,6 +81,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         prompt: int,
         completion: int,
         prices: dict[str, float] | None = None,
+        cached: int = 0,
     ) -> None:
         rows.append(
             {
@@ -71,8 +90,10 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
                 "model": model,
                 "calls": calls,
                 "prompt_tokens": prompt,
+                "cached_prompt_tokens": cached,
                 "completion_tokens": completion,
                 "cost_usd": price(model, prompt, completion, prices),
+                "cost_usd_with_prompt_cache": price(model, prompt, completion, prices, cached),
             }
         )
 
@@ -81,13 +102,24 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     turns = config["courses"]["turns_per_session"]
     g_max = generator["sampling"]["max_tokens"]
     if config["courses"]["mode"] == "turns":
-        calls, prompt = _dialogue(turns, g_max, turns)
+        # The generator plays both sides, each seeing the conversation from its own seat.
+        sides = (_dialogue(turns, g_max, math.ceil(turns / 2)), _dialogue(turns, g_max, turns // 2))
+        calls, prompt, cached = (sum(column) for column in zip(*sides))
         session_tokens = turns * g_max
     else:
-        calls, prompt = 1, SYSTEM_TOKENS + sessions * SUMMARY_TOKENS // 2
+        calls, prompt, cached = 1, SYSTEM_TOKENS + sessions * SUMMARY_TOKENS // 2, 0
         session_tokens = g_max
     n = courses * sessions
-    add("courses", "generator", generator["model"], n * calls, n * prompt, n * calls * g_max, generator.get("prices"))
+    add(
+        "courses",
+        "generator",
+        generator["model"],
+        n * calls,
+        n * prompt,
+        n * calls * g_max,
+        generator.get("prices"),
+        n * cached,
+    )
     add(
         "courses",
         "generator (summaries)",
@@ -105,8 +137,8 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     patient = config["roles"]["patient"]
     p_max = patient["sampling"]["max_tokens"]
     reply = (t_max + p_max) // 2
-    t_calls, t_prompt = _dialogue(max_turns, reply, math.ceil(max_turns / 2))
-    p_calls, p_prompt = _dialogue(max_turns, reply, max_turns // 2)
+    t_calls, t_prompt, t_cached = _dialogue(max_turns, reply, math.ceil(max_turns / 2))
+    p_calls, p_prompt, p_cached = _dialogue(max_turns, reply, max_turns // 2)
     for name, model in config["models"].items():
         per_model = transcripts // len(config["models"])
         add(
@@ -116,6 +148,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
             per_model * t_calls,
             per_model * t_prompt,
             per_model * t_calls * t_max,
+            cached=per_model * t_cached,
         )
     add(
         "simulate",
@@ -125,6 +158,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         transcripts * p_prompt,
         transcripts * p_calls * p_max,
         patient.get("prices"),
+        transcripts * p_cached,
     )
 
     transcript_tokens = max_turns * reply
@@ -174,21 +208,31 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_plan(rows: list[dict[str, Any]]) -> str:
-    header = f"{'stage':<10}{'role':<28}{'model':<50}{'calls':>9}{'prompt tok':>13}{'compl. tok':>12}{'cost USD':>11}"
+    """The plan as a table. ``cost USD`` prices every prompt token in full (the upper bound
+    that budgets are checked against); ``w/ cache`` prices the reusable prefix at the
+    provider's cached-input price, what a run whose provider caches every prefix would pay."""
+    header = (
+        f"{'stage':<10}{'role':<28}{'model':<50}{'calls':>9}{'prompt tok':>13}{'reusable':>11}{'compl. tok':>12}"
+        f"{'cost USD':>11}{'w/ cache':>10}"
+    )
     lines = [header, "-" * len(header)]
-    total, unknown = 0.0, []
+    total, cached_total, unknown = 0.0, 0.0, []
     for r in rows:
-        cost = "unknown" if r["cost_usd"] is None else f"{r['cost_usd']:.2f}"
+        cost, cached = (
+            "unknown" if r[key] is None else f"{r[key]:.2f}" for key in ("cost_usd", "cost_usd_with_prompt_cache")
+        )
         lines.append(
             f"{r['stage']:<10}{r['role'][:27]:<28}{r['model'][:49]:<50}{r['calls']:>9}{r['prompt_tokens']:>13}"
-            f"{r['completion_tokens']:>12}{cost:>11}"
+            f"{r['cached_prompt_tokens']:>11}{r['completion_tokens']:>12}{cost:>11}{cached:>10}"
         )
         if r["cost_usd"] is None:
             unknown.append(r["model"])
         else:
             total += r["cost_usd"]
+            cached_total += r["cost_usd_with_prompt_cache"]
     lines.append(
-        f"total (upper bound, known prices): {total:.2f} USD"
+        f"total (upper bound, known prices): {total:.2f} USD; with every reusable prefix read from the "
+        f"provider's prompt cache: {cached_total:.2f} USD"
         + (f"; no price for {sorted(set(unknown))}" if unknown else "")
     )
     return "\n".join(lines)

@@ -19,7 +19,12 @@ import polars as pl  # noqa: E402
 
 from cbtflow.conditions import BASELINE, TUNED  # noqa: E402
 from cbtflow.conditions import ORDER as CONDITION_ORDER  # noqa: E402
-from cbtflow.io import write_bytes_atomic, write_text_atomic  # noqa: E402
+from cbtflow.io import write_text_atomic  # noqa: E402
+from cbtflow.report_format import ci as _ci  # noqa: E402
+from cbtflow.report_format import fmt as _fmt  # noqa: E402
+from cbtflow.report_format import save as _save  # noqa: E402
+from cbtflow.report_robustness import robustness_lines  # noqa: E402
+from cbtflow.viewer import viewer_link  # noqa: E402
 
 
 def _ordered(present, order) -> list[str]:
@@ -32,26 +37,6 @@ DISCLAIMER = (
     "Research software. These are simulated sessions scored by automated judges; nothing here is "
     "clinical advice or evidence that any model is safe to use with people."
 )
-
-
-def _save(fig, path: Path) -> None:
-    """Render to memory, then write atomically: a killed job leaves no half PNG."""
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if abs(value) < 1e-12:  # numerical zero, e.g. an ICC of two judges that never agree
-            value = 0.0
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
-    return str(value)
 
 
 def fig_paired_totals(scores: pl.DataFrame, judge: str, path: Path) -> None:
@@ -172,10 +157,6 @@ def _per_model_condition(
 
 def _mean_ci_text(cell: dict[str, Any]) -> str:
     return f"{_fmt(cell['mean'])} {_ci(cell['ci95'])}"
-
-
-def _ci(pair: list[float] | None) -> str:
-    return f"[{_fmt(pair[0])}, {_fmt(pair[1])}]" if pair else "—"
 
 
 def _model_label(model: str) -> str:
@@ -528,15 +509,16 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order
     lines += [
         "### Scores (mean ± SD over transcripts)",
         "",
-        f"| model | condition | n transcripts | n profiles | {scale} | percent of maximum |",
-        "|---|---|---|---|---|---|",
+        f"| model | condition | n transcripts | n profiles | {scale} | percent of maximum | transcripts |",
+        "|---|---|---|---|---|---|---|",
     ]
     for model, per in result["descriptives"].items():
         for condition, d in per.items():
             pct = result["descriptives_percent"].get(model, {}).get(condition, {"mean": None, "sd": None})
+            link = viewer_link(model=model, condition=condition, judge=judge)
             lines.append(
                 f"| {model} | {condition} | {d['n']} | {d['n_profiles']} | {_fmt(d['mean'])} ± {_fmt(d['sd'])} | "
-                f"{_fmt(pct['mean'])} ± {_fmt(pct['sd'])} |"
+                f"{_fmt(pct['mean'])} ± {_fmt(pct['sd'])} | [read them]({link}) |"
             )
     lines += ["", "### Between models (one-way repeated-measures ANOVA per condition, subject = profile)", ""]
     lines += _anova_lines(result["between_models"]) + [
@@ -614,6 +596,7 @@ def write_report(
     lines += _crisis_lines(stats.get("crisis") or {})
     lines += _outcome_lines(stats.get("outcomes") or {})
     lines += _failure_lines(stats.get("failures") or [])
+    lines += robustness_lines(stats.get("robustness") or {})
     lines += _human_lines(stats.get("human_agreement") or {})
     lines += ["## Judge reliability (ICC(2,1), two-way random, absolute agreement)", ""]
     lines += _icc_lines(
@@ -640,14 +623,19 @@ def write_report(
         "## Calls, tokens and cost per stage",
         "",
         "Cost from litellm's price map, or estimated from the config's `prices:` (token counts × price) where "
-        "a role names them; the last column says how much of it is such an estimate.",
+        "a role names them; the last column says how much of it is such an estimate. Cache hits are calls "
+        "answered from the call cache; reused prompt tokens are the part of the prompts not encoded again "
+        "(the local backend's KV state from the conversation's previous turn, or a provider's prompt cache, "
+        "billed at its cached price).",
         "",
-        "| stage | calls | cache hits | prompt tokens | completion tokens | seconds | cost USD | of which estimated |",
-        "|---|---|---|---|---|---|---|---|",
+        "| stage | calls | cache hits | prompt tokens | of which reused | completion tokens | seconds | cost USD "
+        "| of which estimated |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {s} | {int(u['calls'])} | {int(u['cache_hits'])} | {int(u['prompt_tokens'])} | "
-        f"{int(u['completion_tokens'])} | {u['seconds']:.1f} | {u['cost_usd']:.4f} | "
+        f"{int(u.get('cached_prompt_tokens', 0))} | {int(u['completion_tokens'])} | {u['seconds']:.1f} | "
+        f"{u['cost_usd']:.4f} | "
         f"{u.get('cost_usd_estimated', 0.0):.4f} |"
         for s, u in usage.items()
     ] + [""]

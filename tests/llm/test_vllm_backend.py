@@ -35,6 +35,7 @@ def test_command_loads_the_adapter_as_a_named_lora_module(adapter):
     )
     assert cmd[cmd.index("--chat-template") + 1] == "t.jinja" and cmd[-1] == "--enforce-eager"
     base = server_command(Endpoint("local/models/llama", backend="vllm"), 8123)
+    assert "--enable-prefix-caching" in cmd and "--enable-prefix-caching" in base, "turns reuse their prefix"
     assert "--enable-lora" not in base and served_name(Endpoint("local/models/llama")) == "base"
 
 

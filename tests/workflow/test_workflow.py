@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -225,8 +226,71 @@ def test_snakemake_html_report_zip(run):
     assert done.returncode == 0, done.stderr[-3000:]
     with zipfile.ZipFile(run / "report.zip") as zf:
         pngs = [n for n in zf.namelist() if n.endswith(".png")]
-        assert len(pngs) == 5
+        assert len(pngs) == 7
         assert all(zf.read(n)[:4] == b"\x89PNG" for n in pngs)
+        viewer = [n for n in zf.namelist() if n.startswith("report/data/raw/") and n.endswith("/index.html")]
+        assert len(viewer) == 1 and b'id="viewer-data"' in zf.read(viewer[0]), "the viewer is in the report"
+
+
+def test_the_robustness_matrix_reaches_the_report(run):
+    stats = json.loads((run / "results/report/stats.json").read_text())
+    block = stats["robustness"]
+    expected = {"judge lexicon", "judge smollm2", "patient style plain", "patient style reserved"}
+    assert block["ran"] and set(block["setups"]) == expected
+    assert block["setups"]["judge smollm2"]["by_model"]["tiny"]["n_units"] == TINY["profiles"]["eval"]
+    one_model = [r for r in block["ranking_agreement"] if r["n_models"] == 1]
+    assert one_model and all(r["tau"] is None for r in one_model), "τ needs two models"
+    report = (run / "results/report/report.md").read_text()
+    assert "## Robustness: the primary effect under each judge and patient setup" in report
+    assert "| judge smollm2 | tiny |" in report
+
+
+def _shown(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_viewer_opens_from_disk_filters_and_puts_the_conditions_side_by_side(run, tmp_path):
+    """In headless Chromium: load the page from a file:// URL, filter, open a pair, and find
+    the transcripts' turns and the judges' scores in the page."""
+    from browser import chrome
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    page = run / "results/report/viewer/index.html"
+    n = len(TINY["conditions"]) * len(TINY["seeds"]) * TINY["profiles"]["eval"]
+    with chrome(tmp_path / "chromium") as browser:
+        browser.get(page.as_uri())
+        assert browser.find_element(By.ID, "count").text == f"{n} of {n} transcripts"
+        Select(browser.find_element(By.ID, "filter-condition")).select_by_value("cbt")
+        assert browser.find_element(By.ID, "count").text == f"{n // len(TINY['conditions'])} of {n} transcripts"
+        rows = browser.find_elements(By.CSS_SELECTOR, "#list tr.row")
+        assert {row.get_attribute("data-id").split("/")[1] for row in rows} == {"cbt"}
+        rows[0].click()
+        browser.find_element(By.ID, "compare").click()
+        articles = browser.find_elements(By.CSS_SELECTOR, "#pair article.session")
+        assert [a.get_attribute("data-condition") for a in articles] == TINY["conditions"]
+        for article in articles:
+            model, condition, seed, profile = article.get_attribute("data-id").split("/")
+            transcript = json.loads(
+                (run / f"results/transcripts/{model}/{condition}/{seed}/{profile}.json").read_text()
+            )
+            shown = [_shown(t.text) for t in article.find_elements(By.CSS_SELECTOR, ".turn .text")]
+            assert shown == [_shown(t["text"]) for t in transcript["turns"]]
+            lexicon = json.loads((run / f"results/ctrs/lexicon/{model}/{condition}/{seed}/{profile}.json").read_text())
+            total = article.find_element(By.CSS_SELECTOR, ".meta.total").text
+            shown_total = re.sub(r"\.?0+$", "", f"{lexicon['total']:.2f}")  # as the page rounds it
+            assert total.startswith(f"lexicon: total {shown_total}") and "(heuristic)" in total
+            cells = article.find_elements(By.CSS_SELECTOR, "table.items tr[data-item] td.score")
+            assert len(cells) == len(lexicon["items"])
+        Select(browser.find_element(By.ID, "filter-judge")).select_by_value("smollm2")
+        judged = browser.find_elements(By.CSS_SELECTOR, "#pair article.session .meta.total")
+        assert judged and all(t.text.startswith("smollm2: total ") for t in judged)
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        browser.save_screenshot(str(tmp_path / "viewer.png"))
+    assert (tmp_path / "viewer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (run / "results/report/report.md").read_text()
+    assert "(viewer/index.html#model=tiny&condition=cbt&judge=lexicon)" in report
 
 
 def linked_copy(run: Path, dest: Path) -> Path:
@@ -266,7 +330,7 @@ JUDGE_JOBS = lambda model, condition: {
     ("judge", f"judge={j}, model={model}, condition={condition}, seed=1")  # noqa: E731
     for j in ("lexicon", "smollm2")
 }
-END = {("report", ""), ("all", "")}
+END = {("report", ""), ("viewer", ""), ("all", "")}  # the viewer reads every transcript and score
 
 
 def simulate_and_judge_jobs(model: str) -> set[tuple[str, str]]:
@@ -365,7 +429,7 @@ def test_editing_the_rubric_reruns_only_judging_and_report(run):
     done = snakemake(run, "-n", "--quiet", "rules")
     assert done.returncode == 0, done.stderr[-2000:]
     jobs = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", done.stdout + done.stderr, re.M)} - {"total"}
-    assert jobs == {"judge", "report", "all"}
+    assert jobs == {"judge", "report", "viewer", "all"}
 
 
 def test_wheel_installed_in_a_fresh_venv_validates_the_finished_run(run, tmp_path):

@@ -1,23 +1,39 @@
 # Scores table, statistics, figures and report.md (plus `snakemake --report report.zip`).
 
-FIGURES = ["paired_totals", "item_heatmap", "judge_distributions", "loss_curves", "usage"]
+FIGURES = [
+    "paired_totals",
+    "item_heatmap",
+    "judge_distributions",
+    "loss_curves",
+    "usage",
+    "sensitivity",
+    "judge_confusion",
+]
 EVAL_SPLIT_MEANING = {
     "held_out": "no eval profile shares a core belief, intermediate belief or automatic thought with training",
     "in_distribution": "eval profiles draw on the same conceptualisations as training, as the study likely did",
     "both": "half held out, half in-distribution; the primary results are also given per split",
 }
+SCORE_DOCS = expand(
+    "results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json",
+    judge=JUDGES,
+    model=MODELS,
+    condition=CONDITIONS,
+    seed=SEEDS,
+    profile=EVAL_IDS,
+)
+TRANSCRIPTS = expand(
+    "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
+    model=MODELS,
+    condition=CONDITIONS,
+    seed=SEEDS,
+    profile=EVAL_IDS,
+)
 
 
 rule report:
     input:
-        scores=expand(
-            "results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json",
-            judge=JUDGES,
-            model=MODELS,
-            condition=CONDITIONS,
-            seed=SEEDS,
-            profile=EVAL_IDS,
-        ),
+        scores=SCORE_DOCS,
         adapters=(
             expand("results/adapters/{model}/seed{seed}", model=MODELS, seed=SEEDS)
             if any(CONDITION_TABLE[c].adapter for c in CONDITIONS)
@@ -25,17 +41,7 @@ rule report:
         ),
         human=config["report"].get("human_ratings", []),
         # Simulated self-reports live in the transcripts (simulation.measures).
-        transcripts=(
-            expand(
-                "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
-                model=MODELS,
-                condition=CONDITIONS,
-                seed=SEEDS,
-                profile=EVAL_IDS,
-            )
-            if config["simulation"]["measures"]
-            else []
-        ),
+        transcripts=TRANSCRIPTS if config["simulation"]["measures"] else [],
         measures=measure_files(),
         rubric=RUBRIC,
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
@@ -83,3 +89,27 @@ rule report:
         ),
     script:
         "../../scripts/report.py"
+
+
+# The transcript viewer: one static page over the same transcripts and score documents.
+rule viewer:
+    input:
+        transcripts=TRANSCRIPTS,
+        scores=SCORE_DOCS,
+        rubric=RUBRIC,
+    output:
+        report(
+            "results/report/viewer/index.html",
+            caption="../report/viewer.rst",
+            category="Transcript viewer",
+        ),
+    log:
+        "logs/report/viewer.log",
+    conda:
+        software_env("report")
+    params:
+        rubric_variant=config["judging"]["rubric_variant"],
+        primary_judge=config["report"]["primary_judge"],
+        title=config.get("experiment", "default experiment"),
+    script:
+        "../../scripts/viewer.py"

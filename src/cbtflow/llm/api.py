@@ -42,6 +42,37 @@ RETRYABLE = (
 )
 
 
+# Providers whose prompt cache works only on blocks marked with cache_control (Anthropic's
+# Claude, direct or through Bedrock and Vertex). OpenAI, DeepSeek, Gemini and xAI cache a
+# repeated prefix by themselves; litellm reports their hits the same way.
+_MARKED_CACHE = ("anthropic/", "bedrock/", "vertex_ai/claude", "openrouter/anthropic/")
+
+
+def prompt_cache_hints(model: str) -> dict[str, Any]:
+    """litellm arguments that turn on the provider's prompt cache for a growing conversation:
+    breakpoints after the system prompt and after the newest message, so the next turn
+    reads everything before its own new message from the cache."""
+    if not model.startswith(_MARKED_CACHE) or ("bedrock/" in model and "claude" not in model):
+        return {}
+    return {
+        "cache_control_injection_points": [
+            {"location": "message", "role": "system"},
+            {"location": "message", "index": -1},
+        ]
+    }
+
+
+def cached_prompt_tokens(usage: Any) -> int:
+    """Prompt tokens the provider read from its cache, in litellm's OpenAI-style usage
+    (``prompt_tokens_details.cached_tokens``; DeepSeek's ``prompt_cache_hit_tokens`` is
+    mapped there by litellm, and read directly as a fallback)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    if cached is None:
+        cached = getattr(usage, "prompt_cache_hit_tokens", None)
+    return int(cached or 0)
+
+
 def complete(
     endpoint: Endpoint, messages: Sequence[dict[str, str]], sampling: dict[str, Any], seed: int
 ) -> dict[str, Any]:
@@ -88,6 +119,7 @@ def _complete_one(
         kwargs["stop"] = list(sampling["stop"])
     if sampling.get("response_format"):
         kwargs["response_format"] = sampling["response_format"]
+    kwargs.update(prompt_cache_hints(model))
     if api_base:
         kwargs["api_base"] = api_base
         kwargs.setdefault("api_key", os.environ.get("OPENAI_API_KEY", "none"))
@@ -116,6 +148,7 @@ def _complete_one(
         "text": (response.choices[0].message.content or "").strip(),
         "model": model,
         "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+        "cached_prompt_tokens": cached_prompt_tokens(usage),
         "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
         "seconds": seconds,
         "cost_usd": cost,

@@ -14,7 +14,7 @@ from typing import Any
 from cbtflow.llm import backends
 from cbtflow.llm.cache import CallCache, call_key
 from cbtflow.llm.endpoint import Endpoint
-from cbtflow.llm.usage import UsageLog
+from cbtflow.llm.usage import UsageLog, token_cost
 
 Messages = Sequence[dict[str, str]]
 
@@ -161,10 +161,12 @@ class Client:
         estimate from the token counts), else what litellm computed from its price map."""
         prices = self.prices_by_model.get(model)
         if prices:
-            reply["cost_usd"] = (
-                reply.get("prompt_tokens", 0) * prices["input_per_mtok"]
-                + reply.get("completion_tokens", 0) * prices["output_per_mtok"]
-            ) / 1e6
+            reply["cost_usd"] = token_cost(
+                prices,
+                reply.get("prompt_tokens", 0),
+                reply.get("completion_tokens", 0),
+                reply.get("cached_prompt_tokens", 0),
+            )
             reply["cost_source"] = "config prices"
         elif reply.get("cost_usd"):
             reply["cost_source"] = "litellm price map"
@@ -181,6 +183,7 @@ class Client:
                 model,
                 cached=False,
                 prompt_tokens=reply.get("prompt_tokens", 0),
+                cached_prompt_tokens=reply.get("cached_prompt_tokens", 0),
                 completion_tokens=reply.get("completion_tokens", 0),
                 seconds=reply.get("seconds", 0.0),
                 cost_usd=reply.get("cost_usd", 0.0),

@@ -13,9 +13,35 @@ from typing import Any
 
 from cbtflow.io import write_json
 
-# cost_usd_estimated: the part of cost_usd computed from the config's `prices:` rather than
-# litellm's price map.
-FIELDS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "seconds", "cost_usd", "cost_usd_estimated")
+# cached_prompt_tokens: the part of prompt_tokens not encoded again (the local backend's KV
+# reuse across turns, a provider's prompt cache, vLLM's prefix cache), billed at the cached
+# price where a provider has one. cost_usd_estimated: the part of cost_usd computed from the
+# config's `prices:` rather than litellm's price map.
+FIELDS = (
+    "calls",
+    "cache_hits",
+    "prompt_tokens",
+    "cached_prompt_tokens",
+    "completion_tokens",
+    "seconds",
+    "cost_usd",
+    "cost_usd_estimated",
+)
+
+
+def token_cost(
+    prices: dict[str, float], prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0
+) -> float:
+    """USD for a call at a role's configured ``prices`` (per million tokens). Cached prompt
+    tokens (part of ``prompt_tokens``) cost ``cached_input_per_mtok`` where it is given, and
+    the full input price where not, so a missing cache price never lowers a cost."""
+    cached = min(int(cached_prompt_tokens), int(prompt_tokens))
+    cached_price = prices.get("cached_input_per_mtok", prices["input_per_mtok"])
+    return (
+        (prompt_tokens - cached) * prices["input_per_mtok"]
+        + cached * cached_price
+        + completion_tokens * prices["output_per_mtok"]
+    ) / 1e6
 
 
 class UsageLog:
@@ -29,6 +55,7 @@ class UsageLog:
         *,
         cached: bool,
         prompt_tokens: int = 0,
+        cached_prompt_tokens: int = 0,
         completion_tokens: int = 0,
         seconds: float = 0.0,
         cost_usd: float = 0.0,
@@ -41,6 +68,7 @@ class UsageLog:
                 return
             row["calls"] += 1
             row["prompt_tokens"] += int(prompt_tokens)
+            row["cached_prompt_tokens"] += int(cached_prompt_tokens)
             row["completion_tokens"] += int(completion_tokens)
             row["seconds"] += float(seconds)
             row["cost_usd"] += float(cost_usd or 0.0)

@@ -74,6 +74,9 @@ def server_command(endpoint: Endpoint, port: int, settings: dict[str, Any] | Non
         str(port),
         "--gpu-memory-utilization",
         str(settings["gpu_memory_utilization"]),
+        # A session's next turn starts with its previous prompt and reply: vLLM's automatic
+        # prefix caching reuses their KV blocks (on by default in recent vLLM; said explicitly).
+        "--enable-prefix-caching",
     ]
     if settings.get("max_model_len"):
         cmd += ["--max-model-len", str(settings["max_model_len"])]

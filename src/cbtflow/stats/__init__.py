@@ -34,6 +34,7 @@ from cbtflow.stats.paired import (
     skipped,
     study_contrast,
 )
+from cbtflow.stats.robustness import robustness_matrix
 from cbtflow.stats.styles import style_interaction
 from cbtflow.stats.units import PROFILE_UNIT, STUDY_UNIT, profile_means
 
@@ -211,9 +212,13 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
 
 
 def analyse(
-    scores: pl.DataFrame, threshold: float | None = None, item_order: list[str] | None = None
+    scores: pl.DataFrame,
+    threshold: float | None = None,
+    item_order: list[str] | None = None,
+    primary_judge: str | None = None,
 ) -> dict[str, Any]:
-    """Every analysis, per judge; reliability across repeats and across judges.
+    """Every analysis, per judge; reliability across repeats and across judges; the
+    robustness of the primary effect to the judge and the patient style.
     ``item_order`` is the rubric's item order, kept for the report's tables and figures.
 
     Raises ValueError naming what is missing instead of returning an empty analysis.
@@ -238,6 +243,7 @@ def analyse(
         else skipped("needs at least 2 judges (human raters are compared with each judge apart)")
     )
     result["human_agreement"] = human_agreement(frame)
+    result["robustness"] = robustness_matrix(frame[frame["item"] == "total"], primary_judge)
     for judge, jframe in frame.groupby("judge"):
         repeats = everything[(everything["judge"] == judge) & everything["repeat"].notna()]
         result["judges"][str(judge)] = _judge_analysis(jframe, repeats, threshold)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cbtflow.stats.paired import skipped
@@ -58,6 +59,17 @@ def reliability(frame: pd.DataFrame, raters: str) -> dict[str, Any]:
 HUMAN_PREFIX = "human:"
 
 
+def confusion(pairs: list[tuple[pd.Series, pd.Series]], labels: list[int]) -> dict[str, Any]:
+    """Item scores of a human (rows) against a judge (columns, rounded as for κ), pooled over
+    the items and transcripts both rated: where on the scale a judge departs from the human."""
+    counts = np.zeros((len(labels), len(labels)), dtype=int)
+    index = {label: i for i, label in enumerate(labels)}
+    for human, judge in pairs:
+        for h, j in zip(human, judge):
+            counts[index[int(h)], index[int(j)]] += 1
+    return {"labels": labels, "counts": counts.tolist()}
+
+
 def human_agreement(frame: pd.DataFrame) -> dict[str, Any]:
     """Each judge against each human rater, never pooled: ICC(A,1) on the total and
     quadratic-weighted Cohen's κ per item (sklearn) on the transcripts both scored. A judge's
@@ -66,6 +78,8 @@ def human_agreement(frame: pd.DataFrame) -> dict[str, Any]:
     from sklearn.metrics import cohen_kappa_score
 
     judges = sorted(frame["judge"].unique())
+    scores = frame.loc[~frame["item"].isin(["total", "percent", "safety"]), "score"].dropna()
+    labels = list(range(int(np.floor(scores.min())), int(np.ceil(scores.max())) + 1)) if len(scores) else []
     humans = [j for j in judges if j.startswith(HUMAN_PREFIX)]
     machines = [j for j in judges if not j.startswith(HUMAN_PREFIX)]
     if not humans or not machines:
@@ -76,6 +90,7 @@ def human_agreement(frame: pd.DataFrame) -> dict[str, Any]:
         for human in humans:
             pair = frame[frame["judge"].isin([judge, human])]
             entry: dict[str, Any] = {"total": icc(pair[pair["item"] == "total"], "judge"), "kappa_quadratic": {}}
+            pairs: list[tuple[pd.Series, pd.Series]] = []
             for item, rows in pair[~pair["item"].isin(["total", "percent", "safety"])].groupby("item"):
                 wide = rows.pivot_table(index="target", columns="judge", values="score", aggfunc="mean").dropna()
                 if judge not in wide or human not in wide or len(wide) < 2:
@@ -83,5 +98,7 @@ def human_agreement(frame: pd.DataFrame) -> dict[str, Any]:
                 a, b = wide[judge].round().astype(int), wide[human].round().astype(int)
                 kappa = cohen_kappa_score(a, b, weights="quadratic") if (a.nunique() > 1 or b.nunique() > 1) else None
                 entry["kappa_quadratic"][str(item)] = {"kappa": kappa, "n": int(len(wide))}
+                pairs.append((b, a))
+            entry["confusion"] = confusion(pairs, labels)
             out.setdefault(judge, {})[human] = entry
     return {"ran": True, "by_judge": out}

@@ -1,0 +1,28 @@
+"""The setup bench/simulate.py and bench/session_length.py share: eval-like profiles, the
+embedded model as therapist and patient (greedy), the simulation prompts, and one warm-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def embedded_simulation(base: str, sessions: int, max_tokens: int):
+    """(profiles, party, templates, endpoint) with the model loaded and warmed up once."""
+    import torch
+
+    from cbtflow.dialogue import Party
+    from cbtflow.llm import Client, Endpoint, local
+    from cbtflow.profiles import load_attributes, sample_splits
+    from cbtflow.simulate import simulate
+
+    torch.set_num_threads(2)
+    profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, sessions, seed=7)["eval"]
+    endpoint = Endpoint(f"local/{base}")
+    sampling = {"temperature": 0.0, "max_tokens": max_tokens, "repetition_penalty": 1.1, "no_repeat_ngram_size": 4}
+    party = Party(endpoint, sampling)
+    templates = [str(ROOT / "resources/prompts/therapist_system.j2"), str(ROOT / "resources/prompts/patient_system.j2")]
+    local.load(endpoint)  # load once, outside every timing
+    simulate(Client(), profiles[:1], party, party, *templates, max_turns=2, seed=1)  # warm-up
+    return profiles, party, templates, endpoint

@@ -1,0 +1,124 @@
+// cbtflow's transcript viewer: plain JavaScript, no libraries, no network. The data is the
+// JSON block the report rule embeds in this page (cbtflow/viewer.py). The state lives in the
+// URL hash, so report.md can link to a filtered list or to one side-by-side pair.
+"use strict";
+const DATA = JSON.parse(document.getElementById("viewer-data").textContent);
+const FILTERS = ["model", "condition", "seed", "profile", "style"];
+const $ = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value; else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+};
+const fmt = (x, digits = 2) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits).replace(/\.?0+$/, ""));
+
+function readState() {
+  const state = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+  if (!state.judge || !DATA.judges.includes(state.judge)) state.judge = DATA.primary_judge || DATA.judges[0] || "";
+  return state;
+}
+function writeState(state) {
+  const kept = Object.entries(state).filter(([, v]) => v !== "" && v !== undefined);
+  location.hash = new URLSearchParams(kept).toString();
+}
+const values = (key) => [...new Set(DATA.sessions.map((s) => String(s[key])))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+
+function renderFilters(state) {
+  const form = document.getElementById("filters");
+  form.replaceChildren();
+  for (const key of [...FILTERS, "judge"]) {
+    const options = key === "judge" ? DATA.judges : values(key);
+    const select = $("select", { id: `filter-${key}`, name: key, onchange: (e) => writeState({ ...readState(), [key]: e.target.value }) },
+      key === "judge" ? [] : [$("option", { value: "" }, "all")],
+      options.map((v) => $("option", { value: v }, v)));
+    select.value = state[key] || (key === "judge" ? state.judge : "");
+    form.append($("label", {}, key === "judge" ? "scores by judge" : key, select));
+  }
+}
+const matches = (session, state) => FILTERS.every((key) => !state[key] || String(session[key]) === state[key]);
+const scoreOf = (session, judge) => (session.scores[judge] || {}).total;
+
+function renderList(state) {
+  const shown = DATA.sessions.filter((s) => matches(s, state));
+  const rows = shown.map((s) => $("tr", {
+    class: "row" + (state.view === s.id ? " selected" : ""), "data-id": s.id,
+    onclick: () => writeState({ ...readState(), view: s.id, compare: "" }),
+  }, $("td", {}, s.model), $("td", {}, s.condition), $("td", {}, s.seed), $("td", {}, s.profile),
+     $("td", { class: "score" }, fmt(scoreOf(s, state.judge)))));
+  document.getElementById("list").replaceChildren(
+    $("p", { class: "count", id: "count" }, `${shown.length} of ${DATA.sessions.length} transcripts`),
+    $("table", {}, $("thead", {}, $("tr", {}, ["model", "condition", "seed", "profile", `total (${state.judge})`].map((h) => $("th", {}, h)))),
+      $("tbody", {}, rows)));
+}
+
+// A lexicon judge's reason is its feature counts (a heuristic, labelled as one above).
+const features = (counts) => (counts ? "features: " + Object.entries(counts).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : "");
+
+function itemTable(scores) {
+  if (!scores) return $("p", { class: "hint" }, "not scored by this judge");
+  const rows = DATA.items.map((item) => {
+    const entry = (scores.items || {})[item.id] || {};
+    return $("tr", { "data-item": item.id }, $("td", {}, item.name), $("td", { class: "score" }, fmt(entry.score)),
+      $("td", {}, entry.justification || entry.evidence || features(entry.features)));
+  });
+  return $("table", { class: "items" },
+    $("thead", {}, $("tr", {}, $("th", {}, "item"), $("th", {}, `score (${DATA.scale.min}-${DATA.scale.max})`), $("th", {}, "justification or evidence"))),
+    $("tbody", {}, rows));
+}
+
+function crisisNote(scores) {
+  const crisis = scores && scores.crisis;
+  if (!crisis) return null;
+  if (!crisis.reached) return $("div", { class: "crisis" }, "Crisis response: the session ended before the therapist replied.");
+  const parts = Object.entries(crisis.items || {}).map(([item, v]) => `${item} ${fmt(v.score)}`);
+  return $("div", { class: "crisis" }, `Crisis response (${crisis.kind}) to the next two therapist replies: total ${fmt(crisis.total)}; `, parts.join(", "));
+}
+
+function sessionView(session, judge) {
+  const scores = session.scores[judge];
+  const flagsByTurn = {};
+  for (const flag of [...(session.role_breaks || []).map((b) => ({ turns: [b.turn], kind: b.kind })), ...((scores && scores.flags) || [])]) {
+    for (const turn of flag.turns || []) (flagsByTurn[turn] = flagsByTurn[turn] || []).push(flag.kind || flag.detector);
+  }
+  const turns = session.turns.map((turn, index) => $("div", { class: `turn ${turn.role}`, "data-turn": index },
+    $("div", { class: "who" }, turn.role === "therapist" ? "Therapist" : "Patient", ` · turn ${index + 1}`,
+      (flagsByTurn[index] || []).map((kind) => $("span", { class: "flag" }, kind)),
+      turn.scripted ? $("span", { class: "flag" }, `scripted disclosure: ${turn.scripted}`) : []),
+    $("div", { class: "text" }, turn.text),
+    turn.scripted ? crisisNote(scores) || [] : []));
+  return $("article", { class: "session", "data-id": session.id, "data-condition": session.condition },
+    $("h2", {}, `${session.model} · ${session.condition}`),
+    $("div", { class: "meta" }, `profile ${session.profile} · style ${session.style} · seed ${session.seed} · ended: ${session.ending}`,
+      session.failure ? ` (${session.failure})` : ""),
+    $("div", { class: "meta total" }, `${judge}: total ${fmt(scores && scores.total)}`, scores && scores.heuristic ? " (heuristic)" : "",
+      scores && scores.status !== "scored" ? ` (${scores.status})` : ""),
+    itemTable(scores), $("div", { class: "turns" }, turns));
+}
+
+const pairKey = (s) => `${s.model}|${s.seed}|${s.profile}`;
+function renderDetail(state) {
+  const detail = document.getElementById("detail");
+  if (state.compare) {
+    const pair = DATA.sessions.filter((s) => pairKey(s) === state.compare).sort((a, b) => DATA.conditions.indexOf(a.condition) - DATA.conditions.indexOf(b.condition));
+    detail.replaceChildren($("div", { class: "pair", id: "pair" }, pair.map((s) => sessionView(s, state.judge))));
+    return;
+  }
+  const session = DATA.sessions.find((s) => s.id === state.view);
+  if (!session) return;
+  const compare = $("button", { id: "compare", type: "button", onclick: () => writeState({ ...readState(), compare: pairKey(session), view: "" }) },
+    "Compare the conditions for this patient and seed");
+  detail.replaceChildren(compare, sessionView(session, state.judge));
+}
+
+function render() {
+  const state = readState();
+  document.getElementById("title").textContent = DATA.title;
+  renderFilters(state);
+  renderList(state);
+  renderDetail(state);
+}
+window.addEventListener("hashchange", render);
+render();

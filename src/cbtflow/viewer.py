@@ -1,0 +1,122 @@
+"""The transcript viewer: one static HTML page that opens from disk, with no server and
+no network (``results/report/viewer/index.html``).
+
+Researchers decide whether to trust a score by reading the sessions behind it. The page
+embeds the transcripts and every judge's score documents, the same files the report rule
+reads, as one JSON block; its script (``resources/viewer/viewer.js``, plain JavaScript)
+filters them, shows per-item scores with their justifications and each flag next to the
+turns it names, and puts the conditions for one patient and seed side by side. Its state
+is the URL hash, so report.md links to a filtered list or a pair (``viewer_link``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from cbtflow.conditions import ORDER
+from cbtflow.io import write_text_atomic
+from cbtflow.packaged import RESOURCES
+
+VIEWER_DIR = RESOURCES / "viewer"
+# Where the page sits relative to report.md (both under results/report/).
+VIEWER_FROM_REPORT = "viewer/index.html"
+
+
+def session_id(doc: dict[str, Any]) -> str:
+    """A transcript's id in the page: model/condition/seed/profile (unique in a run)."""
+    return f"{doc['model']}/{doc['condition']}/seed{doc['seed']}/{doc['profile_id']}"
+
+
+def _session(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": session_id(doc),
+        "model": doc["model"],
+        "condition": doc["condition"],
+        "seed": doc["seed"],
+        "profile": doc["profile_id"],
+        "style": doc.get("style") or "plain",
+        "ending": doc.get("ending"),
+        "failure": doc.get("failure"),
+        "turns": [
+            {"role": t["role"], "text": t["text"], "scripted": t.get("scripted_disclosure")} for t in doc["turns"]
+        ],
+        "role_breaks": doc.get("role_breaks", []),
+        "scores": {},
+    }
+
+
+def _scores(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of a score document: totals, item scores with their reasons, flags."""
+    items = {
+        item: {k: v[k] for k in ("score", "justification", "evidence", "features") if v.get(k) is not None}
+        for item, v in (doc.get("items") or {}).items()
+    }
+    return {
+        "status": doc.get("status"),
+        "total": doc.get("total"),
+        "percent": doc.get("percent"),
+        "heuristic": bool(doc.get("heuristic")),
+        "items": items,
+        "flags": doc.get("flags", []),
+        "crisis": doc.get("crisis"),
+    }
+
+
+def viewer_data(
+    transcripts: Sequence[dict[str, Any]],
+    score_docs: Sequence[dict[str, Any]],
+    rubric: dict[str, Any],
+    title: str,
+    primary_judge: str | None = None,
+) -> dict[str, Any]:
+    """The page's data. Every score document must meet a transcript: one that does not is
+    an error naming it, never a silently missing row."""
+    sessions = {session_id(doc): _session(doc) for doc in transcripts}
+    for doc in score_docs:
+        key = session_id(doc)
+        if key not in sessions:
+            raise ValueError(
+                f"score document of judge {doc.get('judge')} for {key} has no transcript in the viewer's inputs"
+            )
+        sessions[key]["scores"][doc["judge"]] = _scores(doc)
+    conditions = sorted({s["condition"] for s in sessions.values()}, key=lambda c: ORDER.index(c) if c in ORDER else 99)
+    return {
+        "title": title,
+        "primary_judge": primary_judge,
+        "judges": sorted({doc["judge"] for doc in score_docs}),
+        "conditions": conditions,
+        "items": [{"id": item["id"], "name": item.get("name", item["id"])} for item in rubric["items"]],
+        "scale": rubric["scale"],
+        "sessions": sorted(sessions.values(), key=lambda s: s["id"]),
+    }
+
+
+def render_page(data: dict[str, Any]) -> str:
+    """The HTML page with its style, script and data inlined (a file:// page can fetch nothing)."""
+    page = (VIEWER_DIR / "index.html").read_text(encoding="utf-8")
+    # "</" inside the JSON would end the script element early; JSON allows "<\/" for it.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    parts = {
+        "__STYLE__": (VIEWER_DIR / "viewer.css").read_text(encoding="utf-8"),
+        "__SCRIPT__": (VIEWER_DIR / "viewer.js").read_text(encoding="utf-8"),
+        "__TITLE__": data["title"].replace("<", "&lt;"),
+        "__DATA__": payload,
+    }
+    for marker, text in parts.items():
+        before, after = page.split(marker, 1)  # one pass each: a marker inside the data stays as it is
+        page = before + text + after
+    return page
+
+
+def write_viewer(path: str | Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, render_page(data))
+
+
+def viewer_link(**state: Any) -> str:
+    """A link from report.md into the viewer with the given filters (model, condition, seed,
+    profile, style, judge) or a pair (compare="model|seed|profile")."""
+    return f"{VIEWER_FROM_REPORT}#{urlencode({k: v for k, v in state.items() if v is not None})}"
