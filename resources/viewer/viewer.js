@@ -62,7 +62,8 @@ function itemTable(scores) {
   const rows = DATA.items.map((item) => {
     const entry = (scores.items || {})[item.id] || {};
     return $("tr", { "data-item": item.id }, $("td", {}, item.name), $("td", { class: "score" }, fmt(entry.score)),
-      $("td", {}, entry.justification || entry.evidence || features(entry.features)));
+      $("td", {}, entry.justification || entry.evidence || features(entry.features) ||
+        (entry.score_token_mass !== undefined ? `expected score over the digits; digit mass ${fmt(entry.score_token_mass)}` : "")));
   });
   return $("table", { class: "items" },
     $("thead", {}, $("tr", {}, $("th", {}, "item"), $("th", {}, `score (${DATA.scale.min}-${DATA.scale.max})`), $("th", {}, "justification or evidence"))),

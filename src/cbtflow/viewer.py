@@ -52,7 +52,11 @@ def _session(doc: dict[str, Any]) -> dict[str, Any]:
 def _scores(doc: dict[str, Any]) -> dict[str, Any]:
     """What the page shows of a score document: totals, item scores with their reasons, flags."""
     items = {
-        item: {k: v[k] for k in ("score", "justification", "evidence", "features") if v.get(k) is not None}
+        item: {
+            k: v[k]
+            for k in ("score", "justification", "evidence", "features", "score_token_mass")
+            if v.get(k) is not None
+        }
         for item, v in (doc.get("items") or {}).items()
     }
     return {

@@ -8,6 +8,7 @@ a batch of 4 costs little more per step than a batch of 1.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,6 +114,11 @@ def load(endpoint: Endpoint) -> LoadedModel:
     model.to(device).eval()
     if device == "cpu":
         use_skinny_linear(model)
+        # With a padding mask, transformers copies each layer's keys and values up to the
+        # query heads (repeat_kv) at every decode step, a cost that grows with the context;
+        # torch's CPU attention takes grouped heads with a mask directly, with identical
+        # logits (checked). CUDA keeps transformers' choice (its masked GQA path is slower).
+        os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
     reusable = prefix.reusable_model(model)
     if reusable and not prefix.prefix_stable(tokenizer, render):
         log.warning(
