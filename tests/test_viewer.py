@@ -1,0 +1,72 @@
+"""The viewer page builder: model-written text is data, never markup, and every score
+document meets its transcript."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cbtflow.judge.rubric import load_rubric
+from cbtflow.packaged import DEFAULT_RUBRIC
+from cbtflow.viewer import render_page, viewer_data, write_viewer
+
+ATTACK = '</script><img src=x onerror="window.pwned=1"><b>bold</b> __DATA__'
+
+
+def _docs():
+    transcript = {
+        "model": "m",
+        "condition": "cbt",
+        "seed": 1,
+        "profile_id": "eval-000",
+        "style": "plain",
+        "ending": "max_turns",
+        "turns": [{"role": "therapist", "text": "Hello."}, {"role": "patient", "text": ATTACK}],
+    }
+    score = {
+        "judge": "j",
+        "model": "m",
+        "condition": "cbt",
+        "seed": 1,
+        "profile_id": "eval-000",
+        "status": "scored",
+        "total": 12.5,
+        "items": {"agenda": {"score": 2, "justification": ATTACK}},
+        "flags": [{"detector": "d", "kind": "degenerate", "turns": [1]}],
+    }
+    return transcript, score
+
+
+def test_model_text_stays_data_in_the_page():
+    transcript, score = _docs()
+    data = viewer_data([transcript], [score], load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), "t")
+    page = render_page(data)
+    assert "</script><img" not in page and page.count("</script>") == 2, "only the page's own two scripts end"
+    embedded = page.split('id="viewer-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded) == data, "the JSON round-trips, '<\\/' included"
+
+
+def test_a_score_without_its_transcript_is_an_error_naming_it():
+    transcript, score = _docs()
+    orphan = {**score, "profile_id": "eval-009"}
+    with pytest.raises(ValueError, match="judge j for m/cbt/seed1/eval-009 has no transcript"):
+        viewer_data([transcript], [orphan], load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), "t")
+
+
+def test_the_browser_shows_model_text_literally_and_runs_none_of_it(tmp_path):
+    from browser import chrome
+    from selenium.webdriver.common.by import By
+
+    transcript, score = _docs()
+    page = tmp_path / "index.html"
+    write_viewer(page, viewer_data([transcript], [score], load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), "t", "j"))
+    with chrome(tmp_path / "chromium") as browser:
+        browser.get(page.as_uri() + "#view=m/cbt/seed1/eval-000")
+        turns = browser.find_elements(By.CSS_SELECTOR, "article.session .turn")
+        assert turns[1].find_element(By.CSS_SELECTOR, ".text").text == ATTACK
+        assert "degenerate" in turns[1].find_element(By.CSS_SELECTOR, ".who").text, "the flag sits on its turn"
+        assert browser.find_elements(By.CSS_SELECTOR, "article img, article b") == []
+        assert browser.execute_script("return window.pwned === undefined")
+        row = browser.find_element(By.CSS_SELECTOR, 'table.items tr[data-item="agenda"]')
+        assert ATTACK in row.text and "2" in row.find_element(By.CSS_SELECTOR, "td.score").text
