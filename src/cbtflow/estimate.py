@@ -40,6 +40,12 @@ def _dialogue(turns: int, reply_tokens: int, speaker_turns: int) -> tuple[int, i
     return speaker_turns, prompt, max(0, prompt - fresh)
 
 
+def _after_first(calls: int, groups: int, shared_tokens: int) -> int:
+    """Reusable prompt tokens when ``calls`` fall into ``groups`` that each repeat a prefix of
+    ``shared_tokens`` (one transcript's items): every call after a group's first."""
+    return max(0, calls - groups) * shared_tokens
+
+
 def price(
     model: str,
     prompt_tokens: int,
@@ -166,16 +172,17 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         measure = load_measure(RESOURCES / "measures" / f"{name}.yaml")
         for when in measure["when"]:  # one call per item and time point; after the session it reads the session
             calls = transcripts * len(measure["items"])
-            context = SYSTEM_TOKENS + ITEM_TOKENS + (transcript_tokens if when == "post" else 0)
+            shared = SYSTEM_TOKENS + (transcript_tokens if when == "post" else 0)  # before the item's own text
             digits = not is_api_role(patient)
             add(
                 "simulate",
                 f"patient {name} {when}",
                 patient["model"],
                 calls,
-                calls * context,
+                calls * (shared + ITEM_TOKENS),
                 0 if digits else calls * JUSTIFICATION_TOKENS,
                 patient.get("prices"),
+                _after_first(calls, transcripts, shared),
             )
     n_items = len(load_rubric(DEFAULT_RUBRIC, config["judging"]["rubric_variant"])["items"])
     crisis = config["profiles"]["crisis"]
@@ -191,7 +198,9 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         calls = transcripts * repeats * (n_items if per_item else 1)
         prompt = calls * (transcript_tokens + (ITEM_TOKENS if per_item else RUBRIC_TOKENS))
         completion = 0 if local else calls * (JUSTIFICATION_TOKENS if per_item else n_items * JUSTIFICATION_TOKENS)
-        add("judge", name, judge["model"], calls, prompt, completion, judge.get("prices"))
+        # Per item, every call on a transcript starts with the same instruction and transcript.
+        cached = _after_first(calls, transcripts, transcript_tokens) if per_item else 0
+        add("judge", name, judge["model"], calls, prompt, completion, judge.get("prices"), cached)
         if crisis_sessions:  # the crisis-response items, one call each, on a short excerpt
             calls = crisis_sessions * repeats * n_crisis_items
             completion = 0 if local else calls * JUSTIFICATION_TOKENS

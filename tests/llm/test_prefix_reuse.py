@@ -162,3 +162,8 @@ def test_the_estimate_counts_reusable_prompt_tokens_at_the_cached_price():
     assert 0 < patient["cached_prompt_tokens"] < patient["prompt_tokens"]
     assert patient["cost_usd_with_prompt_cache"] < patient["cost_usd"], "DeepSeek's cache hits cost a tenth"
     assert "with every reusable prefix read from the provider's prompt cache" in format_plan(list(rows.values()))
+    # Items scored one call each re-send their transcript: every call after a transcript's first can be cached.
+    mood_post, mood_pre = rows[("simulate", "patient mood post")], rows[("simulate", "patient mood pre")]
+    assert mood_post["cached_prompt_tokens"] > mood_pre["cached_prompt_tokens"] > 0
+    judges = [r for (stage, _), r in rows.items() if stage == "judge" and r["calls"]]
+    assert any(r["cached_prompt_tokens"] > 0 for r in judges)
