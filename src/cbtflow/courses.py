@@ -165,7 +165,9 @@ def generate_courses(
             seeds = [derive_seed(seed, "course.session", plan_k["number"], a) for _, a in candidates]
             step = SessionStep(plan_k, total, summaries, templates, settings)
             turn_lists, tokens = mode(client, generator, [p for p, _ in candidates], step, seeds)
-            results = list(zip(candidates, seeds, turn_lists, tokens))
+            by_profile: dict[str, list[tuple[int, int, list, int]]] = {p["id"]: [] for p in pending}
+            for (p, attempt), sub_seed, turns, n_tokens in zip(candidates, seeds, turn_lists, tokens):
+                by_profile[p["id"]].append((attempt, sub_seed, turns, n_tokens))  # in attempt order
             still = []
             for p in pending:
                 foreign = sorted({n for pid, n in all_names.items() if pid != p["id"] and n != p["name"]})
@@ -176,10 +178,10 @@ def generate_courses(
                     "detectors": detectors,
                 }
                 kept = None
-                for (_, attempt), sub_seed, turns, n_tokens in (r for r in results if r[0][0] is p):
-                    reason = quality.check(turns, limits)
+                for candidate in by_profile[p["id"]]:
+                    reason = quality.check(candidate[2], limits)
                     if not reason:
-                        kept = (attempt, sub_seed, turns, n_tokens)
+                        kept = candidate
                         break
                     rejections[p["id"]].append(reason)
                 if kept:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cbtflow.io import atomic_dir, sha256_file, write_json
-from cbtflow.llm.local import render
+from cbtflow.llm.local import prefix_stable, render
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -45,24 +45,6 @@ def select_backend() -> str:
 
 def _render_ids(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> list[int]:
     return tokenizer.encode(render(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
-
-
-def prefix_stable(tokenizer, messages: Sequence[dict[str, str]]) -> bool:
-    """Whether the text before each assistant turn (with the generation prompt) and the text
-    up to its end are prefixes of the whole rendering.
-
-    Mistral v0.3's published template puts the system text inside the last user turn only:
-    the prompt before an assistant turn carries it, the whole conversation (ending on an
-    assistant turn) drops it. Such a template is not prefix-stable."""
-    text = render(tokenizer, messages, add_generation_prompt=False)
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        head = render(tokenizer, messages[:index], add_generation_prompt=True)
-        upto = render(tokenizer, messages[: index + 1], add_generation_prompt=False)
-        if not (text.startswith(upto) and upto.startswith(head)):
-            return False
-    return True
 
 
 def fold_system_prompt(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:

@@ -75,10 +75,10 @@ def test_a_template_that_rewrites_earlier_turns_falls_back_to_whole_prompts_and_
 
 def test_prefix_stability_of_known_templates(embedded_model):
     tokenizer = local.load_tokenizer(embedded_model)
-    assert prefix.prefix_stable(tokenizer, local.render), "ChatML (the embedded model's template)"
+    assert local.prefix_stable(tokenizer, local.TEMPLATE_PROBE), "ChatML (the embedded model's template)"
     for name, stable in (("llama3_chat_template.jinja", True), ("mistral_v03_chat_template.jinja", False)):
         tokenizer.chat_template = (ROOT / "tests/data" / name).read_text()
-        assert prefix.prefix_stable(tokenizer, local.render) is stable, name
+        assert local.prefix_stable(tokenizer, local.TEMPLATE_PROBE) is stable, name
 
 
 def test_the_pool_finds_the_longest_prefix_drops_what_a_state_extends_and_forgets_idle_ones():

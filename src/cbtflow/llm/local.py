@@ -120,7 +120,7 @@ def load(endpoint: Endpoint) -> LoadedModel:
         # logits (checked). CUDA keeps transformers' choice (its masked GQA path is slower).
         os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
     reusable = prefix.reusable_model(model)
-    if reusable and not prefix.prefix_stable(tokenizer, render):
+    if reusable and not _template_accepts(tokenizer):
         log.warning(
             "%s: the chat template re-renders earlier turns differently as a conversation grows; "
             "every turn's prompt is encoded whole (no KV reuse across turns)",
@@ -134,6 +134,44 @@ def load(endpoint: Endpoint) -> LoadedModel:
 
 def render(tokenizer, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def prefix_stable(tokenizer, messages: Sequence[dict[str, str]]) -> bool:
+    """Whether the text before each assistant turn (with the generation prompt) and the text
+    up to its end are prefixes of the whole rendering.
+
+    Mistral v0.3's published template puts the system text inside the last user turn only:
+    the prompt before an assistant turn carries it, the whole conversation (ending on an
+    assistant turn) drops it. Such a template is not prefix-stable. Training needs this to
+    mask assistant tokens; generation needs it to continue a conversation's stored KV state
+    (each turn's prompt then starts with the previous prompt and reply)."""
+    text = render(tokenizer, messages, add_generation_prompt=False)
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        head = render(tokenizer, messages[:index], add_generation_prompt=True)
+        upto = render(tokenizer, messages[: index + 1], add_generation_prompt=False)
+        if not (text.startswith(upto) and upto.startswith(head)):
+            return False
+    return True
+
+
+# A conversation to probe a chat template with (``prefix_stable``) before reusing KV states.
+TEMPLATE_PROBE = (
+    {"role": "system", "content": "You are a careful therapist."},
+    {"role": "user", "content": "I have felt low for weeks."},
+    {"role": "assistant", "content": "That sounds hard. What has been happening?"},
+    {"role": "user", "content": "Work, mostly. I can't sleep."},
+    {"role": "assistant", "content": "Let's look at one night together."},
+    {"role": "user", "content": "Last night I lay awake until three."},
+)
+
+
+def _template_accepts(tokenizer) -> bool:
+    try:
+        return prefix_stable(tokenizer, TEMPLATE_PROBE)
+    except Exception:  # a template that rejects the probe (strict alternation rules, say)
+        return False
 
 
 def generation_kwargs(tokenizer, sampling: dict[str, Any]) -> dict[str, Any]:

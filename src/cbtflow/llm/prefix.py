@@ -12,45 +12,21 @@ Matching by token ids rather than by session keeps the reuse exact: whatever the
 template renders, only tokens that are literally the same, at the same positions, reuse
 their keys and values. A template that re-renders earlier turns differently (one that
 moves the system prompt into the last user message, say) would find almost nothing to
-reuse; ``prefix_stable`` spots such templates once per tokenizer and the backend then
-re-encodes as before, saying so once in the log.
+reuse; ``local.prefix_stable`` (the check training uses too) spots such templates once per
+load and the backend then re-encodes as before, saying so once in the log.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger(__name__)
+import numpy as np
 
 # A stored conversation not extended for this many calls on its model is dropped: both views
 # of a live session are extended every two calls (therapist, patient), so older ones belong
 # to sessions that ended.
 MAX_IDLE_CALLS = 2
-
-
-def prefix_stable(tokenizer, render) -> bool:
-    """Whether the chat template renders a conversation's earlier turns unchanged as it grows.
-
-    ``render(tokenizer, messages, add_generation_prompt)`` is the backend's renderer. The probe
-    checks that each prompt (with the generation prompt) is a text prefix of the next, longer
-    conversation; Llama 3 and ChatML templates are, Mistral v0.3's (system prompt moved into
-    the last user turn) is not.
-    """
-    turns = [
-        {"role": "system", "content": "You are a careful therapist."},
-        {"role": "user", "content": "I have felt low for weeks."},
-        {"role": "assistant", "content": "That sounds hard. What has been happening?"},
-        {"role": "user", "content": "Work, mostly. I can't sleep."},
-        {"role": "assistant", "content": "Let's look at one night together."},
-        {"role": "user", "content": "Last night I lay awake until three."},
-    ]
-    try:
-        prompts = [render(tokenizer, turns[:n], True) for n in (2, 4, 6)]
-    except Exception:  # a template that rejects the probe (strict alternation rules, say)
-        return False
-    return all(longer.startswith(shorter) for shorter, longer in zip(prompts, prompts[1:]))
 
 
 def reusable_model(model) -> bool:
@@ -67,18 +43,18 @@ def reusable_model(model) -> bool:
 
 @dataclass
 class _Entry:
-    ids: list[int]
+    ids: np.ndarray  # token ids, int64
     layers: list[tuple[Any, Any]]  # per layer (keys, values), each [1, heads, len(ids), head_dim]
     used_at: int
     prompt_tokens: int  # how many of ids were the prompt (the rest: the reply generated after it)
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the shared start of two token-id arrays (vectorised: every row of every
+    call compares against every stored state, thousands of tokens each on long sessions)."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if len(differ) else n
 
 
 @dataclass
@@ -90,6 +66,7 @@ class PrefixPool:
 
     def longest(self, ids: list[int]) -> tuple[int, _Entry | None]:
         """The stored state sharing the longest token prefix with ``ids``, and that length."""
+        ids = np.asarray(ids, dtype=np.int64)
         best, best_entry = 0, None
         for entry in self.entries:
             n = common_prefix(entry.ids, ids)
@@ -101,8 +78,9 @@ class PrefixPool:
 
     def put(self, ids: list[int], layers: list[tuple[Any, Any]], prompt_tokens: int | None = None) -> None:
         """Store a state; states it extends (their ids a prefix of these) are dropped."""
-        self.entries = [e for e in self.entries if not (len(e.ids) <= len(ids) and ids[: len(e.ids)] == e.ids)]
-        self.entries.append(_Entry(list(ids), layers, self.calls, len(ids) if prompt_tokens is None else prompt_tokens))
+        ids = np.asarray(ids, dtype=np.int64)
+        self.entries = [e for e in self.entries if common_prefix(e.ids, ids) < len(e.ids)]
+        self.entries.append(_Entry(ids, layers, self.calls, len(ids) if prompt_tokens is None else prompt_tokens))
 
     def retire(self, continued: list[tuple[_Entry, int]]) -> None:
         """Drop the states that new prompts continued: ``(state, tokens shared)`` where the
