@@ -28,7 +28,9 @@ def test_report_leads_with_the_primary_table_and_shows_every_analysis(analysed, 
     )
     text = (tmp_path / "r.md").read_text()
     order = [
+        "## Answer",
         "### Primary result",
+        "### Conditional on the adapters trained",
         "### Between models",
         "Post-hoc paired tests",
         "### Item level",
@@ -42,6 +44,12 @@ def test_report_leads_with_the_primary_table_and_shows_every_analysis(analysed, 
     assert f"{primary['estimate']:.3f} [{low:.3f}, {high:.3f}]" in text
     assert f"| {primary['p_holm']:.3g} |" in text or f"| {primary['p_holm']:.3f} |" in text
     assert "| mean instruct | mean cbt | cbt − instruct [95% CI] |" in text
+    answer = text.split("## Answer")[1].split("\n\n")[1]
+    assert f"**a**: cbt − instruct = {primary['estimate']:.3f} [{low:.3f}, {high:.3f}]" in answer
+    assert "generalises over patients and training runs" in answer and "judge `j`" in answer
+    assert "9 simulated patients × 3 adapter runs" in answer and f"df {primary['df']:.3f}" in answer
+    assert "Holm p: family *primary* (3 tests" in text
+    assert "t (Satterthwaite df)" in text
     assert "p (Greenhouse-Geisser)" in text and "partial η² [95% CI]" in text
     assert "(0 + tuned | adapter run)" in text and "Variance components:" in text
     assert "as in the study: profile × seed treated as independent" in text

@@ -23,6 +23,7 @@ from cbtflow.io import write_text_atomic  # noqa: E402
 from cbtflow.report_format import ci as _ci  # noqa: E402
 from cbtflow.report_format import fmt as _fmt  # noqa: E402
 from cbtflow.report_format import save as _save  # noqa: E402
+from cbtflow.report_headline import answer_lines, family_line, headline_table  # noqa: E402
 from cbtflow.report_robustness import robustness_lines  # noqa: E402
 from cbtflow.viewer import viewer_link  # noqa: E402
 
@@ -282,16 +283,19 @@ def _mixed_lines(mixed: dict[str, Any]) -> list[str]:
         f"`{mixed['formula']}`, {mixed['n_observations']} distinct transcripts, {mixed['n_profiles']} profiles, "
         f"{mixed['n_adapter_runs']} adapter runs, converged: {'yes' if mixed['converged'] else 'NO'}.",
         "",
-        f"| model | {mixed['contrast']} [95% CI] | SE | p (Wald z) |",
-        "|---|---|---|---|",
+        f"| model | {mixed['contrast']} [95% CI] | SE | t (Satterthwaite df) | p |",
+        "|---|---|---|---|---|",
     ]
     for model, e in {**mixed["tuning_effect"], "mean over models": mixed["tuning_effect_mean_over_models"]}.items():
-        lines.append(f"| {model} | {_fmt(e['estimate'])} {_ci(e['ci95'])} | {_fmt(e['se'])} | {_fmt(e['p'])} |")
+        lines.append(
+            f"| {model} | {_fmt(e['estimate'])} {_ci(e['ci95'])} | {_fmt(e['se'])} | {_fmt(e['t'])} "
+            f"({_fmt(e['df'])}) | {_fmt(e['p'])} |"
+        )
     parts = ", ".join(f"{k} {_fmt(v)}" for k, v in mixed["variance_components"].items())
     lines += ["", f"Variance components: {parts}."]
     for name, why in mixed.get("components_dropped", {}).items():
         lines.append(f"Not fitted: {name} ({why}).")
-    return lines + [f"{mixed['note']}", ""]
+    return lines + [f"{mixed['inference']}. {mixed['note']}", ""]
 
 
 def _icc_lines(title: str, block: dict[str, Any], item_order: Sequence[str]) -> list[str]:
@@ -488,22 +492,43 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order
                 "",
             ]
     lines += [
-        "### Primary result (unit: the simulated patient)",
+        "### Primary result (generalises over simulated patients and training runs)",
         "",
-        f"{result['n_profiles']} eval profiles; each profile's score per condition is its mean over seeds, so "
-        "every test below has n = profiles. Holm p is adjusted across this judge's family "
-        f"({len(result['multiplicity']['members'])} tests: {result['multiplicity']['scope']}).",
+        f"{result['n_profiles']} eval profiles. Each adapter (model × seed) is one training run of the recipe; "
+        "with two or more seeds the CI and p include the run-to-run variance (crossed random effects, "
+        "Satterthwaite df), so they answer whether the recipe helps, not only these adapters.",
         "",
     ]
-    lines += _contrast_sections(
-        result["primary"],
-        lambda t, b: f"**{t} vs {b}** on {scale} (difference = {t} − {b}; positive means {t} scored higher)",
-    )
+    for key, contrast in result["primary"].items():
+        tuned, baseline = key.split("_vs_")
+        lines += [
+            f"**{tuned} vs {baseline}** on {scale} (difference = {tuned} − {baseline}; positive means {tuned} "
+            "scored higher)",
+            "",
+            *headline_table(contrast),
+            "",
+            family_line(result["multiplicity"], key),
+            "",
+        ]
+    lines += [
+        f"### Conditional on the adapters trained ({result['conditional_label']})",
+        "",
+        "Each simulated patient gives one difference (seeds averaged), so n = profiles. A training run that "
+        "came out well or badly shifts every patient together, and this test does not see it: read it as "
+        "evidence about these adapters only.",
+        "",
+    ]
+    for key, contrast in result["conditional_on_adapters"].items():
+        tuned, baseline = key.split("_vs_")
+        lines += [f"**{tuned} vs {baseline}**, conditional on the adapters", "", *_contrast_table(contrast), ""]
+        lines += [family_line(result["multiplicity_conditional"], key), ""]
     for split, contrasts in (result.get("primary_by_split") or {}).items():
         if split in ("ran", "reason"):
             continue
         where = split.replace("_", "-")
-        lines += _contrast_sections(contrasts, lambda t, b, where=where: f"**{t} vs {b}, {where} eval profiles only**")
+        for key, contrast in contrasts.items():
+            tuned, baseline = key.split("_vs_")
+            lines += [f"**{tuned} vs {baseline}, {where} eval profiles only**", "", *headline_table(contrast), ""]
     lines += _style_lines(result.get("by_style") or {})
     lines += [f"*Variance sources.* {result['variance_sources']}", ""]
     lines += [
@@ -583,7 +608,7 @@ def write_report(
     train_logs: dict[str, dict[str, Any]],
     config_summary: str,
 ) -> None:
-    lines = ["# cbtflow report", "", f"> {DISCLAIMER}", "", config_summary, ""]
+    lines = ["# cbtflow report", "", *answer_lines(stats, primary_judge), f"> {DISCLAIMER}", "", config_summary, ""]
     for judge, parts in (stats.get("judges_split_by_answering_model") or {}).items():
         lines += [
             f"Judge `{judge}` was answered by more than one model (fallbacks); its scores are analysed apart "

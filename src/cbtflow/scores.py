@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
+from cbtflow import scores_check
 from cbtflow.judge.rubric import item_ids, load_rubric, max_total
 from cbtflow.packaged import DEFAULT_RUBRIC
 
@@ -42,9 +43,9 @@ SCHEMA = {
     "low_confidence_items": pl.Int64,
     "digit_mass": pl.Float64,
 }
-TRANSCRIPT_KEYS = ["judge", "model", "condition", "seed", "profile", "repeat"]
+TRANSCRIPT_KEYS = scores_check.TRANSCRIPT_KEYS
 NOT_RUBRIC_ITEMS = {"total", "percent", "safety"}
-KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"]
+KEY_COLUMNS = scores_check.KEY_COLUMNS
 
 
 def failures(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -108,16 +109,12 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
 
 
 def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Read a scores table from parquet or CSV, check its columns, and give every
-    transcript that has item rows but no ``total`` its total and percent from ``rubric``
-    (default: the project's CTRS)."""
-    frame = pl.read_parquet(path) if str(path).endswith(".parquet") else pl.read_csv(path)
-    missing = [c for c in KEY_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: scores table lacks columns {missing} (needs {KEY_COLUMNS})")
-    for column in ("judge", "model", "condition", "seed", "profile", "item", "score"):
-        if frame[column].null_count():
-            raise ValueError(f"{path}: column '{column}' has {frame[column].null_count()} empty value(s)")
+    """Read a scores table from parquet or CSV, refuse a bad one (``cbtflow.scores_check``:
+    unreadable or empty, missing columns, empty or non-numeric values, scores outside the
+    rubric's scale, a transcript's row twice), and give every transcript that has item
+    rows but no ``total`` its total and percent from ``rubric`` (default: the project's CTRS)."""
+    rubric = rubric or load_rubric(DEFAULT_RUBRIC, "ctrs-modified")
+    frame = scores_check.coerce(scores_check.read_table(path), str(path))
     for column, dtype in (
         ("repeat", pl.Int64),
         ("transcript", pl.Utf8),
@@ -128,17 +125,12 @@ def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))
     frame = frame.with_columns(
-        pl.col("score").cast(pl.Float64),
-        pl.col("seed").cast(pl.Int64),
         pl.col("repeat").cast(pl.Int64, strict=False),
         pl.col("transcript").cast(pl.Utf8),
-        pl.col("judge").cast(pl.Utf8),
-        pl.col("model").cast(pl.Utf8),
-        pl.col("condition").cast(pl.Utf8),
-        pl.col("profile").cast(pl.Utf8),
-        pl.col("item").cast(pl.Utf8),
     )
-    return add_missing_totals(frame, rubric or load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), str(path))
+    scores_check.check_scale(frame, rubric, str(path))
+    scores_check.check_unique(frame, str(path))
+    return add_missing_totals(frame, rubric, str(path))
 
 
 def _describe(key: tuple) -> str:

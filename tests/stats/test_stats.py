@@ -27,12 +27,12 @@ def profile_wide(scores, model):
 
 
 @pytest.mark.parametrize("ties", [False, True])
-def test_primary_is_a_paired_t_on_profile_means(ties):
+def test_conditional_test_is_a_paired_t_on_profile_means_and_says_so(ties):
     rng = np.random.default_rng(1)
     scores = make_scores(
         rng, effect={"a": 5.0}, ties=ties, seeds=(1, 2, 3), drop={("a", 0, 1, "cbt"), ("b", 3, 2, "instruct")}
     )  # unbalanced seeds still average
-    primary = stats.analyse(scores)["judges"]["j"]["primary"]["cbt_vs_instruct"]
+    primary = stats.analyse(scores)["judges"]["j"]["conditional_on_adapters"]["cbt_vs_instruct"]
     for model in ("a", "b", "c"):
         wide = profile_wide(scores, model)
         cbt, ins = wide["cbt"].to_numpy(), wide["instruct"].to_numpy()
@@ -46,56 +46,43 @@ def test_primary_is_a_paired_t_on_profile_means(ties):
         w = sps.wilcoxon(cbt, ins)
         assert r["wilcoxon"]["p"] == pytest.approx(w.pvalue, abs=TOL)
         assert r["mean_baseline"] == pytest.approx(ins.mean(), abs=TOL)
+        assert r["label"].startswith("conditional on the adapters that were trained")
 
 
-def test_pooled_primary_counts_a_shared_baseline_once_and_holm_spans_the_family():
+def test_pooled_is_the_mean_of_each_models_own_difference_and_not_a_holm_member():
+    """Two models share instruct transcripts, a third's base is 10 points lower: the pooled
+    row must average each model's own difference, never mix one model's tuned mean with
+    another's baseline (the old formula, tuned over all minus distinct baselines, is off)."""
     rng = np.random.default_rng(2)
     scores = make_scores(
-        rng, models=("a", "b", "c"), n_profiles=10, effect={"a": 3.0, "b": 1.0}, shared_baseline=("a", "b")
+        rng,
+        models=("a", "b", "c"),
+        n_profiles=10,
+        effect={"a": 3.0, "b": 1.0},
+        model_shift={"c": -10.0},
+        shared_baseline=("a", "b"),
+        drop={("c", 4, 1, "cbt"), ("c", 4, 2, "cbt")},  # c lacks profile 4: unbalanced across models
     )
     result = stats.analyse(scores)["judges"]["j"]
     t = totals_of(scores)
+    own = t.groupby(["model", "profile", "condition"])["score"].mean().unstack().dropna()
+    per_profile = (own["cbt"] - own["instruct"]).groupby(level="profile").mean()
+    pooled = result["conditional_on_adapters"]["cbt_vs_instruct"]["_pooled"]
+    assert pooled["n_units"] == 10
+    assert pooled["estimate"] == pytest.approx(per_profile.mean(), abs=TOL)
+    assert pooled["p"] == pytest.approx(sps.ttest_1samp(per_profile, 0).pvalue, abs=TOL)
     distinct = t.drop_duplicates(subset=["condition", "transcript"])
-    assert len(distinct) == len(t) - 10 * 2, "a's and b's instruct transcripts are one set"
-    per_profile = distinct.groupby(["profile", "condition"])["score"].mean().unstack()
-    ref = sps.ttest_rel(per_profile["cbt"], per_profile["instruct"])
-    pooled = result["primary"]["cbt_vs_instruct"]["_pooled"]
-    assert pooled["n_units"] == 10 and pooled["p"] == pytest.approx(ref.pvalue, abs=TOL)
-    assert pooled["estimate"] == pytest.approx((per_profile["cbt"] - per_profile["instruct"]).mean(), abs=TOL)
-    block = result["primary"]["cbt_vs_instruct"]
-    order = ["a", "b", "c", "_pooled"]
-    expected = multipletests([block[m]["p"] for m in order], method="holm")[1]
-    assert [block[m]["p_holm"] for m in order] == pytest.approx(list(expected), abs=TOL)
-    assert result["multiplicity"]["members"] == [f"cbt_vs_instruct.{m}" for m in order]
+    biased = distinct.groupby(["profile", "condition"])["score"].mean().unstack()
+    assert abs((biased["cbt"] - biased["instruct"]).mean() - per_profile.mean()) > 1.0, "the old formula differs"
+    for block in (result["primary"], result["conditional_on_adapters"]):
+        contrast = block["cbt_vs_instruct"]
+        expected = multipletests([contrast[m]["p"] for m in "abc"], method="holm")[1]
+        assert [contrast[m]["p_holm"] for m in "abc"] == pytest.approx(list(expected), abs=TOL)
+        assert contrast["_pooled"]["p_holm"] is None and contrast["_pooled"]["family"] is None
+        assert {contrast[m]["family"] for m in "abc"} == {"primary"}
+    assert result["multiplicity"]["families"]["primary"]["members"] == [f"cbt_vs_instruct.{m}" for m in "abc"]
     mixed = result["mixed_model"]
     assert mixed["n_observations"] == len(distinct), "the mixed model sees each distinct transcript once"
-
-
-def test_other_contrasts_join_the_primary_block_and_the_holm_family():
-    rng = np.random.default_rng(3)
-    docs = []
-    for p in range(6):
-        for s in (1, 2):
-            for cond, shift in (("instruct", 0), ("cbt", 4), ("prompted", 2)):
-                total = 20 + p + shift + rng.normal(0, 1)
-                docs.append(
-                    {
-                        "judge": "j",
-                        "model": "m",
-                        "condition": cond,
-                        "seed": s,
-                        "profile_id": f"p{p}",
-                        "items": {"x": {"score": 1.0}},
-                        "total": total,
-                        "percent": 0.0,
-                    }
-                )
-    result = stats.analyse(scores_table(docs))["judges"]["j"]
-    assert set(result["primary"]) == {"cbt_vs_instruct", "prompted_vs_instruct", "cbt_vs_prompted"}
-    cbt_vs_prompted = result["primary"]["cbt_vs_prompted"]["m"]
-    assert cbt_vs_prompted["tuned"] == "cbt" and cbt_vs_prompted["baseline"] == "prompted"
-    assert cbt_vs_prompted["estimate"] > 0
-    assert len(result["multiplicity"]["members"]) == 6
 
 
 def test_dz_interval_covers_the_true_effect_at_its_nominal_rate():

@@ -86,7 +86,7 @@ def test_neither_items_nor_totals_and_unknown_items_fail_naming_them(tmp_path, c
     assert "no 'total' rows and no item rows" in capsys.readouterr().err
     renamed = rater_table().filter(pl.col("item") == "agenda").with_columns(pl.lit("warmth").alias("item"))
     code, _ = run_stats(tmp_path, renamed, "renamed.csv")
-    assert code == 2 and "items ['warmth'] are not in rubric" in capsys.readouterr().err
+    assert code == 2 and "item 'warmth' is not in rubric 'ctrs-modified'" in capsys.readouterr().err
 
 
 def test_missing_columns_and_one_condition_fail(tmp_path, capsys):
@@ -113,4 +113,4 @@ def test_too_few_profiles_for_any_test_is_an_error(tmp_path, capsys):
     code, written = run_stats(tmp_path, one_profile, "one.csv")
     assert code == 2 and written is None
     err = capsys.readouterr().err
-    assert "no contrast could be tested" in err and "needs at least 2 pairs, has 1" in err
+    assert "no contrast could be tested" in err and "needs at least 2 profiles, has 1" in err

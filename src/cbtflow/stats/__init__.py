@@ -1,16 +1,19 @@
 """The analysis a reviewer would accept, from a long-format scores table.
 
-The unit of every test is the simulated patient (eval profile): seeds are averaged within a
-profile before paired tests and RM-ANOVA (``units``). The headline per judge is the
-``primary`` block: for each contrast present, the tuned − baseline difference per model and
-pooled, with its 95% CI, p and Holm p across the judge's family of models × contrasts. The
-mixed model adds the adapter training run as a variance component. The study's own
-analysis (profile × seed as units) is kept under ``as_in_study`` for comparison, never as
-the headline. Every result records its n; a test that cannot run says why.
+The unit of every test is the simulated patient (eval profile). The headline per judge is
+the ``primary`` block: for each contrast present, tuned − baseline per model and pooled,
+generalising over patients *and* training runs when there are two or more seeds
+(``generalising``: crossed random effects, small-sample df), with its 95% CI, p, and Holm p
+within its declared family (the primary family is cbt vs instruct per model; pooled rows
+are summaries). The paired t on profile means, which is conditional on the adapters that
+were trained, stays under ``conditional_on_adapters``, labelled. The study's own analysis
+(profile × seed as units) is kept under ``as_in_study``, never as the headline. Every
+result records its n; a test that cannot run says why.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -22,15 +25,17 @@ from cbtflow.conditions import BASELINE, TUNED, contrast_name, contrasts_among
 from cbtflow.stats.agreement import HUMAN_PREFIX, human_agreement, icc, reliability
 from cbtflow.stats.anova import rm_anova_models, rm_anova_two_way
 from cbtflow.stats.descriptive import competence, context_length, descriptives
+from cbtflow.stats.generalising import headline_contrast
 from cbtflow.stats.mixed import mixed_model
 from cbtflow.stats.paired import (
-    adjust_family,
+    adjust_families,
     cohens_dz_ci,
     holm,
     paired_t,
     paired_test,
     partial_eta_squared_ci,
     profile_contrast,
+    resolve_families,
     skipped,
     study_contrast,
 )
@@ -54,12 +59,15 @@ __all__ = [
 ]
 
 STUDY_LABEL = "as in the study: profile × seed treated as independent"
+CONDITIONAL_LABEL = (
+    "conditional on the adapters that were trained: paired t on profile means; it answers whether these "
+    "particular adapters helped these patients, not whether the recipe helps"
+)
 VARIANCE_SOURCES = (
-    "The primary tests use one difference per simulated patient (seeds averaged), so their CIs and p-values "
-    "account for between-patient variation in the effect and for sampling noise within a patient. They are "
-    "conditional on the adapters that were trained: a training run that came out well or badly shifts every "
-    "patient together. The mixed model adds that adapter-run variance (model × seed) and gives the estimate "
-    "that generalises to re-training."
+    "The headline (primary) generalises over simulated patients and, with two or more seeds, over training "
+    "runs: each adapter (model × seed) is one draw of the recipe, and a run that came out well or badly shifts "
+    "all its patients together, so its variance is in the CI, with small-sample (Satterthwaite) df. The paired "
+    "tests on profile means are conditional on the adapters that were trained and are labelled so."
 )
 
 
@@ -145,7 +153,19 @@ def digit_mass(items: pd.DataFrame, totals: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: float | None) -> dict[str, Any]:
+def _contrasts(totals: pd.DataFrame, pairs: list[tuple[str, str]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each contrast's headline (generalising) and conditional blocks."""
+    primary, conditional = {}, {}
+    for a, b in pairs:
+        blocks = profile_contrast(totals, a, b)
+        primary[contrast_name(a, b)] = headline_contrast(totals, a, b, copy.deepcopy(blocks))
+        conditional[contrast_name(a, b)] = {m: {**block, "label": CONDITIONAL_LABEL} for m, block in blocks.items()}
+    return primary, conditional
+
+
+def _judge_analysis(
+    jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: float | None, families: dict[str, list[str]] | None
+) -> dict[str, Any]:
     judge = str(jframe["judge"].iloc[0])
     heuristic = bool(jframe["heuristic"].fillna(False).iloc[0]) if "heuristic" in jframe else False
     totals = jframe[jframe["item"] == "total"]
@@ -157,19 +177,16 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
             f"judge '{judge}': conditions {conditions} contain no pair to compare; the analysis needs "
             f"'{TUNED}' and '{BASELINE}' (or another contrast pair) scored for the same profiles"
         )
-    primary = {contrast_name(a, b): profile_contrast(totals, a, b) for a, b in pairs}
+    names = [contrast_name(a, b) for a, b in pairs]
+    family_list = resolve_families(names, families)
+    primary, conditional = _contrasts(totals, pairs)
     splits = sorted(totals["eval_split"].dropna().unique()) if "eval_split" in totals else []
     return {
         "heuristic": heuristic,
         "scale": "CBT vocabulary (heuristic)" if heuristic else "rubric total",
         "eval_splits": splits,
         "primary_by_split": (
-            {
-                split: {
-                    contrast_name(a, b): profile_contrast(totals[totals["eval_split"] == split], a, b) for a, b in pairs
-                }
-                for split in splits
-            }
+            {split: _contrasts(totals[totals["eval_split"] == split], pairs)[0] for split in splits}
             if len(splits) > 1
             else skipped("one eval split")
         ),
@@ -180,7 +197,10 @@ def _judge_analysis(jframe: pd.DataFrame, repeats: pd.DataFrame, threshold: floa
         "descriptives": descriptives(totals),
         "descriptives_percent": descriptives(jframe[jframe["item"] == "percent"]),
         "primary": primary,
-        "multiplicity": adjust_family(primary),
+        "multiplicity": adjust_families(primary, family_list),
+        "conditional_on_adapters": conditional,
+        "conditional_label": CONDITIONAL_LABEL,
+        "multiplicity_conditional": adjust_families(conditional, family_list),
         "variance_sources": VARIANCE_SOURCES,
         "between_models": {c: rm_anova_models(totals, c) for c in conditions},
         "model_by_condition": rm_anova_two_way(totals),
@@ -216,10 +236,13 @@ def analyse(
     threshold: float | None = None,
     item_order: list[str] | None = None,
     primary_judge: str | None = None,
+    families: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Every analysis, per judge; reliability across repeats and across judges; the
     robustness of the primary effect to the judge and the patient style.
-    ``item_order`` is the rubric's item order, kept for the report's tables and figures.
+    ``item_order`` is the rubric's item order, kept for the report's tables and figures;
+    ``families`` the declared Holm families (``report.multiplicity_families``), by default
+    the primary family (cbt vs instruct per model) and one secondary family per other contrast.
 
     Raises ValueError naming what is missing instead of returning an empty analysis.
     """
@@ -246,5 +269,5 @@ def analyse(
     result["robustness"] = robustness_matrix(frame[frame["item"] == "total"], primary_judge)
     for judge, jframe in frame.groupby("judge"):
         repeats = everything[(everything["judge"] == judge) & everything["repeat"].notna()]
-        result["judges"][str(judge)] = _judge_analysis(jframe, repeats, threshold)
+        result["judges"][str(judge)] = _judge_analysis(jframe, repeats, threshold, families)
     return _clean(result)

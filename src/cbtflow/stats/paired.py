@@ -20,7 +20,8 @@ from scipy import optimize
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from cbtflow.stats.units import PROFILE_UNIT, STUDY_UNIT, profile_means, unique_transcripts
+from cbtflow.conditions import BASELINE, TUNED, contrast_name
+from cbtflow.stats.units import PROFILE_UNIT, STUDY_UNIT, profile_means
 
 PRIMARY_METHOD = "paired t on profile means (tuned − baseline), 95% CI of the mean difference"
 
@@ -169,11 +170,13 @@ def _wide(frame: pd.DataFrame, index: list[str]) -> pd.DataFrame:
 
 
 def profile_contrast(totals: pd.DataFrame, tuned: str, baseline: str) -> dict[str, Any]:
-    """Per model and pooled, ``tuned`` − ``baseline`` with the profile as the unit.
+    """Per model and pooled, ``tuned`` − ``baseline`` with the profile as the unit,
+    conditional on the adapters that were trained.
 
-    Pooled: each profile's difference is the mean of its distinct tuned transcripts minus
-    the mean of its distinct baseline transcripts, over the models that have both
-    conditions; a baseline shared by models on one base counts once.
+    Pooled: per profile, each model's own difference (its tuned mean minus *its own*
+    baseline mean, a baseline transcript it shares with another model counted once within
+    it), averaged over the models that have the profile. Never one model's tuned mean
+    against another's baseline: models that differ in their baselines do not leak into it.
     """
     pairs = totals[totals["condition"].isin([tuned, baseline])]
     out: dict[str, Any] = {}
@@ -192,14 +195,13 @@ def profile_contrast(totals: pd.DataFrame, tuned: str, baseline: str) -> dict[st
         out[str(model)] = _as_block(
             paired_test(*_columns(group, tuned, baseline)), tuned, baseline, PROFILE_UNIT, PRIMARY_METHOD
         )
-    both = [m for m, g in wide.groupby(level="model") if len(_columns(g, tuned, baseline)[0])]
-    distinct = unique_transcripts(pairs[pairs["model"].isin(both)])
+    per_profile = wide.dropna(subset=[tuned, baseline]).groupby(level="profile")[[tuned, baseline]].mean()
     out["_pooled"] = _as_block(
-        paired_test(*_columns(_wide(distinct, ["profile"]), tuned, baseline)),
+        paired_test(per_profile[tuned].to_numpy(), per_profile[baseline].to_numpy()),
         tuned,
         baseline,
         PROFILE_UNIT,
-        PRIMARY_METHOD + "; pooled over models, each distinct transcript once",
+        PRIMARY_METHOD + "; pooled: per profile, the mean over models of each model's own difference",
     )
     return out
 
@@ -233,15 +235,59 @@ def _columns(wide: pd.DataFrame, tuned: str, baseline: str) -> tuple[np.ndarray,
     return complete[tuned].to_numpy(), complete[baseline].to_numpy()
 
 
-def adjust_family(contrasts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Holm across the declared family (every model and the pooled row of every contrast of
-    one judge), written into each block as ``p_holm``; returns the family's description."""
-    members = [(c, m) for c, per in contrasts.items() for m, block in per.items() if block.get("p") is not None]
-    adjusted = holm([contrasts[c][m]["p"] for c, m in members])
-    for (c, m), p in zip(members, adjusted):
-        contrasts[c][m]["p_holm"] = p
-    return {
-        "method": "holm",
-        "scope": "per judge: models (and the pooled row) × contrasts",
-        "members": [f"{c}.{m}" for c, m in members],
-    }
+PRIMARY_FAMILY = "primary"
+POOLED_NOTE = "a summary across models, not a member of any Holm family"
+
+
+def default_families(contrasts: list[str]) -> dict[str, list[str]]:
+    """The primary family is the study's question (cbt vs instruct, per model); every other
+    contrast is a secondary family of its own."""
+    primary = contrast_name(TUNED, BASELINE)
+    families = {PRIMARY_FAMILY: [primary]} if primary in contrasts else {}
+    families.update({f"secondary: {c}": [c] for c in contrasts if c != primary})
+    return families
+
+
+def resolve_families(contrasts: list[str], override: dict[str, list[str]] | None) -> dict[str, list[str]]:
+    """The declared families: ``report.multiplicity_families`` when set (a contrast it does
+    not name keeps its default family), else ``default_families``."""
+    if not override:
+        return default_families(contrasts)
+    seen: dict[str, str] = {}
+    for family, members in override.items():
+        for contrast in members:
+            if contrast in seen:
+                raise ValueError(
+                    f"report.multiplicity_families: contrast '{contrast}' is in both '{seen[contrast]}' and "
+                    f"'{family}'; a contrast belongs to one family"
+                )
+            seen[contrast] = family
+    families = {f: [c for c in members if c in contrasts] for f, members in override.items()}
+    for family, members in default_families(contrasts).items():
+        rest = [c for c in members if c not in seen]
+        if rest:
+            families.setdefault(family, []).extend(rest)
+    return {f: members for f, members in families.items() if members}
+
+
+def adjust_families(contrasts: dict[str, dict[str, Any]], families: dict[str, list[str]]) -> dict[str, Any]:
+    """Holm within each declared family of per-model tests, written into each block as
+    ``p_holm`` and ``family``; pooled rows are summaries, not members. Returns the families."""
+    described: dict[str, Any] = {}
+    for family, names in families.items():
+        members = [
+            (c, m)
+            for c in names
+            for m, block in contrasts.get(c, {}).items()
+            if m != "_pooled" and block.get("p") is not None
+        ]
+        for (c, m), p in zip(members, holm([contrasts[c][m]["p"] for c, m in members])):
+            contrasts[c][m]["p_holm"] = p
+        for c in names:
+            for m, block in contrasts.get(c, {}).items():
+                block["family"] = None if m == "_pooled" else family
+        described[family] = {"contrasts": names, "members": [f"{c}.{m}" for c, m in members]}
+    for per in contrasts.values():
+        if "_pooled" in per:
+            per["_pooled"].update(p_holm=None, family=None, family_note=POOLED_NOTE)
+    return {"method": "holm", "families": described, "pooled_rows": POOLED_NOTE}
