@@ -32,7 +32,13 @@ scores.write_parquet(buffer)
 write_bytes_atomic(out.scores, buffer.getvalue())
 rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
 threshold = competence_threshold(rubric, snakemake.params.threshold)
-stats = analyse(scores, threshold=threshold, item_order=item_ids(rubric), primary_judge=snakemake.params.primary_judge)
+stats = analyse(
+    scores,
+    threshold=threshold,
+    item_order=item_ids(rubric),
+    primary_judge=snakemake.params.primary_judge,
+    families=snakemake.params.families,
+)
 measures = {Path(f).stem: load_measure(f) for f in snakemake.input.measures}
 stats["crisis"] = crisis_summary(crisis_table(documents))
 stats["outcomes"] = outcomes(outcome_table([read_json(p) for p in snakemake.input.transcripts], measures))

@@ -5,7 +5,38 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
+import polars as pl
+
+from cbtflow.judge.rubric import item_ids, load_rubric
+from cbtflow.packaged import DEFAULT_RUBRIC
 from cbtflow.scores import scores_table
+
+ITEMS = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
+
+
+def rater_table(seed: int = 0, models=("m1", "m2"), profiles: int = 6) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    docs = []
+    for model in models:
+        for p in range(profiles):
+            for s in (1, 2):
+                for condition in ("instruct", "cbt"):
+                    scores = rng.integers(0, 7, size=len(ITEMS)) + (condition == "cbt")
+                    scores = np.minimum(scores, 6)
+                    docs.append(
+                        {
+                            "judge": "rater",
+                            "model": model,
+                            "condition": condition,
+                            "seed": s,
+                            "profile_id": f"eval-{p:03d}",
+                            "items": {i: {"score": float(v)} for i, v in zip(ITEMS, scores)},
+                            "total": float(scores.sum()),
+                            "percent": 100 * float(scores.sum()) / 66,
+                        }
+                    )
+    return scores_table(docs)
 
 
 def make_scores(

@@ -32,7 +32,11 @@ def _where(frame: pl.DataFrame, row: int) -> str:
 def read_table(path: str) -> pl.DataFrame:
     """Read CSV or parquet; an unreadable or empty file is an error naming it."""
     try:
-        frame = pl.read_parquet(path) if str(path).endswith(".parquet") else pl.read_csv(path, schema_overrides={"score": pl.Utf8, "seed": pl.Utf8})
+        frame = (
+            pl.read_parquet(path)
+            if str(path).endswith(".parquet")
+            else pl.read_csv(path, schema_overrides={"score": pl.Utf8, "seed": pl.Utf8})
+        )
     except Exception as err:  # polars raises several kinds for a bad file
         raise BadTable(f"{path}: cannot read the scores table ({type(err).__name__}: {err})") from err
     if frame.height == 0:
@@ -90,9 +94,7 @@ def check_scale(frame: pl.DataFrame, rubric: dict[str, Any], path: str) -> None:
         )
     ranges = {"total": (low * n_items, high * n_items), "percent": (0.0, 100.0)}
     for item, (lo, hi) in [*ranges.items(), ("item", (low, high))]:
-        chosen = (
-            pl.col("item") == item if item in ranges else ~pl.col("item").is_in(list(ranges))
-        )
+        chosen = pl.col("item") == item if item in ranges else ~pl.col("item").is_in(list(ranges))
         outside = frame.with_row_index("_row").filter(chosen & ((pl.col("score") < lo) | (pl.col("score") > hi)))
         if outside.height:
             row = int(outside["_row"][0])

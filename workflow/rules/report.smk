@@ -80,6 +80,7 @@ rule report:
         max_failures={judge: spec["max_failures"] for judge, spec in config["judges"].items()},
         patient_max_failures=config["roles"]["patient"]["max_failures"],
         threshold=config["report"].get("competence_threshold"),  # unset: the rubric's own
+        families=config["report"].get("multiplicity_families"),  # unset: primary + one per other contrast
         summary=lambda wc: (
             f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
             f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)} "

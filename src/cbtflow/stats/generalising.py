@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from cbtflow.conditions import TABLE
 from cbtflow.stats.satterthwaite import contrast, gls_beta, t_inference

@@ -111,10 +111,12 @@ def polish(model: VarianceModel, theta: np.ndarray, steps: int = 20) -> tuple[np
     return theta, free
 
 
-def contrast(model: VarianceModel, theta: np.ndarray, free: np.ndarray, L: np.ndarray, beta: np.ndarray) -> Contrast:
-    """GLS estimate of ``L β`` with its Satterthwaite df, t-based 95% CI and two-sided p."""
+def contrast(
+    model: VarianceModel, theta: np.ndarray, free: np.ndarray, weights: np.ndarray, beta: np.ndarray
+) -> Contrast:
+    """GLS estimate of ``L β`` (L = ``weights``) with its Satterthwaite df, t-based 95% CI and two-sided p."""
     Vi, C, _, parts = _pieces(model, theta)
-    L = np.asarray(L, float).ravel()
+    L = np.asarray(weights, float).ravel()
     variance = float(L @ C @ L)
     left = C @ L
     gradient = np.array([left @ model.X.T @ Vi @ parts[k] @ Vi @ model.X @ left for k in np.flatnonzero(free)])
