@@ -59,13 +59,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     write_json(args.output, {"kind": "stats", "source": str(args.scores), **result})
     for judge, block in result["judges"].items():
-        headline = block["primary"].get("cbt_vs_instruct", {}).get("_pooled", {})
-        if headline.get("ran"):
-            low, high = headline["ci95"]
-            print(
-                f"{judge}: cbt − instruct {headline['estimate']:+.2f} [95% CI {low:.2f}, {high:.2f}], "
-                f"p = {headline['p']:.3g}, n = {headline['n_units']} profiles"
-            )
+        for model, headline in block["primary"].get("cbt_vs_instruct", {}).items():
+            if headline.get("ran"):
+                low, high = headline["ci95"]
+                over = " and ".join(headline.get("generalises_over", []))
+                print(
+                    f"{judge} {'pooled' if model == '_pooled' else model}: cbt − instruct {headline['estimate']:+.2f} "
+                    f"[95% CI {low:.2f}, {high:.2f}], p = {headline['p']:.3g}, df {headline['df']:.3g}, "
+                    f"generalises over {over}"
+                )
     print(f"wrote {args.output}")
     return 0
 
@@ -153,10 +155,19 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     from cbtflow.config import validate_config
     from cbtflow.estimate import format_plan, plan
+    from cbtflow.power import DEFAULT_SDS, format_planning, from_pilot, planning_rows
 
     config = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8"))
     validate_config(config)
+    try:
+        sds = from_pilot(args.pilot, args.pilot_judge) if args.pilot else DEFAULT_SDS
+    except ValueError as err:
+        print(f"cbtflow estimate: {err}", file=sys.stderr)
+        return 2
     print(format_plan(plan(config)))
+    print()
+    rows = planning_rows(config["profiles"]["eval"], len(config["seeds"]), sds, args.effect)
+    print(format_planning(rows, sds, args.effect))
     return 0
 
 
@@ -209,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
     p = sub.add_parser("estimate", help="planned calls, tokens and cost per stage and role (no call is made)")
     p.add_argument("--configfile", default="config.yaml")
+    p.add_argument("--effect", type=float, default=5.0, help="cbt − instruct to power for, in total points (5)")
+    p.add_argument("--pilot", help="a pilot's stats.json: its measured sds replace the documented defaults")
+    p.add_argument("--pilot-judge", help="the pilot judge whose sds to read (default: the pilot's primary judge)")
     p.set_defaults(func=cmd_estimate)
     args = parser.parse_args(argv)
     return args.func(args)
