@@ -44,11 +44,15 @@ def test_closed_form_equals_reml_with_satterthwaite_on_a_complete_table():
     assert 2 < a.df < 12 - 1 + 4 - 1, "small-sample df, not a z test"
 
 
-def _has_lmertest() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    probe = subprocess.run(["Rscript", "-e", "library(lmerTest)"], capture_output=True)
-    return probe.returncode == 0
+def require_lmertest() -> None:
+    """Skip without R's lmerTest, unless CI requires it (CBTFLOW_REQUIRE_R=1)."""
+    found = shutil.which("Rscript") is not None
+    if found:
+        found = subprocess.run(["Rscript", "-e", "library(lmerTest)"], capture_output=True).returncode == 0
+    if not found and os.environ.get("CBTFLOW_REQUIRE_R") == "1":
+        pytest.fail("CBTFLOW_REQUIRE_R=1 but Rscript with lmerTest is not installed (apt r-cran-lmertest)")
+    if not found:
+        pytest.skip("R's lmerTest is not installed (apt-get install r-cran-lmertest)")
 
 
 R_SCRIPT = r"""
@@ -76,10 +80,7 @@ write.csv(out, "reference.csv", row.names = FALSE)
 def test_headline_matches_lmertest(tmp_path):
     """R's lmerTest (Satterthwaite) on differences R builds itself from the long table.
     Needs Debian's r-cran-lmertest; .ci/run installs it and sets CBTFLOW_REQUIRE_R=1."""
-    if not _has_lmertest():
-        if os.environ.get("CBTFLOW_REQUIRE_R") == "1":
-            pytest.fail("CBTFLOW_REQUIRE_R=1 but Rscript with lmerTest is not installed (apt r-cran-lmertest)")
-        pytest.skip("R's lmerTest is not installed (apt-get install r-cran-lmertest)")
+    require_lmertest()
     rng = np.random.default_rng(11)
     long = []
     for model, (n_profiles, seeds, drop) in {"bal": (10, 3, 0), "wide": (16, 5, 0), "unbal": (12, 4, 5)}.items():
@@ -206,10 +207,7 @@ write.csv(data.frame(term = rownames(s)[rows], estimate = s[rows, 1], se = s[row
 
 
 def test_mixed_model_section_has_lmertest_satterthwaite_df(tmp_path):
-    if not _has_lmertest():
-        if os.environ.get("CBTFLOW_REQUIRE_R") == "1":
-            pytest.fail("CBTFLOW_REQUIRE_R=1 but Rscript with lmerTest is not installed (apt r-cran-lmertest)")
-        pytest.skip("R's lmerTest is not installed (apt-get install r-cran-lmertest)")
+    require_lmertest()
     from cbtflow.stats.mixed import _design
 
     rng = np.random.default_rng(21)

@@ -12,6 +12,7 @@ from statsmodels.stats.multitest import multipletests
 
 from cbtflow import stats
 from cbtflow.scores import scores_table
+from cbtflow.stats.calibration import Design, studies
 
 TOL = 1e-9
 
@@ -233,31 +234,6 @@ def test_mixed_model_matches_statsmodels_and_recovers_the_adapter_run_variance()
     assert mixed["tuning_effect"]["m"]["estimate"] == pytest.approx(ref.fe_params["C(model)[m]:tuned"], abs=1e-6)
 
 
-def simulated_studies(rng, n_studies, effect, n_profiles=33, seeds=3, response_sd=3.0, noise_sd=2.0):
-    """Many simulated studies in one long table: each study is a 'model', so one call of
-    the primary contrast tests them all. Every profile has its own response to tuning."""
-    shape = (n_studies, n_profiles)
-    level = rng.normal(30, 5, size=shape)[..., None]
-    response = rng.normal(effect, response_sd, size=shape)[..., None]
-    instruct = level + rng.normal(0, noise_sd, size=(*shape, seeds))
-    cbt = level + response + rng.normal(0, noise_sd, size=(*shape, seeds))
-    study, profile, seed = np.meshgrid(np.arange(n_studies), np.arange(n_profiles), np.arange(seeds), indexing="ij")
-    base = {
-        "judge": "j",
-        "item": "total",
-        "model": study.ravel().astype(str),
-        "profile": profile.ravel().astype(str),
-        "seed": seed.ravel(),
-    }
-    return pd.concat(
-        [
-            pd.DataFrame({**base, "condition": "instruct", "score": instruct.ravel()}),
-            pd.DataFrame({**base, "condition": "cbt", "score": cbt.ravel()}),
-        ],
-        ignore_index=True,
-    )
-
-
 def _rejection_rate(results: dict, alpha: float = 0.05) -> float:
     ps = [r["p"] for m, r in results.items() if m != "_pooled"]
     return float(np.mean(np.array(ps) < alpha))
@@ -266,7 +242,7 @@ def _rejection_rate(results: dict, alpha: float = 0.05) -> float:
 def test_calibration_primary_holds_alpha_on_null_data_where_the_study_analysis_does_not():
     from cbtflow.stats.paired import profile_contrast, study_contrast
 
-    totals = simulated_studies(np.random.default_rng(2024), 400, effect=0.0)
+    totals = studies(np.random.default_rng(2024), 400, effect=0.0, design=Design(run_sd=0.0))
     primary = _rejection_rate(profile_contrast(totals, "cbt", "instruct"))
     study = _rejection_rate(study_contrast(totals, "cbt", "instruct"))
     assert primary <= 0.08, f"primary false-positive rate {primary:.3f}"
@@ -277,7 +253,7 @@ def test_calibration_primary_has_its_planned_power():
     from cbtflow.stats.paired import profile_contrast
 
     effect, n, seeds, response_sd, noise_sd = 1.5, 33, 3, 3.0, 2.0
-    totals = simulated_studies(np.random.default_rng(7), 1000, effect=effect)
+    totals = studies(np.random.default_rng(7), 1000, effect=effect, design=Design(run_sd=0.0))
     empirical = _rejection_rate(profile_contrast(totals, "cbt", "instruct"))
     sd_diff = np.sqrt(response_sd**2 + 2 * noise_sd**2 / seeds)
     nc, crit = effect / sd_diff * np.sqrt(n), sps.t.ppf(0.975, n - 1)
@@ -339,6 +315,6 @@ def test_context_length_slopes_against_scipy():
 
 
 def test_a_table_of_hundreds_of_models_skips_the_mixed_model_with_its_reason():
-    totals = simulated_studies(np.random.default_rng(3), 250, effect=0.0, n_profiles=10)
+    totals = studies(np.random.default_rng(3), 250, effect=0.0, design=Design(n_profiles=10, run_sd=0.0))
     result = stats.mixed_model(totals)
     assert result["ran"] is False and "random-effect columns" in result["reason"]

@@ -136,11 +136,17 @@ def test_stats_and_report_hold_the_primary_result(run):
     stats = json.loads((run / "results/report/stats.json").read_text())
     primary = stats["judges"]["lexicon"]["primary"]["cbt_vs_instruct"]["tiny"]
     assert primary["n_units"] == 2 and primary["unit"].startswith("profile")  # 2 profiles, seeds averaged
+    assert primary["generalises_over"] == ["patients"] and primary["scope_note"].startswith("one seed")
+    conditional = stats["judges"]["lexicon"]["conditional_on_adapters"]["cbt_vs_instruct"]["tiny"]
+    assert conditional["label"].startswith("conditional on the adapters")
     assert primary["p_holm"] is None or primary["p_holm"] >= primary["p"]
     assert stats["judges"]["lexicon"]["between_models"]["cbt"]["ran"] is False  # one model: a stated reason
     assert validate_path(run / "results/report/stats.json") == []
     report = (run / "results/report/report.md").read_text()
     assert report.index("### Primary result") < report.index("### The study's analysis")
+    opening = report.split("> Research software")[0]
+    assert "## Answer" in opening and "**tiny**: cbt − instruct =" in opening and "judge `lexicon`" in opening
+    assert "holds for the one adapter trained per model" in opening, "one seed is stated first"
     assert "| tiny |" in report and "cbt − instruct [95% CI]" in report and "Holm p" in report
     assert "as in the study: profile × seed treated as independent" in report
     assert "Research software" in report

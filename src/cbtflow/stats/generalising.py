@@ -233,12 +233,13 @@ def _block(frame: pd.DataFrame, pairing: str, tuned: str, baseline: str) -> dict
         "generalises_over": BOTH_SOURCES,
         "unit": "profile (simulated patient) and adapter run (model × seed), crossed",
     }
+    not_run = {"ran": False, "estimate": None, "ci95": None, "p": None, "df": None, "method": "not run"}
     if n_profiles < 2:
-        return {**base, "ran": False, "reason": f"needs at least 2 profiles, has {n_profiles}"}
+        return {**base, **not_run, "reason": f"needs at least 2 profiles, has {n_profiles}"}
     fit = crossed(frame)
     inference = fit.pop("inference")
     if not math.isfinite(inference.se) or inference.se == 0:
-        return {**base, "ran": False, "reason": "all differences are equal; no interval can be formed"}
+        return {**base, **not_run, "reason": "all differences are equal; no interval can be formed"}
     return {
         **base,
         "ran": True,
@@ -260,7 +261,7 @@ NO_TRAINING = "neither condition loads an adapter: there is no training run to g
 
 
 def _conditional_as_headline(block: dict[str, Any], why: str) -> dict[str, Any]:
-    return {**block, "generalises_over": PATIENTS_ONLY, "scope_note": why}
+    return {"df": None, **block, "generalises_over": PATIENTS_ONLY, "scope_note": why}
 
 
 def headline_contrast(
@@ -281,7 +282,10 @@ def headline_contrast(
             continue
         out[model] = {**_block(frame, pairing, tuned, baseline), **_means(block)}
     for model, block in conditional.items():  # models the difference table could not pair
-        out.setdefault(model, block)
+        if model not in out and model != "_pooled":
+            out[model] = _conditional_as_headline(block, "no (profile, seed) pair of both conditions")
+    if "_pooled" in conditional and not per_model:
+        out["_pooled"] = _conditional_as_headline(conditional["_pooled"], "no (profile, seed) pair of both conditions")
     if per_model and "_pooled" in conditional:
         pooled = pooled_differences(per_model)
         pooled_block = conditional["_pooled"]

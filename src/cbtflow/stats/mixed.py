@@ -165,11 +165,14 @@ def _summarise(
         c = contrast(model, theta, free, weights, beta)
         return {"estimate": c.estimate, "se": c.se, "df": c.df, "t": c.t, "p": c.p, "ci95": list(c.ci95)}
 
-    effects = {}
-    for name in names:
-        weights = np.array([1.0 if n == name else 0.0 for n in index])
-        effects[name.split("[", 1)[1].split("]", 1)[0]] = effect(weights)
-    average = effect(np.array([1 / len(names) if n in names else 0.0 for n in index]))
+    try:
+        effects = {}
+        for name in names:
+            weights = np.array([1.0 if n == name else 0.0 for n in index])
+            effects[name.split("[", 1)[1].split("]", 1)[0]] = effect(weights)
+        average = effect(np.array([1 / len(names) if n in names else 0.0 for n in index]))
+    except ValueError as err:
+        return skipped(f"mixed model is degenerate: {err}; see the primary and the paired tests")
     variances = dict(zip(model.names, theta[:-1]))
     return {
         "ran": True,

@@ -274,6 +274,10 @@ def adjust_families(contrasts: dict[str, dict[str, Any]], families: dict[str, li
     """Holm within each declared family of per-model tests, written into each block as
     ``p_holm`` and ``family``; pooled rows are summaries, not members. Returns the families."""
     described: dict[str, Any] = {}
+    for per in contrasts.values():
+        for block in per.values():
+            block.setdefault("p_holm", None)
+            block.setdefault("family", None)
     for family, names in families.items():
         members = [
             (c, m)

@@ -114,15 +114,21 @@ def polish(model: VarianceModel, theta: np.ndarray, steps: int = 20) -> tuple[np
 def contrast(
     model: VarianceModel, theta: np.ndarray, free: np.ndarray, weights: np.ndarray, beta: np.ndarray
 ) -> Contrast:
-    """GLS estimate of ``L β`` (L = ``weights``) with its Satterthwaite df, t-based 95% CI and two-sided p."""
+    """GLS estimate of ``L β`` (L = ``weights``) with its Satterthwaite df, t-based 95% CI and
+    two-sided p. Raises ValueError when the fit is too degenerate for a df (callers fall back)."""
     Vi, C, _, parts = _pieces(model, theta)
     L = np.asarray(weights, float).ravel()
     variance = float(L @ C @ L)
     left = C @ L
     gradient = np.array([left @ model.X.T @ Vi @ parts[k] @ Vi @ model.X @ left for k in np.flatnonzero(free)])
     info = reml_information(model, theta, free)
-    spread = float(gradient @ np.linalg.solve(info, gradient))
-    df = 2 * variance**2 / spread if spread > 0 else math.inf
+    try:
+        spread = float(gradient @ np.linalg.solve(info, gradient))
+    except np.linalg.LinAlgError as err:
+        raise ValueError(f"the REML information matrix is singular ({err}); no Satterthwaite df") from err
+    if not (math.isfinite(spread) and math.isfinite(variance)) or spread <= 0 or variance <= 0:
+        raise ValueError("the variance components give no finite Satterthwaite df (a degenerate fit)")
+    df = 2 * variance**2 / spread
     return t_inference(float(L @ beta), variance, df)
 
 
