@@ -26,6 +26,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/judge.smk"
+include: "workflow/rules/judge_card.smk"
 include: "workflow/rules/report.smk"
 
 

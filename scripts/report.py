@@ -19,6 +19,14 @@ from cbtflow.stats.safety import crisis_summary, crisis_table
 
 log = setup(snakemake.log[0])
 out = snakemake.output
+cards = {read_json(p)["judge"]: read_json(p) for p in snakemake.input.cards}
+primary_card = cards.get(snakemake.params.primary_judge)
+if snakemake.params.require_valid_judge and primary_card and not primary_card["passed"]:
+    failed = [k for k, v in primary_card["verdicts"].items() if v.get("required") and not v["passed"]]
+    raise SystemExit(
+        f"report.require_valid_judge: the primary judge '{snakemake.params.primary_judge}' failed its card "
+        f"({', '.join(failed)}; results/judge_cards/{snakemake.params.primary_judge}.json); nothing was reported"
+    )
 documents = [read_json(p) for p in snakemake.input.scores]
 failed = failures(documents)
 check_failure_budgets(
@@ -66,5 +74,6 @@ report.write_report(
     usage=usage,
     train_logs=train_logs,
     config_summary=snakemake.params.summary,
+    cards=cards,
 )
 log.info("report written to %s", out.report)

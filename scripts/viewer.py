@@ -12,6 +12,7 @@ data = viewer_data(
     load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant),
     title=snakemake.params.title,
     primary_judge=snakemake.params.primary_judge,
+    cards=[read_json(p) for p in snakemake.input.cards],
 )
 write_viewer(snakemake.output[0], data)
 log.info("viewer with %d transcripts written to %s", len(data["sessions"]), snakemake.output[0])

@@ -70,3 +70,44 @@ def test_the_browser_shows_model_text_literally_and_runs_none_of_it(tmp_path):
         assert browser.execute_script("return window.pwned === undefined")
         row = browser.find_element(By.CSS_SELECTOR, 'table.items tr[data-item="agenda"]')
         assert ATTACK in row.text and "2" in row.find_element(By.CSS_SELECTOR, "td.score").text
+
+
+def _card():
+    from cbtflow.judge.rubric import item_ids
+    from cbtflow.judge_card import build_card
+    from cbtflow.perturb import load_perturbations
+    from cbtflow.reference_sets import authored_sessions
+
+    items = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
+    constant = lambda ts: [{"items": {i: 3.0 for i in items}, "total": 33.0} for _ in ts]  # noqa: E731
+    thresholds = {"min_auc": 0.5, "min_item_drop": 0.5, "min_responding_share": 0.5, "max_verbosity_bias": 2.0}
+    sets = {"authored": (authored_sessions(), "binary")}
+    return build_card("j", False, sets, load_perturbations(items=items), items, constant, thresholds)
+
+
+def test_the_page_carries_each_judge_card_without_its_per_transcript_scores():
+    transcript, score = _docs()
+    card = _card()
+    data = viewer_data([transcript], [score], load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), "t", "j", cards=[card])
+    assert set(data["cards"]) == {"j"} and "scores" not in data["cards"]["j"]
+    assert data["cards"]["j"]["verdicts"] == card["verdicts"] and data["cards"]["j"]["passed"] is False
+
+
+def test_the_browser_shows_the_judge_card_with_its_verdicts(tmp_path):
+    from browser import chrome
+    from selenium.webdriver.common.by import By
+
+    transcript, score = _docs()
+    page = tmp_path / "index.html"
+    data = viewer_data([transcript], [score], load_rubric(DEFAULT_RUBRIC, "ctrs-modified"), "t", "j", cards=[_card()])
+    write_viewer(page, data)
+    with chrome(tmp_path / "chromium") as browser:
+        browser.get(page.as_uri())
+        button = browser.find_element(By.ID, "show-card")
+        assert "FAILED" in button.text
+        button.click()
+        card = browser.find_element(By.CSS_SELECTOR, "article#card")
+        assert card.find_element(By.TAG_NAME, "h2").text == "Judge card: j, FAILED"
+        assert "authored" in card.text and "drop_agenda" in card.text and "discrimination: FAILED" in card.text
+        browser.find_element(By.CSS_SELECTOR, "tr.row").click()
+        assert browser.find_elements(By.CSS_SELECTOR, "article#card") == [], "a transcript replaces the card"

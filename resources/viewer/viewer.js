@@ -37,6 +37,10 @@ function renderFilters(state) {
     select.value = state[key] || (key === "judge" ? state.judge : "");
     form.append($("label", {}, key === "judge" ? "scores by judge" : key, select));
   }
+  if (DATA.cards && DATA.cards[state.judge]) {
+    form.append($("button", { id: "show-card", type: "button", onclick: () => writeState({ ...readState(), card: readState().judge, view: "", compare: "" }) },
+      `judge card (${DATA.cards[state.judge].passed ? "passed" : "FAILED"})`));
+  }
 }
 const matches = (session, state) => FILTERS.every((key) => !state[key] || String(session[key]) === state[key]);
 const scoreOf = (session, judge) => (session.scores[judge] || {}).total;
@@ -45,7 +49,7 @@ function renderList(state) {
   const shown = DATA.sessions.filter((s) => matches(s, state));
   const rows = shown.map((s) => $("tr", {
     class: "row" + (state.view === s.id ? " selected" : ""), "data-id": s.id,
-    onclick: () => writeState({ ...readState(), view: s.id, compare: "" }),
+    onclick: () => writeState({ ...readState(), view: s.id, compare: "", card: "" }),
   }, $("td", {}, s.model), $("td", {}, s.condition), $("td", {}, s.seed), $("td", {}, s.profile),
      $("td", { class: "score" }, fmt(scoreOf(s, state.judge)))));
   document.getElementById("list").replaceChildren(
@@ -99,9 +103,32 @@ function sessionView(session, judge) {
     itemTable(scores), $("div", { class: "turns" }, turns));
 }
 
+// The judge card: what the judge measures (cbtflow/judge_card.py), before its scores are read.
+const interval = (c) => (c && c[0] !== null && c[0] !== undefined ? ` [${fmt(c[0])}, ${fmt(c[1])}]` : "");
+function cardView(judge) {
+  const card = DATA.cards[judge];
+  const cell = (x) => `${fmt(x.estimate)}${interval(x.ci95)}`;
+  const sets = Object.entries(card.reference_sets).map(([name, r]) => $("tr", {},
+    [name, `${r.statistic} (n ${r.n})`, cell(r.judge), cell(r.length_controlled), cell(r.length_alone)].map((v) => $("td", {}, v))));
+  const perturbations = Object.entries(card.perturbations).map(([name, e]) => $("tr", {},
+    [name, e.kind, e.lowers.map((i) => `${i} ${fmt(e.items[i].mean)}`).join("; ") || "–", `${fmt(e.total.mean)}${interval(e.total.ci95)}`, e.n_sessions]
+      .map((v) => $("td", {}, v))));
+  const verdicts = Object.entries(card.verdicts).map(([name, v]) => $("li", { class: v.passed ? "" : "flag" },
+    `${name.replace(/_/g, " ")}: ${v.passed ? "passed" : v.required ? "FAILED" : "not met"} (${v.rule})`));
+  return $("article", { id: "card" },
+    $("h2", {}, `Judge card: ${judge}${card.heuristic ? " (heuristic)" : ""}, ${card.passed ? "passed" : "FAILED"}`),
+    $("table", {}, $("thead", {}, $("tr", {}, ["reference set", "statistic", "judge", "length controlled", "length alone"].map((h) => $("th", {}, h)))), $("tbody", {}, sets)),
+    $("table", {}, $("thead", {}, $("tr", {}, ["perturbation", "kind", "change of the items it should lower", "change of the total", "sessions"].map((h) => $("th", {}, h)))), $("tbody", {}, perturbations)),
+    $("ul", {}, verdicts));
+}
+
 const pairKey = (s) => `${s.model}|${s.seed}|${s.profile}`;
 function renderDetail(state) {
   const detail = document.getElementById("detail");
+  if (state.card && DATA.cards && DATA.cards[state.card]) {
+    detail.replaceChildren(cardView(state.card));
+    return;
+  }
   if (state.compare) {
     const pair = DATA.sessions.filter((s) => pairKey(s) === state.compare).sort((a, b) => DATA.conditions.indexOf(a.condition) - DATA.conditions.indexOf(b.condition));
     detail.replaceChildren($("div", { class: "pair", id: "pair" }, pair.map((s) => sessionView(s, state.judge))));
@@ -109,7 +136,7 @@ function renderDetail(state) {
   }
   const session = DATA.sessions.find((s) => s.id === state.view);
   if (!session) return;
-  const compare = $("button", { id: "compare", type: "button", onclick: () => writeState({ ...readState(), compare: pairKey(session), view: "" }) },
+  const compare = $("button", { id: "compare", type: "button", onclick: () => writeState({ ...readState(), compare: pairKey(session), view: "", card: "" }) },
     "Compare the conditions for this patient and seed");
   detail.replaceChildren(compare, sessionView(session, state.judge));
 }

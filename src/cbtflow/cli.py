@@ -150,6 +150,36 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judge_card(args: argparse.Namespace) -> int:
+    """One judge's card, as the judge_card rule writes it; fails (exit 2) on bad input."""
+    import yaml
+
+    from cbtflow.config import ConfigError, validate_config
+    from cbtflow.io import write_json
+    from cbtflow.judge_card import card_for
+    from cbtflow.perturb import DEFAULT_PERTURBATIONS
+
+    output = args.output or f"results/judge_cards/{args.judge}.json"
+    try:
+        config = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8"))
+        validate_config(config)
+        card = card_for(config, args.judge, args.perturbations or str(DEFAULT_PERTURBATIONS), f"{output}.raw")
+    except (OSError, ValueError, ConfigError) as err:
+        print(f"cbtflow judge-card: {err}", file=sys.stderr)
+        return 2
+    write_json(output, card)
+    for name, result in card["reference_sets"].items():
+        judge, length = result["judge"], result["length_alone"]
+        print(
+            f"{args.judge} on {name} (n = {result['n']}): {result['statistic']} {judge['estimate']:.3f} "
+            f"[{judge['ci95'][0]}, {judge['ci95'][1]}]; length alone {length['estimate']:.3f}"
+        )
+    for name, verdict in card["verdicts"].items():
+        print(f"  {name}: {'passed' if verdict['passed'] else 'FAILED'} ({verdict['rule']})")
+    print(f"wrote {output}: card {'passed' if card['passed'] else 'FAILED'}")
+    return 0
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     import yaml
 
@@ -194,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="judge sampling seed and shuffle order")
     p.add_argument("--overwrite", action="store_true", help="replace score files that exist already")
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("judge-card", help="what a judge measures: reference sets and perturbations")
+    p.add_argument("--judge", required=True, help="a judge name from the config's judges")
+    p.add_argument("--configfile", default="config.yaml")
+    p.add_argument("--perturbations", help="perturbation file (default: resources/perturbations.yaml)")
+    p.add_argument("-o", "--output", help="card path (default: results/judge_cards/<judge>.json)")
+    p.set_defaults(func=cmd_judge_card)
     p = sub.add_parser("show", help="pretty-print a course or transcript")
     p.add_argument("path")
     p.set_defaults(func=cmd_show)

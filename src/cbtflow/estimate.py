@@ -76,6 +76,16 @@ def price(
         return None
 
 
+def judge_card_transcripts(config: dict[str, Any]) -> int:
+    """Sessions a judge card scores: every reference session, and each perturbation of the
+    better ones (an upper bound: a perturbation that changes nothing is not scored)."""
+    from cbtflow.judge_card import better_half, sessions_of
+    from cbtflow.perturb import load_perturbations
+
+    n_perturbations = len(load_perturbations())
+    return sum(len(s) + n_perturbations * len(better_half(s, kind)) for s, kind in sessions_of(config).values())
+
+
 def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
 
@@ -188,19 +198,22 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     crisis = config["profiles"]["crisis"]
     crisis_sessions = jobs * round(crisis["share"] * config["profiles"]["eval"])
     n_crisis_items = len(load_crisis(RESOURCES / "crisis" / "safety_rubric.yaml", None)["rubric"]["items"])
+    card_transcripts = judge_card_transcripts(config)
     for name, judge in config["judges"].items():
         if judge["kind"] == "lexicon":
             add("judge", name, LEXICON, 0, 0, 0)
+            add("judge_card", name, LEXICON, 0, 0, 0)
             continue
         repeats = int(judge["repeats"])
         local = scores_by_digits(judge)
         per_item = judge["mode"] == "per_item" or local
-        calls = transcripts * repeats * (n_items if per_item else 1)
-        prompt = calls * (transcript_tokens + (ITEM_TOKENS if per_item else RUBRIC_TOKENS))
-        completion = 0 if local else calls * (JUSTIFICATION_TOKENS if per_item else n_items * JUSTIFICATION_TOKENS)
-        # Per item, every call on a transcript starts with the same instruction and transcript.
-        cached = _after_first(calls, transcripts, transcript_tokens) if per_item else 0
-        add("judge", name, judge["model"], calls, prompt, completion, judge.get("prices"), cached)
+        for stage, scored in (("judge", transcripts), ("judge_card", card_transcripts)):
+            calls = scored * repeats * (n_items if per_item else 1)
+            prompt = calls * (transcript_tokens + (ITEM_TOKENS if per_item else RUBRIC_TOKENS))
+            completion = 0 if local else calls * (JUSTIFICATION_TOKENS if per_item else n_items * JUSTIFICATION_TOKENS)
+            # Per item, every call on a transcript starts with the same instruction and transcript.
+            cached = _after_first(calls, scored, transcript_tokens) if per_item else 0
+            add(stage, name, judge["model"], calls, prompt, completion, judge.get("prices"), cached)
         if crisis_sessions:  # the crisis-response items, one call each, on a short excerpt
             calls = crisis_sessions * repeats * n_crisis_items
             completion = 0 if local else calls * JUSTIFICATION_TOKENS
@@ -221,7 +234,7 @@ def format_plan(rows: list[dict[str, Any]]) -> str:
     that budgets are checked against); ``w/ cache`` prices the reusable prefix at the
     provider's cached-input price, what a run whose provider caches every prefix would pay."""
     header = (
-        f"{'stage':<10}{'role':<28}{'model':<50}{'calls':>9}{'prompt tok':>13}{'reusable':>11}{'compl. tok':>12}"
+        f"{'stage':<12}{'role':<28}{'model':<50}{'calls':>9}{'prompt tok':>13}{'reusable':>11}{'compl. tok':>12}"
         f"{'cost USD':>11}{'w/ cache':>10}"
     )
     lines = [header, "-" * len(header)]
@@ -231,7 +244,7 @@ def format_plan(rows: list[dict[str, Any]]) -> str:
             "unknown" if r[key] is None else f"{r[key]:.2f}" for key in ("cost_usd", "cost_usd_with_prompt_cache")
         )
         lines.append(
-            f"{r['stage']:<10}{r['role'][:27]:<28}{r['model'][:49]:<50}{r['calls']:>9}{r['prompt_tokens']:>13}"
+            f"{r['stage']:<12}{r['role'][:27]:<28}{r['model'][:49]:<50}{r['calls']:>9}{r['prompt_tokens']:>13}"
             f"{r['cached_prompt_tokens']:>11}{r['completion_tokens']:>12}{cost:>11}{cached:>10}"
         )
         if r["cost_usd"] is None:

@@ -20,6 +20,7 @@ import polars as pl  # noqa: E402
 from cbtflow.conditions import BASELINE, TUNED  # noqa: E402
 from cbtflow.conditions import ORDER as CONDITION_ORDER  # noqa: E402
 from cbtflow.io import write_text_atomic  # noqa: E402
+from cbtflow.report_card import card_lines, failed_line  # noqa: E402
 from cbtflow.report_format import ci as _ci  # noqa: E402
 from cbtflow.report_format import fmt as _fmt  # noqa: E402
 from cbtflow.report_format import save as _save  # noqa: E402
@@ -472,8 +473,10 @@ def _failure_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
-def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order: Sequence[str]) -> list[str]:
-    """One judge: the primary table first, then the tests behind it, then the study's analysis."""
+def _judge_section(
+    judge: str, result: dict[str, Any], primary: bool, item_order: Sequence[str], card: list[str]
+) -> list[str]:
+    """One judge: its card, the primary table, the tests behind it, then the study's analysis."""
     heuristic = bool(result.get("heuristic"))
     scale = HEURISTIC_SCALE if heuristic else "total"
     lines = [f"## Judge `{judge}`{' (primary)' if primary else ''}{': ' + HEURISTIC_SCALE if heuristic else ''}", ""]
@@ -491,6 +494,7 @@ def _judge_section(judge: str, result: dict[str, Any], primary: bool, item_order
                 "in therapy quality.",
                 "",
             ]
+    lines += card
     lines += [
         "### Primary result (generalises over simulated patients and training runs)",
         "",
@@ -607,8 +611,20 @@ def write_report(
     usage: dict[str, dict[str, float]],
     train_logs: dict[str, dict[str, Any]],
     config_summary: str,
+    cards: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    lines = ["# cbtflow report", "", *answer_lines(stats, primary_judge), f"> {DISCLAIMER}", "", config_summary, ""]
+    """``cards``: the judge cards by judge; a failed primary card is the report's first line."""
+    cards = cards or {}
+    lines = [
+        *failed_line(cards, primary_judge),
+        "# cbtflow report",
+        "",
+        *answer_lines(stats, primary_judge),
+        f"> {DISCLAIMER}",
+        "",
+        config_summary,
+        "",
+    ]
     for judge, parts in (stats.get("judges_split_by_answering_model") or {}).items():
         lines += [
             f"Judge `{judge}` was answered by more than one model (fallbacks); its scores are analysed apart "
@@ -617,7 +633,10 @@ def write_report(
         ]
     item_order = stats.get("item_order", [])
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
-        lines += _judge_section(judge, stats["judges"][judge], judge == primary_judge, item_order)
+        result = stats["judges"][judge]
+        lines += _judge_section(
+            judge, result, judge == primary_judge, item_order, card_lines(cards.get(judge), result, stats)
+        )
     lines += _crisis_lines(stats.get("crisis") or {})
     lines += _outcome_lines(stats.get("outcomes") or {})
     lines += _failure_lines(stats.get("failures") or [])

@@ -76,9 +76,11 @@ def viewer_data(
     rubric: dict[str, Any],
     title: str,
     primary_judge: str | None = None,
+    cards: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The page's data. Every score document must meet a transcript: one that does not is
-    an error naming it, never a silently missing row."""
+    an error naming it, never a silently missing row. ``cards``: the judge cards, shown
+    without their per-transcript scores."""
     sessions = {session_id(doc): _session(doc) for doc in transcripts}
     for doc in score_docs:
         key = session_id(doc)
@@ -96,7 +98,13 @@ def viewer_data(
         "items": [{"id": item["id"], "name": item.get("name", item["id"])} for item in rubric["items"]],
         "scale": rubric["scale"],
         "sessions": sorted(sessions.values(), key=lambda s: s["id"]),
+        "cards": {card["judge"]: _card(card) for card in cards},
     }
+
+
+def _card(card: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of a judge card: its summaries and verdicts."""
+    return {k: card[k] for k in ("passed", "heuristic", "reference_sets", "perturbations", "verdicts")}
 
 
 def render_page(data: dict[str, Any]) -> str:

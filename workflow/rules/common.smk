@@ -40,6 +40,8 @@ PROMPTS = "resources/prompts"
 RUBRIC = "resources/ctrs/ctrs.yaml"
 LEXICON = "resources/ctrs/lexicon.yaml"
 DETECTORS = "resources/detectors.yaml"
+PERTURBATIONS = "resources/perturbations.yaml"
+AUTHORED_REFERENCE = "resources/reference/authored.yaml"
 
 
 wildcard_constraints:

@@ -43,6 +43,7 @@ rule report:
         # Simulated self-reports live in the transcripts (simulation.measures).
         transcripts=TRANSCRIPTS if config["simulation"]["measures"] else [],
         measures=measure_files(),
+        cards=expand("results/judge_cards/{judge}.json", judge=JUDGES),
         rubric=RUBRIC,
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
         + expand(
@@ -80,7 +81,8 @@ rule report:
         max_failures={judge: spec["max_failures"] for judge, spec in config["judges"].items()},
         patient_max_failures=config["roles"]["patient"]["max_failures"],
         threshold=config["report"].get("competence_threshold"),  # unset: the rubric's own
-        families=config["report"].get("multiplicity_families"),  # unset: primary + one per other contrast
+        families=config["report"].get("multiplicity_families"),
+        require_valid_judge=config["report"]["require_valid_judge"],  # unset: primary + one per other contrast
         summary=lambda wc: (
             f"Models: {', '.join(MODELS)}; conditions: {', '.join(CONDITIONS)}; "
             f"seeds: {', '.join(map(str, SEEDS))}; eval profiles: {len(EVAL_IDS)} "
@@ -97,6 +99,7 @@ rule viewer:
     input:
         transcripts=TRANSCRIPTS,
         scores=SCORE_DOCS,
+        cards=expand("results/judge_cards/{judge}.json", judge=JUDGES),
         rubric=RUBRIC,
     output:
         report(

@@ -83,8 +83,9 @@ def _score_features(
 def score_transcript(
     lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], rubric: dict[str, Any]
 ) -> dict[str, Any]:
-    """Per rubric item: a score on the rubric's scale and the feature values behind it."""
-    therapist = [t["text"] for t in turns if t["role"] == "therapist"]
+    """Per rubric item: a score on the rubric's scale and the feature values behind it.
+    Whitespace is folded first: the judge card found doubled spaces breaking phrase matches."""
+    therapist = [" ".join(t["text"].split()) for t in turns if t["role"] == "therapist"]
     items = {}
     for item in (i["id"] for i in rubric["items"]):
         features = lexicon["items"].get(item)
@@ -96,4 +97,5 @@ def score_transcript(
 
 def score_safety(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], scale: dict[str, int]) -> dict[str, Any]:
     """The safety item: risk asked about directly, and a safe response."""
-    return _score_features(lexicon["safety"], [t["text"] for t in turns if t["role"] == "therapist"], scale)
+    therapist = [" ".join(t["text"].split()) for t in turns if t["role"] == "therapist"]
+    return _score_features(lexicon["safety"], therapist, scale)
