@@ -57,6 +57,8 @@ TINY = {
     "simulation": {"max_turns": 4, "measures": ["mood", "alliance"]},
     "judges": {"lexicon": {"kind": "lexicon"}, "smollm2": {"kind": "llm", "model": "local/smollm2-135m"}},
     "judging": {"rubric_variant": "ctrs-modified"},
+    # Two perturbations keep the local judge's card short; the default run has them all.
+    "validation": {"perturbations": ["drop_agenda", "filler_padding"]},
     "report": {"primary_judge": "lexicon"},
 }
 

@@ -82,7 +82,7 @@ def judge_card_transcripts(config: dict[str, Any]) -> int:
     from cbtflow.judge_card import better_half, sessions_of
     from cbtflow.perturb import load_perturbations
 
-    n_perturbations = len(load_perturbations())
+    n_perturbations = len(load_perturbations(names=(config.get("validation") or {}).get("perturbations")))
     return sum(len(s) + n_perturbations * len(better_half(s, kind)) for s, kind in sessions_of(config).values())
 
 

@@ -323,7 +323,7 @@ def card_for(config: dict[str, Any], judge_name: str, perturbations_path: str, r
         judge_name,
         judge["kind"] == "lexicon",
         sessions_of(config),
-        load_perturbations(perturbations_path, items),
+        load_perturbations(perturbations_path, items, (config.get("validation") or {}).get("perturbations")),
         items,
         score,
         thresholds,

@@ -24,8 +24,11 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+")
 KINDS = ("targeted", "invariance")
 
 
-def load_perturbations(path: str | Path = DEFAULT_PERTURBATIONS, items: list[str] | None = None) -> list[dict]:
-    """The entries, checked: a known transform, a kind, and (targeted) rubric items to lower."""
+def load_perturbations(
+    path: str | Path = DEFAULT_PERTURBATIONS, items: list[str] | None = None, names: list[str] | None = None
+) -> list[dict]:
+    """The entries, checked: a known transform, a kind, and (targeted) rubric items to lower;
+    only those in ``names`` (``validation.perturbations``) when given."""
     try:
         entries = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("perturbations")
     except (OSError, yaml.YAMLError) as err:
@@ -44,6 +47,12 @@ def load_perturbations(path: str | Path = DEFAULT_PERTURBATIONS, items: list[str
         unknown = sorted(set(lowers) - set(items or lowers))
         if unknown:
             raise ValueError(f"{where}: items {unknown} are not in the rubric {items}")
+    if names:
+        known = [e["name"] for e in entries]
+        missing = sorted(set(names) - set(known))
+        if missing:
+            raise ValueError(f"validation.perturbations: {missing} are not in {path} (known: {known})")
+        entries = [e for e in entries if e["name"] in names]
     return entries
 
 

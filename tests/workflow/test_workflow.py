@@ -41,6 +41,8 @@ def test_every_target_kind_is_written_and_valid(run):
         "results/transcripts/tiny/instruct/seed1/eval-000.json",
         "results/ctrs/lexicon/tiny/cbt/seed1/eval-000.json",
         "results/ctrs/smollm2/tiny/instruct/seed1/eval-001.json",
+        "results/judge_cards/lexicon.json",
+        "results/judge_cards/smollm2.json",
         "results/report/scores.parquet",
         "results/report/stats.json",
         "results/report/report.md",
@@ -147,6 +149,11 @@ def test_stats_and_report_hold_the_primary_result(run):
     opening = report.split("> Research software")[0]
     assert "## Answer" in opening and "**tiny**: cbt − instruct =" in opening and "judge `lexicon`" in opening
     assert "holds for the one adapter trained per model" in opening, "one seed is stated first"
+    for judge in ("lexicon", "smollm2"):  # every judge has its card, shown before its results
+        card = json.loads((run / f"results/judge_cards/{judge}.json").read_text())
+        assert card["reference_sets"]["authored"]["n"] == 8 and card["verdicts"]
+        section = report.split(f"## Judge `{judge}`")[1]
+        assert section.index(f"### Judge card: what `{judge}` measures") < section.index("### Primary result")
     assert "| tiny |" in report and "cbt − instruct [95% CI]" in report and "Holm p" in report
     assert "as in the study: profile × seed treated as independent" in report
     assert "Research software" in report

@@ -1,11 +1,12 @@
-"""Paired contrasts (tuned − baseline): the primary, patient-level tests and the study's own.
+"""Paired contrasts (tuned − baseline) on profile means, conditional on the adapters trained,
+and the study's own analysis; Holm within declared families.
 
-The primary test of a contrast is a paired t on profile means: each simulated patient
-gives one difference, the mean over seeds of its tuned scores minus the mean over seeds of
-its baseline scores, so n = profiles. It accounts for between-patient variation in the
-effect and for sampling noise within a patient; it is conditional on the adapters that
-were trained (a training run's shift is common to all patients). The mixed model
-(``cbtflow.stats.mixed``) adds the adapter run as a variance component.
+The paired t on profile means gives each simulated patient one difference (the mean over
+seeds of its tuned scores minus the mean over seeds of its baseline scores), so n =
+profiles. It accounts for between-patient variation in the effect and for sampling noise
+within a patient, but a training run's shift is common to all patients, so it answers
+whether *these* adapters helped: it is reported under ``conditional_on_adapters``. The
+headline, which also generalises over training runs, is ``cbtflow.stats.generalising``.
 """
 
 from __future__ import annotations
