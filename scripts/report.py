@@ -75,5 +75,6 @@ report.write_report(
     train_logs=train_logs,
     config_summary=snakemake.params.summary,
     cards=cards,
+    run_perturbations={read_json(p)["judge"]: read_json(p) for p in snakemake.input.run_perturbations},
 )
 log.info("report written to %s", out.report)

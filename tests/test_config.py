@@ -307,3 +307,11 @@ def test_the_conditions_table_matches_the_schemas_and_says_what_each_condition_r
     assert [c for c in ORDER if TABLE[c].adapter] == ["cbt"]
     assert [c for c in ORDER if TABLE[c].same_for_every_model_of_a_base] == ["instruct", "prompted"]
     assert {TABLE[c].prompt for c in ORDER} <= {p.stem for p in (ROOT / "resources/prompts").glob("*.j2")}
+
+
+def test_multiplicity_families_name_exactly_the_contrasts_the_analysis_runs():
+    from cbtflow.conditions import CONTRASTS, contrast_name
+    from cbtflow.config import load_schema
+
+    families = load_schema("config")["properties"]["report"]["properties"]["multiplicity_families"]
+    assert families["additionalProperties"]["items"]["enum"] == [contrast_name(a, b) for a, b in CONTRASTS]

@@ -96,7 +96,9 @@ def _negated(text: str, match: re.Match, spec: dict[str, Any]) -> bool:
 
 def detect(turns: Sequence[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Flags for one session: ``{detector, kind, turns, evidence}``; kind is degenerate,
-    harmful or ignores_patient. Turn numbers index ``turns`` (0-based)."""
+    harmful or ignores_patient. Turn numbers index ``turns`` (0-based). Whitespace is folded
+    first: the judge card's whitespace invariance found doubled spaces breaking phrase rules."""
+    turns = [{**t, "text": " ".join(t["text"].split())} for t in turns]
     flags: list[dict[str, Any]] = []
     therapist = [(i, t["text"]) for i, t in enumerate(turns) if t["role"] == "therapist"]
     degenerate = spec["degenerate"]

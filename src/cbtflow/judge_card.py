@@ -155,6 +155,57 @@ def better_half(sessions: list[dict[str, Any]], kind: str) -> list[dict[str, Any
 Scorer = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
+def _row(set_name: str, session: dict[str, Any], turns: list, name: str | None, doc: dict, items: list[str]) -> dict:
+    return {
+        "set": set_name,
+        "id": session["id"],
+        "label": session.get("label"),
+        "therapist_words": therapist_words(turns),
+        "perturbation": name,
+        "total": doc["total"],
+        "items": {i: doc["items"][i] for i in items},
+    }
+
+
+def score_originals(
+    sets: dict[str, list[dict[str, Any]]], items: list[str], score: Scorer
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Every session as it is: its scores by ``set/id``, and its rows."""
+    originals, rows = {}, []
+    for set_name, sessions in sets.items():
+        for session, doc in zip(sessions, score([to_transcript(s, set_name, "original") for s in sessions])):
+            originals[f"{set_name}/{session['id']}"] = doc
+            rows.append(_row(set_name, session, session["turns"], None, doc, items))
+    return originals, rows
+
+
+def perturbation_part(
+    sources: dict[str, list[dict[str, Any]]],
+    originals: dict[str, dict[str, Any]],
+    perturbations: list[dict[str, Any]],
+    items: list[str],
+    score: Scorer,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Each perturbation of each source session it changes, scored and compared with the original."""
+    effects, rows = {}, []
+    for entry in perturbations:
+        changed = []
+        for set_name, sessions in sources.items():
+            for session in sessions:
+                altered = perturb({"turns": session["turns"]}, entry)["turns"]
+                if altered != session["turns"]:
+                    changed.append(
+                        (set_name, session, to_transcript({**session, "turns": altered}, set_name, entry["name"]))
+                    )
+        docs = score([t for _, _, t in changed]) if changed else []
+        perturbed = {}
+        for (set_name, session, transcript), doc in zip(changed, docs):
+            perturbed[f"{set_name}/{session['id']}"] = doc
+            rows.append(_row(set_name, session, transcript["turns"], entry["name"], doc, items))
+        effects[entry["name"]] = perturbation_effects(originals, perturbed, entry, items)
+    return effects, rows
+
+
 def build_card(
     judge_name: str,
     heuristic: bool,
@@ -167,24 +218,9 @@ def build_card(
 ) -> dict[str, Any]:
     """Score every session and its perturbations with ``score`` and summarise them."""
     card: dict[str, Any] = {"kind": "judge_card", "judge": judge_name, "heuristic": heuristic}
-    card["reference_sets"], card["perturbations"], rows = {}, {}, []
-    originals: dict[str, dict[str, Any]] = {}
-    for set_name, (sessions, kind) in sets.items():
-        docs = score([to_transcript(s, set_name, "original") for s in sessions])
-        for session, doc in zip(sessions, docs):
-            key = f"{set_name}/{session['id']}"
-            originals[key] = doc
-            rows.append(
-                {
-                    "set": set_name,
-                    "id": session["id"],
-                    "label": session["label"],
-                    "therapist_words": therapist_words(session["turns"]),
-                    "perturbation": None,
-                    "total": doc["total"],
-                    "items": {i: doc["items"][i] for i in items},
-                }
-            )
+    originals, rows = score_originals({name: sessions for name, (sessions, _) in sets.items()}, items, score)
+    card["reference_sets"] = {}
+    for set_name, (_, kind) in sets.items():
         own = [r for r in rows if r["set"] == set_name]
         card["reference_sets"][set_name] = {
             "label": kind,
@@ -192,31 +228,9 @@ def build_card(
                 [r["total"] for r in own], [r["label"] for r in own], [r["therapist_words"] for r in own], kind, seed
             ),
         }
-    for entry in perturbations:
-        changed, transcripts = [], []
-        for set_name, (sessions, kind) in sets.items():
-            for session in better_half(sessions, kind):
-                altered = perturb({"turns": session["turns"]}, entry)
-                if altered["turns"] != session["turns"]:
-                    changed.append((set_name, session))
-                    transcripts.append(to_transcript({**session, "turns": altered["turns"]}, set_name, entry["name"]))
-        docs = score(transcripts) if transcripts else []
-        perturbed = {}
-        for (set_name, session), transcript, doc in zip(changed, transcripts, docs):
-            perturbed[f"{set_name}/{session['id']}"] = doc
-            rows.append(
-                {
-                    "set": set_name,
-                    "id": session["id"],
-                    "label": session["label"],
-                    "therapist_words": therapist_words(transcript["turns"]),
-                    "perturbation": entry["name"],
-                    "total": doc["total"],
-                    "items": {i: doc["items"][i] for i in items},
-                }
-            )
-        card["perturbations"][entry["name"]] = perturbation_effects(originals, perturbed, entry, items)
-    card["scores"] = rows
+    better = {name: better_half(sessions, kind) for name, (sessions, kind) in sets.items()}
+    card["perturbations"], perturbed_rows = perturbation_part(better, originals, perturbations, items, score)
+    card["scores"] = rows + perturbed_rows
     card["verdicts"] = verdicts(card, thresholds)
     card["passed"] = all(v["passed"] for v in card["verdicts"].values() if v.get("required"))
     return card
@@ -291,14 +305,14 @@ def verdicts(card: dict[str, Any], thresholds: dict[str, float]) -> dict[str, An
     }
 
 
-def card_for(config: dict[str, Any], judge_name: str, perturbations_path: str, raw_dir: str) -> dict[str, Any]:
-    """The card of one configured judge, scored through its own judging path and cache."""
-    from cbtflow.config import judge_settings, with_schema_defaults
+def judge_scorer(config: dict[str, Any], judge_name: str, raw_dir: str) -> tuple[Scorer, list[str], dict[str, Any]]:
+    """The configured judge's own scoring path (its call cache, detectors and caps), as a
+    function from transcripts to scores; fails naming any session it could not score."""
+    from cbtflow.config import judge_settings
     from cbtflow.judge.lexicon import load_lexicon
     from cbtflow.judge.rubric import item_ids, load_rubric
     from cbtflow.judge.run import judge_transcripts
     from cbtflow.packaged import RESOURCES
-    from cbtflow.perturb import load_perturbations
     from cbtflow.runtime import client
 
     judge = judge_settings(config, judge_name)
@@ -313,19 +327,62 @@ def card_for(config: dict[str, Any], judge_name: str, perturbations_path: str, r
         docs = judge_transcripts(calls, transcripts, paths, judge, rubric, templates, lexicon, seed=0)
         failed = [d["profile_id"] for d in docs if d.get("status") == "failed"]
         if failed:
-            raise ValueError(f"judge '{judge_name}' could not score reference sessions {failed}")
+            raise ValueError(f"judge '{judge_name}' could not score sessions {failed}")
         return [{"total": d["total"], "items": {i: d["items"][i]["score"] for i in items}} for d in docs]
 
-    thresholds = with_schema_defaults(
-        (config.get("validation") or {}).get("thresholds") or {}, "validation", "thresholds"
-    )
+    return score, items, judge
+
+
+def _perturbations(config: dict[str, Any], path: str, items: list[str]) -> list[dict[str, Any]]:
+    from cbtflow.perturb import load_perturbations
+
+    return load_perturbations(path, items, (config.get("validation") or {}).get("perturbations"))
+
+
+def card_for(config: dict[str, Any], judge_name: str, perturbations_path: str, raw_dir: str) -> dict[str, Any]:
+    """The card of one configured judge, scored through its own judging path and cache."""
+    from cbtflow.config import with_schema_defaults
+
+    score, items, judge = judge_scorer(config, judge_name, raw_dir)
+    given = (config.get("validation") or {}).get("thresholds") or {}
+    thresholds = with_schema_defaults(given, "validation", "thresholds")
+    perturbations = _perturbations(config, perturbations_path, items)
     card = build_card(
-        judge_name,
-        judge["kind"] == "lexicon",
-        sessions_of(config),
-        load_perturbations(perturbations_path, items, (config.get("validation") or {}).get("perturbations")),
-        items,
-        score,
-        thresholds,
+        judge_name, judge["kind"] == "lexicon", sessions_of(config), perturbations, items, score, thresholds
     )
     return {**card, "judge_settings": {k: v for k, v in judge.items() if k != "endpoint"}}
+
+
+def sample_transcripts(transcripts: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """``n`` of the run's transcripts, evenly spread over their sorted ids (deterministic)."""
+    ordered = sorted(
+        (t for t in transcripts if t.get("turns") and not t.get("failure")),
+        key=lambda t: (t["model"], t["condition"], t["seed"], t["profile_id"]),
+    )
+    if n >= len(ordered):
+        return ordered
+    step = len(ordered) / n
+    return [ordered[int(i * step)] for i in range(n)]
+
+
+def run_perturbations_for(
+    config: dict[str, Any], judge_name: str, transcripts: list[dict[str, Any]], perturbations_path: str, raw_dir: str
+) -> dict[str, Any]:
+    """The perturbations applied to a sample of the run's own eval transcripts (kept apart
+    from the card, which must not rerun when a model changes)."""
+    score, items, _ = judge_scorer(config, judge_name, raw_dir)
+    sample = sample_transcripts(transcripts, int((config.get("validation") or {}).get("run_transcripts", 4)))
+    sessions = [
+        {"id": f"{t['model']}/{t['condition']}/seed{t['seed']}/{t['profile_id']}", "turns": t["turns"]} for t in sample
+    ]
+    originals, rows = score_originals({"run": sessions}, items, score)
+    effects, perturbed = perturbation_part(
+        {"run": sessions}, originals, _perturbations(config, perturbations_path, items), items, score
+    )
+    return {
+        "kind": "judge_run_perturbations",
+        "judge": judge_name,
+        "transcripts": [s["id"] for s in sessions],
+        "perturbations": effects,
+        "scores": rows + perturbed,
+    }

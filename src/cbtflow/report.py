@@ -612,9 +612,11 @@ def write_report(
     train_logs: dict[str, dict[str, Any]],
     config_summary: str,
     cards: dict[str, dict[str, Any]] | None = None,
+    run_perturbations: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """``cards``: the judge cards by judge; a failed primary card is the report's first line."""
-    cards = cards or {}
+    """``cards``: the judge cards by judge; a failed primary card is the report's first line.
+    ``run_perturbations``: each judge's perturbations on this run's transcripts."""
+    cards, run_perturbations = cards or {}, run_perturbations or {}
     lines = [
         *failed_line(cards, primary_judge),
         "# cbtflow report",
@@ -635,7 +637,11 @@ def write_report(
     for judge in sorted(stats["judges"], key=lambda j: j != primary_judge):
         result = stats["judges"][judge]
         lines += _judge_section(
-            judge, result, judge == primary_judge, item_order, card_lines(cards.get(judge), result, stats)
+            judge,
+            result,
+            judge == primary_judge,
+            item_order,
+            card_lines(cards.get(judge), result, stats, run_perturbations.get(judge)),
         )
     lines += _crisis_lines(stats.get("crisis") or {})
     lines += _outcome_lines(stats.get("outcomes") or {})

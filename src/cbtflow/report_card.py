@@ -49,8 +49,27 @@ def _reliability(judge: str, result: dict[str, Any], stats: dict[str, Any]) -> l
     return lines
 
 
-def card_lines(card: dict[str, Any] | None, result: dict[str, Any], stats: dict[str, Any]) -> list[str]:
-    """One judge's card as a report subsection."""
+def _perturbation_table(perturbations: dict[str, Any], intro: str) -> list[str]:
+    lines = [
+        intro,
+        "",
+        "| perturbation | kind | should lower | n sessions | change of those items [95% CI] "
+        "| other items, mean abs. change | change of the total [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, e in perturbations.items():
+        targets = "; ".join(f"{i} {_fmt(e['items'][i]['mean'])} {_ci(e['items'][i]['ci95'])}" for i in e["lowers"])
+        lines.append(
+            f"| {name} | {e['kind']} | {', '.join(e['lowers']) or '—'} | {e['n_sessions']} | {targets or '—'} | "
+            f"{_fmt(e.get('off_target_mean_abs_change'))} | {_fmt(e['total']['mean'])} {_ci(e['total']['ci95'])} |"
+        )
+    return lines
+
+
+def card_lines(
+    card: dict[str, Any] | None, result: dict[str, Any], stats: dict[str, Any], run: dict[str, Any] | None = None
+) -> list[str]:
+    """One judge's card as a report subsection (``run``: its perturbations on this run's transcripts)."""
     if not card:
         return []
     status = "passed" if card["passed"] else "**FAILED**"
@@ -71,19 +90,21 @@ def card_lines(card: dict[str, Any] | None, result: dict[str, Any], stats: dict[
         )
     lines += [
         "",
-        "Perturbations (resources/perturbations.yaml) of the better sessions: a targeted one should lower the "
-        "items it names and leave the others; an invariance should change nothing.",
-        "",
-        "| perturbation | kind | should lower | n sessions | change of those items [95% CI] "
-        "| other items, mean abs. change | change of the total [95% CI] |",
-        "|---|---|---|---|---|---|---|",
+        *_perturbation_table(
+            card["perturbations"],
+            "Perturbations (resources/perturbations.yaml) of the better sessions: a targeted one should lower the "
+            "items it names and leave the others; an invariance should change nothing.",
+        ),
     ]
-    for name, e in card["perturbations"].items():
-        targets = "; ".join(f"{i} {_fmt(e['items'][i]['mean'])} {_ci(e['items'][i]['ci95'])}" for i in e["lowers"])
-        lines.append(
-            f"| {name} | {e['kind']} | {', '.join(e['lowers']) or '—'} | {e['n_sessions']} | {targets or '—'} | "
-            f"{_fmt(e.get('off_target_mean_abs_change'))} | {_fmt(e['total']['mean'])} {_ci(e['total']['ci95'])} |"
-        )
+    if run:
+        lines += [
+            "",
+            *_perturbation_table(
+                run["perturbations"],
+                f"The same perturbations on {len(run['transcripts'])} of this run's own eval transcripts "
+                f"(results/judge_cards/{card['judge']}.run.json):",
+            ),
+        ]
     lines += ["", "Verdicts:", ""]
     for name, v in card["verdicts"].items():
         mark = "passed" if v["passed"] else ("**FAILED**" if v.get("required") else "not met")

@@ -226,3 +226,36 @@ def test_cli_judge_card_scores_a_users_ordinal_set_through_the_lexicon(tmp_path,
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     assert main(["judge-card", "--judge", "lexicon", "--configfile", str(tmp_path / "c.yaml"), "-o", str(out)]) == 2
     assert f"{bad}:1" in capsys.readouterr().err
+
+
+def test_the_runs_own_transcripts_are_sampled_evenly_and_perturbed_through_the_judge(tmp_path):
+    import yaml
+    from workspace import ROOT
+
+    from cbtflow.judge_card import run_perturbations_for, sample_transcripts
+    from cbtflow.validate import validate_path
+
+    transcripts = [
+        {"model": m, "condition": c, "seed": 1, "profile_id": f"eval-{p}", "turns": SESSION}
+        for m in ("a", "b")
+        for c in ("cbt", "instruct")
+        for p in range(3)
+    ]
+    picked = sample_transcripts(transcripts + [{**transcripts[0], "profile_id": "lost", "failure": "x"}], 4)
+    assert [(t["model"], t["condition"]) for t in picked] == [
+        ("a", "cbt"),
+        ("a", "instruct"),
+        ("b", "cbt"),
+        ("b", "instruct"),
+    ]
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["cache_dir"] = str(tmp_path / "cache")
+    config["validation"] = {"run_transcripts": 2, "perturbations": ["drop_agenda", "whitespace"]}
+    result = run_perturbations_for(config, "lexicon", transcripts, str(ROOT / "resources/perturbations.yaml"), "raw")
+    assert result["kind"] == "judge_run_perturbations" and len(result["transcripts"]) == 2
+    assert set(result["perturbations"]) == {"drop_agenda", "whitespace"}
+    assert result["perturbations"]["drop_agenda"]["n_sessions"] == 2
+    assert result["perturbations"]["whitespace"]["total"]["mean"] == 0.0, "the lexicon folds whitespace"
+    out = tmp_path / "lexicon.run.json"
+    out.write_text(json.dumps(result))
+    assert validate_path(out) == []

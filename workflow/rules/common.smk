@@ -197,3 +197,21 @@ def api_job(role):
     """1 when a role calls an API: jobs take an `api` token, so `--resources api=N` (or the
     slurm profile) caps how many API-bound jobs run at once; 0 for local models."""
     return int(experiment.is_api_role(role))
+
+
+# Every transcript and score document of the run (the report, the viewer, the run's perturbations).
+SCORE_DOCS = expand(
+    "results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json",
+    judge=JUDGES,
+    model=MODELS,
+    condition=CONDITIONS,
+    seed=SEEDS,
+    profile=EVAL_IDS,
+)
+TRANSCRIPTS = expand(
+    "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
+    model=MODELS,
+    condition=CONDITIONS,
+    seed=SEEDS,
+    profile=EVAL_IDS,
+)

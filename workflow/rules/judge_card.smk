@@ -32,3 +32,34 @@ rule judge_card:
         rubric_variant=lambda wc: config["judging"]["rubric_variant"],
     script:
         "../../scripts/judge_card.py"
+
+
+# The same perturbations on a sample of this run's own eval transcripts: apart from the
+# card, because it must rerun when a model's transcripts change.
+rule judge_run_perturbations:
+    input:
+        unpack(judge_files),
+        base=judge_inputs,
+        transcripts=TRANSCRIPTS,
+        rubric=RUBRIC,
+        detectors=DETECTORS,
+        perturbations=PERTURBATIONS,
+    output:
+        run="results/judge_cards/{judge}.run.json",
+    log:
+        "logs/judge_card/{judge}.run.log",
+    benchmark:
+        "benchmarks/judge_card/{judge}.run.tsv"
+    conda:
+        lambda wc: software_env("judge", config["judges"][wc.judge])
+    threads: 1
+    resources:
+        mem_mb=3000,
+        gpu=lambda wc: gpu_job(config["judges"][wc.judge]),
+        api=lambda wc: api_job(config["judges"][wc.judge]),
+    params:
+        judge=judge_settings,
+        validation=config["validation"],
+        rubric_variant=lambda wc: config["judging"]["rubric_variant"],
+    script:
+        "../../scripts/judge_run_perturbations.py"

@@ -14,21 +14,6 @@ EVAL_SPLIT_MEANING = {
     "in_distribution": "eval profiles draw on the same conceptualisations as training, as the study likely did",
     "both": "half held out, half in-distribution; the primary results are also given per split",
 }
-SCORE_DOCS = expand(
-    "results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json",
-    judge=JUDGES,
-    model=MODELS,
-    condition=CONDITIONS,
-    seed=SEEDS,
-    profile=EVAL_IDS,
-)
-TRANSCRIPTS = expand(
-    "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
-    model=MODELS,
-    condition=CONDITIONS,
-    seed=SEEDS,
-    profile=EVAL_IDS,
-)
 
 
 rule report:
@@ -44,6 +29,7 @@ rule report:
         transcripts=TRANSCRIPTS if config["simulation"]["measures"] else [],
         measures=measure_files(),
         cards=expand("results/judge_cards/{judge}.json", judge=JUDGES),
+        run_perturbations=expand("results/judge_cards/{judge}.run.json", judge=JUDGES),
         rubric=RUBRIC,
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
         + expand(
