@@ -77,13 +77,15 @@ def price(
 
 
 def judge_card_transcripts(config: dict[str, Any]) -> int:
-    """Sessions a judge card scores: every reference session, and each perturbation of the
-    better ones (an upper bound: a perturbation that changes nothing is not scored)."""
+    """Sessions a judge card scores: every reference session and each perturbation of the
+    better ones, and the sample of the run's own transcripts with each of its perturbations
+    (an upper bound: a perturbation that changes nothing is not scored)."""
     from cbtflow.judge_card import better_half, sessions_of
     from cbtflow.perturb import load_perturbations
 
-    n_perturbations = len(load_perturbations(names=(config.get("validation") or {}).get("perturbations")))
-    return sum(len(s) + n_perturbations * len(better_half(s, kind)) for s, kind in sessions_of(config).values())
+    n_perturbations = len(load_perturbations(names=config["validation"].get("perturbations")))
+    sets = sum(len(s) + n_perturbations * len(better_half(s, kind)) for s, kind in sessions_of(config).values())
+    return sets + config["validation"]["run_transcripts"] * (1 + n_perturbations)
 
 
 def plan(config: dict[str, Any]) -> list[dict[str, Any]]:

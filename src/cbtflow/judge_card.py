@@ -371,7 +371,10 @@ def run_perturbations_for(
     """The perturbations applied to a sample of the run's own eval transcripts (kept apart
     from the card, which must not rerun when a model changes)."""
     score, items, _ = judge_scorer(config, judge_name, raw_dir)
-    sample = sample_transcripts(transcripts, int((config.get("validation") or {}).get("run_transcripts", 4)))
+    from cbtflow.config import with_schema_defaults
+
+    validation = with_schema_defaults(config.get("validation") or {}, "validation")
+    sample = sample_transcripts(transcripts, int(validation["run_transcripts"]))
     sessions = [
         {"id": f"{t['model']}/{t['condition']}/seed{t['seed']}/{t['profile_id']}", "turns": t["turns"]} for t in sample
     ]
