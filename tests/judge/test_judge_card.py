@@ -146,6 +146,13 @@ def test_a_malformed_reference_set_names_the_file_and_line(tmp_path, rows, label
     assert str(path) in str(err.value) and message in str(err.value)
 
 
+def _report(path, result, cards):
+    report.write_report(
+        path, stats=result, primary_judge="j", figures={}, usage={}, train_logs={}, config_summary="", cards=cards
+    )
+    return path.read_text()
+
+
 def test_a_failing_primary_card_is_the_reports_first_line(tmp_path):
     from fakes import make_scores
 
@@ -156,31 +163,11 @@ def test_a_failing_primary_card_is_the_reports_first_line(tmp_path):
     constant = lambda ts: [{"items": {i: 3.0 for i in ITEMS}, "total": 33.0} for _ in ts]  # noqa: E731
     card = build_card("j", False, sets, load_perturbations(items=ITEMS), ITEMS, constant, THRESHOLDS)
     assert not card["passed"] and not card["verdicts"]["discrimination"]["passed"]
-    report.write_report(
-        tmp_path / "r.md",
-        stats=result,
-        primary_judge="j",
-        figures={},
-        usage={},
-        train_logs={},
-        config_summary="",
-        cards={"j": card},
-    )
-    text = (tmp_path / "r.md").read_text()
+    text = _report(tmp_path / "r.md", result, {"j": card})
     assert text.splitlines()[0].startswith("**The primary judge `j` failed its judge card (discrimination")
     assert text.index("### Judge card: what `j` measures (**FAILED**") < text.index("### Primary result")
     good = build_card("j", False, sets, load_perturbations(items=ITEMS), ITEMS, agenda_reader, THRESHOLDS)
-    report.write_report(
-        tmp_path / "r2.md",
-        stats=result,
-        primary_judge="j",
-        figures={},
-        usage={},
-        train_logs={},
-        config_summary="",
-        cards={"j": {**good, "passed": True}},
-    )
-    assert (tmp_path / "r2.md").read_text().startswith("# cbtflow report")
+    assert _report(tmp_path / "r2.md", result, {"j": {**good, "passed": True}}).startswith("# cbtflow report")
 
 
 def test_the_authored_set_is_length_matched_pairs():

@@ -344,6 +344,15 @@ JUDGE_JOBS = lambda model, condition: {
     for j in ("lexicon", "smollm2")
 }
 END = {("report", ""), ("viewer", ""), ("all", "")}  # the viewer reads every transcript and score
+# Each judge's perturbations of a sample of the run's transcripts rerun with any transcript;
+# its card (reference sets only) does not.
+RUN_PERTURBATIONS = {("judge_run_perturbations", f"judge={j}") for j in ("lexicon", "smollm2")}
+AFTER_TRANSCRIPTS = END | RUN_PERTURBATIONS
+
+
+def judge_card_jobs(judge: str) -> set[tuple[str, str]]:
+    """A judge's card and its run perturbations: they follow the judge's settings and inputs."""
+    return {("judge_card", f"judge={judge}"), ("judge_run_perturbations", f"judge={judge}")}
 
 
 def simulate_and_judge_jobs(model: str) -> set[tuple[str, str]]:
@@ -361,7 +370,7 @@ def test_minimal_rerun_learning_rate(run, tmp_path):
         planned_jobs(work)
         == {("finetune", "model=tiny, seed=1"), ("simulate", "model=tiny, condition=cbt, seed=1")}
         | JUDGE_JOBS("tiny", "cbt")
-        | END
+        | AFTER_TRANSCRIPTS
     )
 
 
@@ -375,7 +384,8 @@ def test_minimal_rerun_new_model(run, tmp_path):
             {"a-first": {**c["models"]["tiny"], "lora": {**c["models"]["tiny"]["lora"], "r": 8}}}
         ),
     )
-    assert planned_jobs(work) == {("finetune", "model=a-first, seed=1")} | simulate_and_judge_jobs("a-first") | END
+    expected = {("finetune", "model=a-first, seed=1")} | simulate_and_judge_jobs("a-first") | AFTER_TRANSCRIPTS
+    assert planned_jobs(work) == expected
 
 
 def test_minimal_rerun_judge_settings(run, tmp_path):
@@ -384,6 +394,7 @@ def test_minimal_rerun_judge_settings(run, tmp_path):
     assert (
         planned_jobs(work)
         == {("judge", f"judge=smollm2, model=tiny, condition={c}, seed=1") for c in ("instruct", "cbt", "prompted")}
+        | judge_card_jobs("smollm2")
         | END
     )
 
@@ -391,7 +402,7 @@ def test_minimal_rerun_judge_settings(run, tmp_path):
 def test_minimal_rerun_one_more_eval_profile(run, tmp_path):
     work = linked_copy(run, tmp_path / "eval")
     edit_config(work, lambda c: c["profiles"].update(eval=3))
-    assert planned_jobs(work) == {("profiles_eval", "")} | simulate_and_judge_jobs("tiny") | END
+    assert planned_jobs(work) == {("profiles_eval", "")} | simulate_and_judge_jobs("tiny") | AFTER_TRANSCRIPTS
 
 
 def test_minimal_rerun_prompt_template(run, tmp_path):
@@ -400,7 +411,7 @@ def test_minimal_rerun_prompt_template(run, tmp_path):
     rewrite(template, template.read_text() + " Keep it warm.\n")
     assert (
         planned_jobs(work)
-        == {("simulate", "model=tiny, condition=prompted, seed=1")} | JUDGE_JOBS("tiny", "prompted") | END
+        == {("simulate", "model=tiny, condition=prompted, seed=1")} | JUDGE_JOBS("tiny", "prompted") | AFTER_TRANSCRIPTS
     )
     summary = work / "resources/prompts/course_summary.j2"
     rewrite(summary, summary.read_text() + "\nBe brief.\n")
@@ -426,14 +437,16 @@ def test_editing_what_one_judge_reads_reruns_only_that_judges_jobs(run, tmp_path
     work = linked_copy(run, tmp_path / "edit")
     rewrite(work / edited, (work / edited).read_text() + "\n# an edit\n")
     expected = (
-        {("judge", f"judge={judge}, model=tiny, condition={c}, seed=1") for c in TINY["conditions"]} | END
+        {("judge", f"judge={judge}, model=tiny, condition={c}, seed=1") for c in TINY["conditions"]}
+        | judge_card_jobs(judge)
+        | END
         if judge
         else set()
     )
     assert planned_jobs(work) == expected
 
 
-def test_editing_the_rubric_reruns_only_judging_and_report(run):
+def test_editing_the_rubric_reruns_only_judging_its_cards_and_report(run):
     """Last in this module: it edits the rubric of the shared run."""
     import re
 
@@ -442,7 +455,7 @@ def test_editing_the_rubric_reruns_only_judging_and_report(run):
     done = snakemake(run, "-n", "--quiet", "rules")
     assert done.returncode == 0, done.stderr[-2000:]
     jobs = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", done.stdout + done.stderr, re.M)} - {"total"}
-    assert jobs == {"judge", "report", "viewer", "all"}
+    assert jobs == {"judge", "judge_card", "judge_run_perturbations", "report", "viewer", "all"}
 
 
 def test_wheel_installed_in_a_fresh_venv_validates_the_finished_run(run, tmp_path):
