@@ -73,6 +73,7 @@ def test_the_browser_shows_model_text_literally_and_runs_none_of_it(tmp_path):
 
 
 def _card():
+    from cbtflow.config import with_schema_defaults
     from cbtflow.judge.rubric import item_ids
     from cbtflow.judge_card import build_card
     from cbtflow.perturb import load_perturbations
@@ -80,7 +81,7 @@ def _card():
 
     items = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
     constant = lambda ts: [{"items": {i: 3.0 for i in items}, "total": 33.0} for _ in ts]  # noqa: E731
-    thresholds = {"min_auc": 0.5, "min_item_drop": 0.5, "min_responding_share": 0.5, "max_verbosity_bias": 2.0}
+    thresholds = with_schema_defaults({}, "validation", "thresholds")
     sets = {"authored": (authored_sessions(), "binary")}
     return build_card("j", False, sets, load_perturbations(items=items), items, constant, thresholds)
 

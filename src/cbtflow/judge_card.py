@@ -28,7 +28,6 @@ from cbtflow.perturb import perturb
 from cbtflow.reference_sets import authored_sessions, load_reference_set, therapist_words
 
 BOOTSTRAP = 2000
-VERBOSITY = "filler_padding"  # the invariance whose change of the total is the verbosity bias
 LENGTH_CONTROL = "judge totals residualised on therapist words (least squares with intercept), then the same statistic"
 
 
@@ -113,6 +112,7 @@ def perturbation_effects(
     out: dict[str, Any] = {
         "kind": entry["kind"],
         "lowers": entry.get("lowers", []),
+        "verbosity_bias": bool(entry.get("verbosity_bias")),
         "n_sessions": len(keys),
         "items": {i: mean_ci(v) for i, v in change.items()},
         "total": mean_ci(total),
@@ -257,13 +257,14 @@ def verdicts(card: dict[str, Any], thresholds: dict[str, float]) -> dict[str, An
         ok = all(d["mean"] is not None and d["mean"] <= -thresholds["min_item_drop"] for d in drops)
         (responding if ok else silent).append(name)
     targeted = len(responding) + len(silent)
-    padding = card["perturbations"].get(VERBOSITY, {}).get("total", {})
+    verbosity = next((n for n, e in card["perturbations"].items() if e.get("verbosity_bias")), None)
+    padding = card["perturbations"].get(verbosity, {}).get("total", {})
     bias = padding.get("mean")
     moved = {
         name: effect["total"]["mean"]
         for name, effect in card["perturbations"].items()
         if effect["kind"] == "invariance"
-        and name != VERBOSITY
+        and name != verbosity
         and effect["total"]["mean"] is not None
         and abs(effect["total"]["mean"]) > thresholds["max_verbosity_bias"]
     }
@@ -290,7 +291,7 @@ def verdicts(card: dict[str, Any], thresholds: dict[str, float]) -> dict[str, An
         },
         "verbosity_bias": {
             "required": True,
-            "passed": bias is None or abs(bias) <= thresholds["max_verbosity_bias"],
+            "passed": bias is not None and abs(bias) <= thresholds["max_verbosity_bias"],  # unmeasured: not passed
             "change_in_total": bias,
             "ci95": padding.get("ci95"),
             "rule": f"filler padding moves the total by at most {thresholds['max_verbosity_bias']} points",

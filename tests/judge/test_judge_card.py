@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from cbtflow import report
+from cbtflow.config import with_schema_defaults
 from cbtflow.judge.rubric import item_ids, load_rubric
 from cbtflow.judge_card import auc, build_card, known_groups, residualise, spearman
 from cbtflow.packaged import DEFAULT_RUBRIC
@@ -16,7 +17,7 @@ from cbtflow.perturb import load_perturbations, perturb
 from cbtflow.reference_sets import authored_sessions, load_reference_set, therapist_words
 
 ITEMS = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
-THRESHOLDS = {"min_auc": 0.5, "min_item_drop": 0.5, "min_responding_share": 0.5, "max_verbosity_bias": 2.0}
+THRESHOLDS = with_schema_defaults({}, "validation", "thresholds")  # the documented defaults
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
