@@ -26,6 +26,7 @@ from scipy import stats as sps
 
 from cbtflow.perturb import perturb
 from cbtflow.reference_sets import authored_sessions, load_reference_set, therapist_words
+from cbtflow.stats.descriptive import mean_ci
 
 BOOTSTRAP = 2000
 LENGTH_CONTROL = "judge totals residualised on therapist words (least squares with intercept), then the same statistic"
@@ -93,22 +94,13 @@ def known_groups(
     return out
 
 
-def mean_ci(values: Sequence[float]) -> dict[str, Any]:
-    x = np.asarray(values, float)
-    if len(x) < 2:
-        return {"mean": float(x.mean()) if len(x) else None, "ci95": None, "n": int(len(x))}
-    half = float(sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    mean = float(x.mean())
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(len(x))}
-
-
 def perturbation_effects(
     originals: dict[str, dict[str, Any]], perturbed: dict[str, dict[str, Any]], entry: dict[str, Any], items: list[str]
 ) -> dict[str, Any]:
     """Per item, perturbed − original over the sessions the perturbation changed."""
     keys = sorted(perturbed)
-    change = {i: [perturbed[k]["items"][i] - originals[k]["items"][i] for k in keys] for i in items}
-    total = [perturbed[k]["total"] - originals[k]["total"] for k in keys]
+    change = {i: np.array([perturbed[k]["items"][i] - originals[k]["items"][i] for k in keys]) for i in items}
+    total = np.array([perturbed[k]["total"] - originals[k]["total"] for k in keys])
     out: dict[str, Any] = {
         "kind": entry["kind"],
         "lowers": entry.get("lowers", []),
