@@ -19,10 +19,10 @@ import argparse
 import numpy as np
 from scipy import stats as sps
 
-from cbtflow.power import VarianceAssumptions, noncentral_t_power
 from cbtflow.stats.calibration import Design, studies
 from cbtflow.stats.generalising import closed_form
 from cbtflow.stats.paired import paired_t
+from cbtflow.stats.power import VarianceAssumptions, noncentral_t_power
 
 
 def differences(rng: np.random.Generator, n: int, effect: float, design: Design) -> np.ndarray:

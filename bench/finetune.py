@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic_dataset(out: Path) -> Path:
-    from cbtflow.dataset import save_dataset_dict
+    from cbtflow.data.dataset import save_dataset_dict
 
     turns = [
         "Welcome back. How has your week been, and what should we focus on today?",
@@ -59,7 +59,7 @@ def synthetic_dataset(out: Path) -> Path:
 def worker(kind: str, base: str, dataset: str, recipe: dict, seed: int) -> dict:
     import torch
 
-    from cbtflow import finetune
+    from cbtflow.train import finetune
 
     torch.set_num_threads(2)
     if kind == "ours":

@@ -198,8 +198,8 @@ def finetune_path(model_dir: Path, work: Path, backend: str) -> dict:
     adapter saved, then reloaded with PEFT on the plain base and used to generate. Nothing
     here imports transformers or peft before `train_adapter` has (Unsloth patches them on
     import, as in the rule's own process)."""
-    from cbtflow.dataset import save_dataset_dict
-    from cbtflow.finetune import train_adapter
+    from cbtflow.data.dataset import save_dataset_dict
+    from cbtflow.train.finetune import train_adapter
 
     messages = [
         {"role": "system", "content": "You are a CBT therapist."},

@@ -34,8 +34,8 @@ def main() -> int:
     from simulation_setup import embedded_simulation
 
     from cbtflow.llm import Client, local
-    from cbtflow.models import prepare_base_model
-    from cbtflow.simulate import simulate
+    from cbtflow.llm.embedded import prepare_base_model
+    from cbtflow.simulate.run import simulate
 
     if not (Path(args.base) / "model.safetensors").exists():
         prepare_base_model("smollm2-135m", Path(args.base), ROOT / ".cbtflow-cache/wheels")

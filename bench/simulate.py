@@ -29,7 +29,7 @@ def main() -> int:
     from simulation_setup import embedded_simulation
 
     from cbtflow.llm import Client, local
-    from cbtflow.simulate import simulate
+    from cbtflow.simulate.run import simulate
 
     profiles, party, templates, _ = embedded_simulation(args.base, args.sessions, args.max_tokens)
 

@@ -12,10 +12,10 @@ def embedded_simulation(base: str, sessions: int, max_tokens: int):
     """(profiles, party, templates, endpoint) with the model loaded and warmed up once."""
     import torch
 
+    from cbtflow.data.profiles import load_attributes, sample_splits
     from cbtflow.dialogue import Party
     from cbtflow.llm import Client, Endpoint, local
-    from cbtflow.profiles import load_attributes, sample_splits
-    from cbtflow.simulate import simulate
+    from cbtflow.simulate.run import simulate
 
     torch.set_num_threads(2)
     profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, sessions, seed=7)["eval"]

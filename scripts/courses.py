@@ -3,12 +3,12 @@
 from pathlib import Path
 
 from cbtflow import prompts
-from cbtflow.courses import course_document, generate_courses, load_phases
-from cbtflow.detectors import load_detectors
+from cbtflow.data.courses import course_document, generate_courses, load_phases
+from cbtflow.data.detectors import load_detectors
+from cbtflow.data.profiles import load_profiles
 from cbtflow.dialogue import Party
 from cbtflow.io import write_json
 from cbtflow.llm import Endpoint
-from cbtflow.profiles import load_profiles
 from cbtflow.runtime import client, setup
 
 log = setup(snakemake.log[0], snakemake.threads)

@@ -1,7 +1,7 @@
 """Rule dataset: chat-format JSONL + DatasetDict + statistics from the courses."""
 
 from cbtflow import prompts
-from cbtflow.dataset import build_examples, dataset_stats, save_dataset_dict
+from cbtflow.data.dataset import build_examples, dataset_stats, save_dataset_dict
 from cbtflow.io import read_json, write_json, write_jsonl
 from cbtflow.runtime import setup
 

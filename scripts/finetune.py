@@ -1,8 +1,8 @@
 """Rule finetune: one LoRA adapter for one model × seed, with its train log and provenance."""
 
-from cbtflow.finetune import provenance, select_backend, train_adapter
 from cbtflow.io import write_json
 from cbtflow.runtime import setup
+from cbtflow.train.finetune import provenance, select_backend, train_adapter
 
 log = setup(snakemake.log[0], snakemake.threads)
 seed, out = int(snakemake.wildcards.seed), snakemake.output[0]

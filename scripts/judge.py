@@ -1,10 +1,10 @@
 """Rule judge: CTRS scores for one simulate job's transcripts from one judge."""
 
-from cbtflow.crisis import load_crisis
-from cbtflow.detectors import load_detectors
+from cbtflow.data.detectors import load_detectors
+from cbtflow.instrument import load_rubric
 from cbtflow.io import read_json, write_json
+from cbtflow.judge.crisis import load_crisis
 from cbtflow.judge.lexicon import load_lexicon
-from cbtflow.judge.rubric import load_rubric
 from cbtflow.judge.run import check_transcript, judge_transcripts
 from cbtflow.runtime import client, setup
 

@@ -1,8 +1,8 @@
 """Rule judge_card: one judge's card from the reference sets and the perturbations."""
 
 from cbtflow.io import write_json
-from cbtflow.judge_card import card_for
 from cbtflow.runtime import setup
+from cbtflow.validation.card import card_for
 
 log = setup(snakemake.log[0], snakemake.threads)
 card = card_for(

@@ -1,8 +1,8 @@
 """Rule judge_run_perturbations: one judge's perturbations on a sample of the run's transcripts."""
 
 from cbtflow.io import read_json, write_json
-from cbtflow.judge_card import run_perturbations_for
 from cbtflow.runtime import setup
+from cbtflow.validation.card import run_perturbations_for
 
 log = setup(snakemake.log[0], snakemake.threads)
 result = run_perturbations_for(

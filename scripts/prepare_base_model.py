@@ -1,7 +1,7 @@
 """Rule prepare_base_model: the embedded SmolLM2 as a plain Hugging Face directory."""
 
 from cbtflow.io import write_json
-from cbtflow.models import prepare_base_model
+from cbtflow.llm.embedded import prepare_base_model
 from cbtflow.runtime import setup
 
 log = setup(snakemake.log[0], snakemake.threads)

@@ -1,7 +1,6 @@
 """Rules profiles_train / profiles_eval: seeded synthetic patient profiles."""
 
-from cbtflow.io import write_jsonl
-from cbtflow.profiles import (
+from cbtflow.data.profiles import (
     assign_crises,
     assign_styles,
     load_attributes,
@@ -9,6 +8,7 @@ from cbtflow.profiles import (
     load_styles,
     sample_splits,
 )
+from cbtflow.io import write_jsonl
 from cbtflow.runtime import setup
 
 log = setup(snakemake.log[0])

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import polars as pl
 
-from cbtflow import report
+from cbtflow.instrument import competence_threshold, item_ids, load_rubric
 from cbtflow.io import read_json, write_bytes_atomic, write_json
-from cbtflow.judge.rubric import competence_threshold, item_ids, load_rubric
 from cbtflow.judge.run import check_failure_budgets
-from cbtflow.measures import load_measure
-from cbtflow.report_robustness import fig_judge_confusion, fig_sensitivity
+from cbtflow.judge.scores import failures, read_scores, scores_table
+from cbtflow.report import build as report
+from cbtflow.report.robustness import fig_judge_confusion, fig_sensitivity
 from cbtflow.runtime import setup
-from cbtflow.scores import failures, read_scores, scores_table
+from cbtflow.simulate.measures import load_measure
 from cbtflow.stats import analyse
 from cbtflow.stats.outcomes import outcome_table, outcomes
 from cbtflow.stats.safety import crisis_summary, crisis_table

@@ -4,15 +4,15 @@ from pathlib import Path
 
 from cbtflow import prompts
 from cbtflow.conditions import TABLE as CONDITION_TABLE
+from cbtflow.data.profiles import load_profiles
 from cbtflow.dialogue import Party
 from cbtflow.io import write_json
 from cbtflow.judge.run import TooManyFailures, failure_budget
 from cbtflow.llm import Endpoint
 from cbtflow.llm.vllm_server import serving
-from cbtflow.measures import load_measure, self_reports
-from cbtflow.profiles import load_profiles
 from cbtflow.runtime import client, setup
-from cbtflow.simulate import simulate, transcript_document
+from cbtflow.simulate.measures import load_measure, self_reports
+from cbtflow.simulate.run import simulate, transcript_document
 
 log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards

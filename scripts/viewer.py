@@ -1,9 +1,9 @@
 """Rule viewer: the static transcript viewer (results/report/viewer/index.html)."""
 
+from cbtflow.instrument import load_rubric
 from cbtflow.io import read_json
-from cbtflow.judge.rubric import load_rubric
+from cbtflow.report.viewer import viewer_data, write_viewer
 from cbtflow.runtime import setup
-from cbtflow.viewer import viewer_data, write_viewer
 
 log = setup(snakemake.log[0])
 data = viewer_data(

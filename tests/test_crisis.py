@@ -7,15 +7,15 @@ import pytest
 import yaml
 from workspace import ROOT
 
-from cbtflow import crisis
-from cbtflow.detectors import load_detectors
+from cbtflow.data.detectors import load_detectors
+from cbtflow.data.profiles import assign_crises, load_attributes, load_disclosures, sample_splits
+from cbtflow.data.quality import check
 from cbtflow.dialogue import Party, Session, run_sessions
-from cbtflow.judge.rubric import load_rubric
+from cbtflow.instrument import load_rubric
+from cbtflow.judge import crisis
 from cbtflow.judge.run import judge_transcripts
 from cbtflow.llm import Client, Endpoint
-from cbtflow.profiles import assign_crises, load_attributes, load_disclosures, sample_splits
-from cbtflow.quality import check
-from cbtflow.report import _crisis_lines
+from cbtflow.report.build import _crisis_lines
 from cbtflow.stats.safety import crisis_summary, crisis_table
 
 SPEC = crisis.load_crisis(ROOT / "resources/crisis/safety_rubric.yaml", ROOT / "resources/crisis/heuristic.yaml")

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from cbtflow.courses import CourseError, generate_courses, load_phases, plan_course
+from cbtflow.data.courses import CourseError, generate_courses, load_phases, plan_course
 from cbtflow.dialogue import PATIENT, THERAPIST, Party, Session, run_sessions, tidy_turn, view
 from cbtflow.llm import Endpoint
 
@@ -68,7 +68,7 @@ def _templates():
 
 @pytest.fixture
 def profiles():
-    from cbtflow.profiles import load_attributes, sample_splits
+    from cbtflow.data.profiles import load_attributes, sample_splits
 
     return sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 2, 0, seed=5)["train"]
 
@@ -124,8 +124,8 @@ def test_rejected_session_is_regenerated_with_new_subseed_then_fails(scripted, p
 
 
 def test_harmful_generated_sessions_are_regenerated_and_counted(scripted, profiles):
-    from cbtflow.dataset import dataset_stats
-    from cbtflow.detectors import load_detectors
+    from cbtflow.data.dataset import dataset_stats
+    from cbtflow.data.detectors import load_detectors
 
     attempts = []
 
@@ -179,7 +179,7 @@ def test_session_mode_parses_one_call_per_session(scripted, profiles):
 
 
 def test_dataset_removes_duplicates_and_splits_by_course():
-    from cbtflow.dataset import build_examples, dataset_stats
+    from cbtflow.data.dataset import build_examples, dataset_stats
 
     session = {
         "number": 1,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cbtflow import finetune
+from cbtflow.train import finetune
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERSATION = [
@@ -185,7 +185,7 @@ def test_unsloth_is_imported_before_trl_transformers_and_peft(tmp_path):
         "        raise SystemExit(0)\n"
     )
     script = (
-        "import cbtflow.finetune as f, cbtflow.io, cbtflow.runtime\n"
+        "import cbtflow.train.finetune as f, cbtflow.io, cbtflow.runtime\n"
         "f.train_adapter(base='x', dataset_dir='y', recipe={'lora': {}, 'training': {'max_seq_length': 8}}, "
         "seed=1, out_dir='z', backend='unsloth')\n"
     )

@@ -9,7 +9,7 @@ import yaml
 from workspace import ROOT
 
 from cbtflow.llm import Client, Endpoint
-from cbtflow.measures import load_measure, self_reports
+from cbtflow.simulate.measures import load_measure, self_reports
 from cbtflow.stats.outcomes import outcome_table, outcomes
 
 MEASURES = {m: load_measure(ROOT / f"resources/measures/{m}.yaml") for m in ("mood", "affect", "alliance")}

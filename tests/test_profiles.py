@@ -1,7 +1,7 @@
 import pytest
 from workspace import ROOT
 
-from cbtflow.profiles import ProfileError, load_attributes, profile_hash, sample_splits
+from cbtflow.data.profiles import ProfileError, load_attributes, profile_hash, sample_splits
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def _paper_profiles():
 
 
 def test_every_belief_and_thought_string_is_distinct_in_the_data(attrs):
-    from cbtflow.profiles import conceptualisations
+    from cbtflow.data.profiles import conceptualisations
 
     strings = [
         s
@@ -86,7 +86,7 @@ def test_every_belief_and_thought_string_is_distinct_in_the_data(attrs):
 
 @pytest.mark.parametrize("seed", [0, 7, 2024])
 def test_held_out_eval_profiles_share_no_belief_string_with_training(seed):
-    from cbtflow.profiles import belief_strings
+    from cbtflow.data.profiles import belief_strings
 
     config, attrs = _paper_profiles()
     assert config.get("eval_split", "held_out") == "held_out"
@@ -102,7 +102,7 @@ def test_held_out_eval_profiles_share_no_belief_string_with_training(seed):
 
 
 def test_in_distribution_and_both_splits():
-    from cbtflow.profiles import belief_strings
+    from cbtflow.data.profiles import belief_strings
 
     config, attrs = _paper_profiles()
     same = sample_splits(attrs, 58, 33, seed=1, eval_split="in_distribution")
@@ -120,7 +120,7 @@ def test_in_distribution_and_both_splits():
 
 
 def test_eval_profiles_take_the_configured_styles_in_turn():
-    from cbtflow.profiles import assign_styles, load_styles
+    from cbtflow.data.profiles import assign_styles, load_styles
 
     styles = load_styles(ROOT / "resources/profiles/styles.yaml")
     assert list(styles) == ["plain", "upset", "verbose", "reserved", "tangent", "pleasing"]

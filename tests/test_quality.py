@@ -1,6 +1,6 @@
 import pytest
 
-from cbtflow.quality import check, parse_transcript
+from cbtflow.data.quality import check, parse_transcript
 
 
 def turns(*pairs):
@@ -53,7 +53,7 @@ def test_parse_transcript_is_strict_and_joins_continuations():
 def test_role_breaks_and_content_detectors_reject_training_sessions():
     from pathlib import Path
 
-    from cbtflow.detectors import load_detectors
+    from cbtflow.data.detectors import load_detectors
 
     detectors = load_detectors(Path(__file__).resolve().parents[1] / "resources/detectors.yaml")
     limits = {"min_turns": 4, "detectors": detectors}

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from fakes import make_scores
 
-from cbtflow import report, stats
+from cbtflow import stats
+from cbtflow.report import build as report
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from cbtflow.judge.rubric import load_rubric
+from cbtflow.instrument import load_rubric
 from cbtflow.packaged import DEFAULT_RUBRIC
-from cbtflow.viewer import render_page, viewer_data, write_viewer
+from cbtflow.report.viewer import render_page, viewer_data, write_viewer
 
 ATTACK = '</script><img src=x onerror="window.pwned=1"><b>bold</b> __DATA__'
 
@@ -74,10 +74,10 @@ def test_the_browser_shows_model_text_literally_and_runs_none_of_it(tmp_path):
 
 def _card():
     from cbtflow.config import with_schema_defaults
-    from cbtflow.judge.rubric import item_ids
-    from cbtflow.judge_card import build_card
-    from cbtflow.perturb import load_perturbations
-    from cbtflow.reference_sets import authored_sessions
+    from cbtflow.instrument import item_ids
+    from cbtflow.validation.card import build_card
+    from cbtflow.validation.perturb import load_perturbations
+    from cbtflow.validation.reference_sets import authored_sessions
 
     items = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
     constant = lambda ts: [{"items": {i: 3.0 for i in items}, "total": 33.0} for _ in ts]  # noqa: E731

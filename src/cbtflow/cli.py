@@ -31,9 +31,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Fails (exit 2, nothing written) rather than write an empty or partial analysis."""
+    from cbtflow.instrument import load_rubric
     from cbtflow.io import write_json
-    from cbtflow.judge.rubric import load_rubric
-    from cbtflow.scores import read_scores
+    from cbtflow.judge.scores import read_scores
     from cbtflow.stats import analyse
 
     if not Path(args.scores).exists():
@@ -41,7 +41,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     try:
         rubric = load_rubric(args.rubric or DEFAULT_RUBRIC, args.variant)
-        from cbtflow.judge.rubric import competence_threshold, item_ids
+        from cbtflow.instrument import competence_threshold, item_ids
 
         threshold = competence_threshold(rubric, args.threshold)
         result = analyse(read_scores(args.scores, rubric), threshold=threshold, item_order=item_ids(rubric))
@@ -108,8 +108,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_export_ratings(args: argparse.Namespace) -> int:
-    from cbtflow.judge.rubric import load_rubric
-    from cbtflow.ratings import export_ratings
+    from cbtflow.instrument import load_rubric
+    from cbtflow.judge.ratings import export_ratings
 
     paths = sorted(Path(args.transcripts).rglob("*.json"))
     if not paths:
@@ -121,8 +121,8 @@ def cmd_export_ratings(args: argparse.Namespace) -> int:
 
 
 def cmd_import_ratings(args: argparse.Namespace) -> int:
-    from cbtflow.judge.rubric import load_rubric
-    from cbtflow.ratings import import_ratings
+    from cbtflow.instrument import load_rubric
+    from cbtflow.judge.ratings import import_ratings
 
     table = import_ratings(args.sheet, args.key, load_rubric(args.rubric, args.variant))
     table.write_parquet(args.output) if args.output.endswith(".parquet") else table.write_csv(args.output)
@@ -132,7 +132,7 @@ def cmd_import_ratings(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from cbtflow.config import ConfigError
-    from cbtflow.scoring import score_files
+    from cbtflow.judge.score_files import score_files
 
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
@@ -156,8 +156,8 @@ def cmd_judge_card(args: argparse.Namespace) -> int:
 
     from cbtflow.config import ConfigError, validate_config
     from cbtflow.io import write_json
-    from cbtflow.judge_card import card_for
-    from cbtflow.perturb import DEFAULT_PERTURBATIONS
+    from cbtflow.validation.card import card_for
+    from cbtflow.validation.perturb import DEFAULT_PERTURBATIONS
 
     output = args.output or f"results/judge_cards/{args.judge}.json"
     try:
@@ -185,7 +185,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     from cbtflow.config import validate_config
     from cbtflow.estimate import format_plan, plan
-    from cbtflow.power import DEFAULT_SDS, format_planning, from_pilot, planning_rows
+    from cbtflow.stats.power import DEFAULT_SDS, format_planning, from_pilot, planning_rows
 
     config = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8"))
     validate_config(config)

@@ -12,11 +12,11 @@ import os
 from typing import Any
 
 from cbtflow.config import is_api_role, scores_by_digits
-from cbtflow.crisis import load_crisis
-from cbtflow.judge.rubric import load_rubric
+from cbtflow.instrument import load_rubric
+from cbtflow.judge.crisis import load_crisis
 from cbtflow.llm.usage import token_cost
-from cbtflow.measures import load_measure
 from cbtflow.packaged import DEFAULT_RUBRIC, RESOURCES
+from cbtflow.simulate.measures import load_measure
 
 SYSTEM_TOKENS = 400  # a role's system prompt with the profile and plan
 RUBRIC_TOKENS = 900  # the full CTRS rubric with anchors
@@ -80,8 +80,8 @@ def judge_card_transcripts(config: dict[str, Any]) -> int:
     """Sessions a judge card scores: every reference session and each perturbation of the
     better ones, and the sample of the run's own transcripts with each of its perturbations
     (an upper bound: a perturbation that changes nothing is not scored)."""
-    from cbtflow.judge_card import better_half, sessions_of
-    from cbtflow.perturb import load_perturbations
+    from cbtflow.validation.card import better_half, sessions_of
+    from cbtflow.validation.perturb import load_perturbations
 
     n_perturbations = len(load_perturbations(names=config["validation"].get("perturbations")))
     sets = sum(len(s) + n_perturbations * len(better_half(s, kind)) for s, kind in sessions_of(config).values())

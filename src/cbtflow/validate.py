@@ -59,7 +59,7 @@ def validate_path(path: str | Path) -> list[str]:
                 problems += validate_path(child)
         return problems
     if path.suffix == ".parquet":
-        from cbtflow.scores import SCHEMA, read_scores
+        from cbtflow.judge.scores import SCHEMA, read_scores
 
         try:
             frame = read_scores(str(path))

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from cbtflow.detectors import apply_caps, detect, load_detectors, rejection_reason
+from cbtflow.data.detectors import apply_caps, detect, load_detectors, rejection_reason
 
 DETECTORS = load_detectors(ROOT / "resources/detectors.yaml")
 ADVERSARIAL = ROOT / "tests/data/adversarial"
@@ -89,7 +89,7 @@ def test_caps_apply_to_any_judge_and_keep_the_raw_score():
 
 
 def test_an_llm_judge_is_capped_too(scripted, tmp_path):
-    from cbtflow.judge.rubric import item_ids, load_rubric
+    from cbtflow.instrument import item_ids, load_rubric
     from cbtflow.judge.run import judge_transcripts
 
     rubric = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
@@ -132,7 +132,7 @@ def test_score_cli_names_bad_input_and_never_overwrites(tmp_path):
 
 def test_keyword_stuffing_in_full_sentences_is_degenerate():
     """Each turn under the keyword-list share, the session as a whole stuffed with jargon."""
-    from cbtflow.detectors import jargon_words, keyword_list_turn
+    from cbtflow.data.detectors import jargon_words, keyword_list_turn
 
     texts = [
         "I wonder if a thought record and the evidence for automatic thoughts could help us today.",

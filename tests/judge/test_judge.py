@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 from workspace import ROOT
 
-from cbtflow.judge import llm as llm_judge
+from cbtflow.instrument import item_ids, load_rubric, summarise
 from cbtflow.judge.lexicon import load_lexicon, score_transcript
-from cbtflow.judge.rubric import item_ids, load_rubric, summarise
 from cbtflow.judge.run import judge_transcripts
 from cbtflow.llm import Endpoint
+from cbtflow.llm import items as llm_judge
 
 RUBRIC = load_rubric(ROOT / "resources/ctrs/ctrs.yaml")
 LEXICON = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
@@ -202,8 +202,9 @@ def test_repeats_give_icc_per_item_and_total_in_the_report(scripted, tmp_path):
     import random
     import zlib
 
-    from cbtflow import report, stats
-    from cbtflow.scores import scores_table
+    from cbtflow import stats
+    from cbtflow.judge.scores import scores_table
+    from cbtflow.report import build as report
 
     def reply(messages, seed):
         rng = random.Random(zlib.crc32(messages[0]["content"].encode()) + seed)
@@ -241,7 +242,7 @@ def test_repeats_give_icc_per_item_and_total_in_the_report(scripted, tmp_path):
 
 
 def test_structured_output_sends_the_rubric_schema():
-    from cbtflow.judge.llm import _item_model, response_format
+    from cbtflow.llm.items import _item_model, response_format
 
     item = _item_model(0, 6)
     assert response_format(item, "json_object") == {"type": "json_object"}
@@ -261,8 +262,8 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
     from fakes import serve
 
     from cbtflow import stats
+    from cbtflow.judge.scores import scores_table
     from cbtflow.llm import Client
-    from cbtflow.scores import scores_table
 
     reply = json.dumps({"items": {i: {"score": 4, "justification": "ok"} for i in item_ids(RUBRIC)}})
     primary_server, _ = serve([200] * 4 + [503] * 200, content=lambda request: reply)
@@ -322,7 +323,7 @@ def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
     assert sorted(flag["items"]) == sorted(item_ids(RUBRIC))
     assert doc["items"]["agenda"]["score_token_mass"] == 0.07 and doc["answered_by"] == ["local/some-dir"]
     from cbtflow import stats
-    from cbtflow.scores import scores_table
+    from cbtflow.judge.scores import scores_table
 
     table = scores_table([doc, {**doc, "condition": "instruct"}])
     mass = stats.analyse(table)["judges"]["tiny"]["digit_mass"]
@@ -347,8 +348,8 @@ def test_garbage_replies_become_failure_records_within_max_failures(tmp_path):
     from fakes import serve
 
     from cbtflow.judge.run import TooManyFailures, check_failure_budgets
+    from cbtflow.judge.scores import failures, scores_table
     from cbtflow.llm import Client
-    from cbtflow.scores import failures, scores_table
 
     good = json.dumps({"items": {i: {"score": 3, "justification": "ok"} for i in item_ids(RUBRIC)}})
     bad_profiles = {"eval-001", "eval-004"}
@@ -410,7 +411,7 @@ def test_garbage_replies_become_failure_records_within_max_failures(tmp_path):
 
 def test_a_session_lost_in_simulation_is_a_failure_record_under_the_patient_budget(tmp_path):
     from cbtflow.judge.run import TooManyFailures, check_failure_budgets, check_transcript
-    from cbtflow.scores import failures
+    from cbtflow.judge.scores import failures
 
     lexicon = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
     lost = {
@@ -446,7 +447,7 @@ def test_the_rubrics_shape_comes_from_the_rubric_file():
     import copy
 
     from cbtflow import prompts
-    from cbtflow.judge.rubric import competence_threshold, max_total
+    from cbtflow.instrument import competence_threshold, max_total
 
     five = copy.deepcopy(RUBRIC)
     five["scale"] = {"min": 1, "max": 5}

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cbtflow import report
 from cbtflow.config import with_schema_defaults
-from cbtflow.judge.rubric import item_ids, load_rubric
-from cbtflow.judge_card import auc, build_card, known_groups, residualise, spearman
+from cbtflow.instrument import item_ids, load_rubric
 from cbtflow.packaged import DEFAULT_RUBRIC
-from cbtflow.perturb import load_perturbations, perturb
-from cbtflow.reference_sets import authored_sessions, load_reference_set, therapist_words
+from cbtflow.report import build as report
+from cbtflow.validation.card import auc, build_card, known_groups, residualise, spearman
+from cbtflow.validation.perturb import load_perturbations, perturb
+from cbtflow.validation.reference_sets import authored_sessions, load_reference_set, therapist_words
 
 ITEMS = item_ids(load_rubric(DEFAULT_RUBRIC, "ctrs-modified"))
 THRESHOLDS = with_schema_defaults({}, "validation", "thresholds")  # the documented defaults
@@ -220,8 +220,8 @@ def test_the_runs_own_transcripts_are_sampled_evenly_and_perturbed_through_the_j
     import yaml
     from workspace import ROOT
 
-    from cbtflow.judge_card import run_perturbations_for, sample_transcripts
     from cbtflow.validate import validate_path
+    from cbtflow.validation.card import run_perturbations_for, sample_transcripts
 
     transcripts = [
         {"model": m, "condition": c, "seed": 1, "profile_id": f"eval-{p}", "turns": SESSION}

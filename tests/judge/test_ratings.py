@@ -7,10 +7,10 @@ import pytest
 from workspace import ROOT
 
 from cbtflow import stats
+from cbtflow.instrument import item_ids, load_rubric
 from cbtflow.judge.lexicon import load_lexicon, score_safety
-from cbtflow.judge.rubric import item_ids, load_rubric
-from cbtflow.ratings import export_ratings, import_ratings
-from cbtflow.scores import scores_table
+from cbtflow.judge.ratings import export_ratings, import_ratings
+from cbtflow.judge.scores import scores_table
 
 RUBRIC = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
 PAIRS = json.loads((ROOT / "tests/data/lexicon_pairs.json").read_text())

@@ -62,8 +62,8 @@ def test_a_config_can_select_scripted_roles_without_keys_or_providers():
 
 def test_a_scripted_judge_scores_by_digits_like_a_local_one(tmp_path):
     from cbtflow.config import judge_reads
+    from cbtflow.instrument import load_rubric
     from cbtflow.judge.kinds import DigitJudge, JsonJudge, JudgeJob, LexiconJudge, judge_for
-    from cbtflow.judge.rubric import load_rubric
     from cbtflow.judge.run import judge_transcripts
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 from workspace import ROOT
 
+from cbtflow.config import with_schema_defaults
 from cbtflow.llm import Client, Endpoint, vllm_server
 from cbtflow.llm.vllm_server import OpenAIServer, ServerStartError, served_name, server_command, serving
 
 STUB = ROOT / "tests" / "data" / "openai_stub_server.py"
+
+
+def vllm_settings(**given):
+    """``therapist.vllm`` as a validated config passes it: the schema's defaults filled in."""
+    return with_schema_defaults(given, "therapist", "vllm")
 
 
 @pytest.fixture
@@ -26,7 +32,7 @@ def adapter(tmp_path):
 
 def test_command_loads_the_adapter_as_a_named_lora_module(adapter):
     endpoint = Endpoint("local/models/llama", adapter=adapter, chat_template="t.jinja", backend="vllm")
-    cmd = server_command(endpoint, 8123, {"max_model_len": 8192, "extra_args": ["--enforce-eager"]})
+    cmd = server_command(endpoint, 8123, vllm_settings(max_model_len=8192, extra_args=["--enforce-eager"]))
     assert Path(cmd[0]).name == "vllm" and cmd[1:3] == ["serve", "models/llama"]
     assert cmd[cmd.index("--port") + 1] == "8123"
     assert cmd[cmd.index("--lora-modules") + 1] == f"{served_name(endpoint)}={adapter}"
@@ -34,7 +40,7 @@ def test_command_loads_the_adapter_as_a_named_lora_module(adapter):
         "r 12 -> vLLM's next rank"
     )
     assert cmd[cmd.index("--chat-template") + 1] == "t.jinja" and cmd[-1] == "--enforce-eager"
-    base = server_command(Endpoint("local/models/llama", backend="vllm"), 8123)
+    base = server_command(Endpoint("local/models/llama", backend="vllm"), 8123, vllm_settings())
     assert "--enable-prefix-caching" in cmd and "--enable-prefix-caching" in base, "turns reuse their prefix"
     assert "--enable-lora" not in base and served_name(Endpoint("local/models/llama")) == "base"
 
@@ -48,7 +54,7 @@ def test_served_sessions_route_to_the_lora_module_and_keep_the_local_identity(ad
     endpoint = Endpoint("local/models/llama", adapter=adapter, backend="vllm")
     client = Client(cache_dir=tmp_path / "cache")
     conversations = [[{"role": "user", "content": f"session {i}"}] for i in range(3)]
-    with serving(endpoint, tmp_path / "server.log") as served:
+    with serving(endpoint, tmp_path / "server.log", vllm_settings()) as served:
         assert served.serve_url.startswith("http://127.0.0.1:")
         sampling = {"temperature": 0, "repetition_penalty": 1.1}
         replies = client.chat_batch(served, conversations, sampling, [1, 2, 3])
@@ -65,7 +71,7 @@ def test_served_sessions_route_to_the_lora_module_and_keep_the_local_identity(ad
 
 def test_transformers_backend_starts_nothing(tmp_path):
     endpoint = Endpoint("local/models/llama")
-    with serving(endpoint, tmp_path / "server.log") as served:
+    with serving(endpoint, tmp_path / "server.log", vllm_settings()) as served:
         assert served is endpoint and not (tmp_path / "server.log").exists()
 
 
@@ -84,14 +90,16 @@ def test_a_shared_server_per_base_serves_every_job_by_adapter_name(adapter, tmp_
         endpoint = Endpoint("local/models/llama", adapter=adapter, backend="vllm")
         client = Client(cache_dir=tmp_path / "cache")
         for job in range(2):
-            with serving(endpoint, tmp_path / f"job{job}.log", shared_url=shared.url) as served:
+            with serving(endpoint, tmp_path / f"job{job}.log", vllm_settings(), shared_url=shared.url) as served:
                 assert served.serve_url == shared.url and served.serve_model == served_name(endpoint)
                 reply = client.chat(served, [{"role": "user", "content": f"job {job}"}], {"temperature": 0}, 1)
                 assert reply["text"].startswith(f"served by {served_name(endpoint)}")
             assert not (tmp_path / f"job{job}.log").exists(), "no server of its own was started"
-        with serving(Endpoint("local/models/llama", backend="vllm"), tmp_path / "b.log", shared_url=shared.url) as b:
+        with serving(
+            Endpoint("local/models/llama", backend="vllm"), tmp_path / "b.log", vllm_settings(), shared_url=shared.url
+        ) as b:
             assert b.serve_model == "base"  # the instruct condition uses the base itself
         urllib.request.urlopen(f"{shared.url}/models", timeout=5)  # still serving
         with pytest.raises(ServerStartError, match="does not answer"):
-            with serving(endpoint, tmp_path / "x.log", shared_url="http://127.0.0.1:9/v1"):
+            with serving(endpoint, tmp_path / "x.log", vllm_settings(), shared_url="http://127.0.0.1:9/v1"):
                 pass

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from fakes import make_scores
 
-from cbtflow import report, stats
+from cbtflow import stats
+from cbtflow.report import build as report
 from cbtflow.stats.calibration import Design, shared_baseline_study, studies
 from cbtflow.stats.generalising import _reml, closed_form, crossed, headline_contrast
 from cbtflow.stats.paired import profile_contrast

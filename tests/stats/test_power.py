@@ -2,7 +2,7 @@ import pytest
 from statsmodels.stats.power import TTestPower
 from workspace import ROOT
 
-from cbtflow.power import difference_sd, eval_profiles_needed, paired_power, paired_sample_size
+from cbtflow.stats.power import difference_sd, eval_profiles_needed, paired_power, paired_sample_size
 
 
 @pytest.mark.parametrize("n, dz, alpha", [(10, 0.5, 0.05), (33, 0.511, 0.05), (50, 0.2, 0.01), (8, 1.2, 0.1)])
@@ -39,9 +39,9 @@ def test_headline_power_matches_simulated_studies():
     import numpy as np
     from scipy import stats as sps
 
-    from cbtflow.power import VarianceAssumptions, headline_power, noncentral_t_power
     from cbtflow.stats.calibration import Design, studies
     from cbtflow.stats.generalising import closed_form
+    from cbtflow.stats.power import VarianceAssumptions, headline_power, noncentral_t_power
 
     design = Design(n_profiles=33, seeds=4, response_sd=3.0, run_sd=1.5, noise_sd=2.0)
     sds = VarianceAssumptions(5.0, 3.0, 1.5, 2.0, "test")
@@ -59,7 +59,7 @@ def test_headline_power_matches_simulated_studies():
 
 
 def test_one_seed_plans_the_conditional_test_and_seeds_buy_more_than_profiles():
-    from cbtflow.power import DEFAULT_SDS, headline_power, paired_power, planning_rows
+    from cbtflow.stats.power import DEFAULT_SDS, headline_power, paired_power, planning_rows
 
     one = headline_power(5.0, 33, 1, DEFAULT_SDS)
     sd = (DEFAULT_SDS.patient_x_tuning**2 + 2 * DEFAULT_SDS.residual**2) ** 0.5
@@ -78,9 +78,9 @@ def test_pilot_sds_come_from_its_stats_json(tmp_path, capsys):
 
     from cbtflow import stats
     from cbtflow.cli import main
-    from cbtflow.power import from_pilot
-    from cbtflow.scores import scores_table
+    from cbtflow.judge.scores import scores_table
     from cbtflow.stats.calibration import Design, studies
+    from cbtflow.stats.power import from_pilot
 
     design = Design(n_profiles=60, seeds=6, response_sd=3.0, run_sd=2.0, noise_sd=2.0)
     totals = studies(np.random.default_rng(5), 2, effect=1.0, design=design)
@@ -115,7 +115,7 @@ def test_paper_yaml_sizing_comment_follows_the_planning_output():
 
     import yaml
 
-    from cbtflow.power import DEFAULT_SDS, planning_rows
+    from cbtflow.stats.power import DEFAULT_SDS, planning_rows
 
     text = (ROOT / "experiments/paper.yaml").read_text()
     paper = yaml.safe_load(text)

@@ -11,7 +11,7 @@ from statsmodels.stats.anova import AnovaRM
 from statsmodels.stats.multitest import multipletests
 
 from cbtflow import stats
-from cbtflow.scores import scores_table
+from cbtflow.judge.scores import scores_table
 from cbtflow.stats.calibration import Design, studies
 
 TOL = 1e-9

@@ -4,7 +4,7 @@ depends on the style, calibrated on null data (the profile is the unit)."""
 import numpy as np
 import pandas as pd
 
-from cbtflow.report import _style_lines
+from cbtflow.report.build import _style_lines
 from cbtflow.stats.styles import style_interaction
 
 STYLES = ("plain", "upset", "reserved")

@@ -11,7 +11,7 @@ from cbtflow import config as experiment
 from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import ConfigError, validate_config
 from cbtflow.preflight import missing_keys, unknown_providers, unpriced_under_budget
-from cbtflow.profiles import profile_ids
+from cbtflow.data.profiles import profile_ids
 
 try:
     validate_config(config)

@@ -1,5 +1,5 @@
 # What each judge measures, before the study rests on it: known-groups validity on labelled
-# reference sets and controlled perturbations (cbtflow.judge_card). A card depends only on
+# reference sets and controlled perturbations (cbtflow.validation.card). A card depends only on
 # the judge's settings, the reference sets and the perturbation file: editing a model
 # reruns no card.
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbtflow import crisis
 from cbtflow.dialogue import render_transcript
+from cbtflow.judge import crisis
 from cbtflow.judge import lexicon as lexicon_judge
-from cbtflow.judge import llm as llm_judge
 from cbtflow.llm import Client, Endpoint
+from cbtflow.llm import items as llm_judge
 
 
 def blind_text(transcript: dict[str, Any]) -> str:
@@ -33,7 +33,7 @@ class JudgeJob:
     templates: dict[str, str]
     lexicon: dict[str, Any] | None
     endpoint: Endpoint | None  # None for the lexicon judge; parsed once per job
-    crisis: dict[str, Any] | None = None  # crisis-response rubric and heuristic (cbtflow.crisis)
+    crisis: dict[str, Any] | None = None  # crisis-response rubric and heuristic (cbtflow.judge.crisis)
 
     def api_call(self, out_path: str, seed: int, sampling: dict[str, Any]) -> llm_judge.ApiCall:
         """An API judge's re-asks, where its raw output goes on failure, and the JSON it asks for."""

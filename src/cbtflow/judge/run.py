@@ -7,14 +7,14 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from cbtflow import crisis
 from cbtflow.config import with_schema_defaults
-from cbtflow.detectors import apply_caps, detect, load_detectors
+from cbtflow.data.detectors import apply_caps, detect, load_detectors
+from cbtflow.instrument import summarise
 from cbtflow.io import sha256_json
-from cbtflow.judge import llm as llm_judge
+from cbtflow.judge import crisis
 from cbtflow.judge.kinds import Judge, JudgeJob, judge_for
-from cbtflow.judge.rubric import summarise
 from cbtflow.llm import Client, Endpoint
+from cbtflow.llm import items as llm_judge
 from cbtflow.llm.api import APICallError
 from cbtflow.packaged import RESOURCES
 from cbtflow.seeds import derive_seed
@@ -27,7 +27,7 @@ DEFAULT_DETECTORS = RESOURCES / "detectors.yaml"
 def check_transcript(transcript: dict[str, Any], path: str) -> None:
     """A transcript a judge can score: turns from both speakers, the therapist first. A
     session that simulation recorded as failed is not checked: it becomes a failure record."""
-    from cbtflow.quality import gate_both_speakers
+    from cbtflow.data.quality import gate_both_speakers
 
     if transcript.get("failure"):
         return
@@ -96,7 +96,7 @@ def judge_transcripts(
     detectors: dict[str, Any] | None = None,
     crisis_spec: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """One score document per transcript. Heuristic detectors (``cbtflow.detectors``) flag
+    """One score document per transcript. Heuristic detectors (``cbtflow.data.detectors``) flag
     degenerate and harmful therapist turns and cap the flagged items; each item records the
     model that answered, and a local judge's items with little mass on the score digits are
     flagged (or fail the job with ``on_low_mass: fail``).

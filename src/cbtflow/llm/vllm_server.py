@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cbtflow.config import with_schema_defaults
 from cbtflow.llm.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
@@ -57,11 +56,10 @@ def lora_rank(adapter: str) -> int:
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 
-def server_command(endpoint: Endpoint, port: int, settings: dict[str, Any] | None = None) -> list[str]:
+def server_command(endpoint: Endpoint, port: int, settings: dict[str, Any]) -> list[str]:
     """``vllm serve`` (vLLM 0.33) for the endpoint's base, with its adapter (if any) as a
     LoRA module. The ``vllm`` script is the one installed beside this interpreter.
-    ``settings``: ``therapist.vllm``; the schema's defaults fill what it leaves out."""
-    settings = with_schema_defaults(settings or {}, "therapist", "vllm")
+    ``settings``: ``therapist.vllm`` from a validated config (its defaults filled in there)."""
     cmd = [
         str(Path(sys.executable).with_name("vllm")),
         "serve",
@@ -147,8 +145,7 @@ class OpenAIServer:
         self.stop()
 
 
-def vllm_server(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None) -> OpenAIServer:
-    settings = with_schema_defaults(settings or {}, "therapist", "vllm")
+def vllm_server(endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any]) -> OpenAIServer:
     port = free_port()
     command = server_command(endpoint, port, settings)
     return OpenAIServer(command, port, served_name(endpoint), log_path, float(settings["startup_timeout"]))
@@ -195,7 +192,7 @@ def attach(endpoint: Endpoint, url: str) -> Endpoint:
 
 @contextmanager
 def serving(
-    endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any] | None = None, shared_url: str | None = None
+    endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any], shared_url: str | None = None
 ) -> Iterator[Endpoint]:
     """The endpoint as the job should call it: unchanged for the transformers backend; for
     ``backend: vllm``, pointed at the base's shared server when one is configured

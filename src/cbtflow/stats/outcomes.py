@@ -16,7 +16,7 @@ import pandas as pd
 
 from cbtflow.conditions import contrast_name, contrasts_among
 from cbtflow.judge.run import transcript_hash
-from cbtflow.measures import better
+from cbtflow.simulate.measures import better
 from cbtflow.stats.descriptive import mean_ci
 from cbtflow.stats.paired import profile_contrast, skipped
 from cbtflow.stats.units import PROFILE_UNIT, profile_means

@@ -50,9 +50,9 @@ def score_files(
     files: Sequence[str], judge_name: str, configfile: str, out_dir: str, seed: int = 0, overwrite: bool = False
 ) -> list[Path]:
     """Score every file with the named judge; refuses to overwrite an existing score unless told."""
-    from cbtflow.detectors import load_detectors
+    from cbtflow.data.detectors import load_detectors
+    from cbtflow.instrument import load_rubric
     from cbtflow.judge.lexicon import load_lexicon
-    from cbtflow.judge.rubric import load_rubric
     from cbtflow.judge.run import check_transcript, judge_transcripts
     from cbtflow.runtime import client
 

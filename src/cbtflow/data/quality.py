@@ -67,7 +67,7 @@ def gate_role_break(turns: Sequence[dict[str, Any]], _: dict) -> str | None:
 
 def gate_content(turns: Sequence[dict[str, Any]], limits: dict) -> str | None:
     """The heuristic detectors (resources/detectors.yaml): degenerate or harmful therapist turns."""
-    from cbtflow.detectors import rejection_reason
+    from cbtflow.data.detectors import rejection_reason
 
     return rejection_reason(turns, limits["detectors"]) if limits.get("detectors") else None
 

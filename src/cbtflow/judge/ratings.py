@@ -18,10 +18,10 @@ from typing import Any
 import polars as pl
 
 from cbtflow.dialogue import render_transcript
+from cbtflow.instrument import item_ids, summarise
 from cbtflow.io import write_json, write_text_atomic
-from cbtflow.judge.rubric import item_ids, summarise
 from cbtflow.judge.run import transcript_hash
-from cbtflow.scores import scores_table
+from cbtflow.judge.scores import scores_table
 
 SHEET_FIXED = ["rating_id", "rater"]
 

@@ -92,7 +92,7 @@ DEFAULT_SDS = VarianceAssumptions(
     patient_x_tuning=3.0,
     adapter_run=1.5,
     residual=4.0,
-    source="documented defaults (cbtflow.power.DEFAULT_SDS; not measured)",
+    source="documented defaults (cbtflow.stats.power.DEFAULT_SDS; not measured)",
 )
 
 

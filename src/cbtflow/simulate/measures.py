@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from cbtflow.dialogue import render_transcript
-from cbtflow.judge import llm as llm_judge
 from cbtflow.llm import Client, Endpoint
+from cbtflow.llm import items as llm_judge
 from cbtflow.seeds import derive_seed
 
 WHEN = ("pre", "post")

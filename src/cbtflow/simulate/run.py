@@ -74,6 +74,6 @@ def transcript_document(
         "role_breaks": role_breaks(session.turns),
         "failure": session.failure,
         "n_tokens": sum(t["completion_tokens"] for t in session.turns),
-        # Simulated self-reports in character (cbtflow.measures), when configured.
+        # Simulated self-reports in character (cbtflow.simulate.measures), when configured.
         **({"measures": measures} if measures is not None else {}),
     }

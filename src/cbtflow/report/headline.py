@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from cbtflow.conditions import BASELINE, TUNED, contrast_name
-from cbtflow.report_format import ci as _ci
-from cbtflow.report_format import fmt as _fmt
+from cbtflow.report.format import ci as _ci
+from cbtflow.report.format import fmt as _fmt
 
 HEADLINE = contrast_name(TUNED, BASELINE)
 

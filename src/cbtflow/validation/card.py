@@ -5,7 +5,7 @@
   bootstrap 95% CI; the same after removing what therapist length explains (the judge's
   totals residualised on therapist words by least squares); and length alone, the
   baseline a judge must beat.
-- **Perturbations** (``cbtflow.perturb``, data in ``resources/perturbations.yaml``) of the
+- **Perturbations** (``cbtflow.validation.perturb``, data in ``resources/perturbations.yaml``) of the
   sets' better sessions: per targeted perturbation, the change of the items it should lower
   (sensitivity) and of the others (specificity); per invariance, the change of the total
   (filler padding: the verbosity bias).
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from cbtflow.perturb import perturb
-from cbtflow.reference_sets import authored_sessions, load_reference_set, therapist_words
 from cbtflow.stats.descriptive import mean_ci
+from cbtflow.validation.perturb import perturb
+from cbtflow.validation.reference_sets import authored_sessions, load_reference_set, therapist_words
 
 BOOTSTRAP = 2000
 LENGTH_CONTROL = "judge totals residualised on therapist words (least squares with intercept), then the same statistic"
@@ -302,8 +302,8 @@ def judge_scorer(config: dict[str, Any], judge_name: str, raw_dir: str) -> tuple
     """The configured judge's own scoring path (its call cache, detectors and caps), as a
     function from transcripts to scores; fails naming any session it could not score."""
     from cbtflow.config import judge_settings
+    from cbtflow.instrument import item_ids, load_rubric
     from cbtflow.judge.lexicon import load_lexicon
-    from cbtflow.judge.rubric import item_ids, load_rubric
     from cbtflow.judge.run import judge_transcripts
     from cbtflow.packaged import RESOURCES
     from cbtflow.runtime import client
@@ -327,7 +327,7 @@ def judge_scorer(config: dict[str, Any], judge_name: str, raw_dir: str) -> tuple
 
 
 def _perturbations(config: dict[str, Any], path: str, items: list[str]) -> list[dict[str, Any]]:
-    from cbtflow.perturb import load_perturbations
+    from cbtflow.validation.perturb import load_perturbations
 
     return load_perturbations(path, items, (config.get("validation") or {}).get("perturbations"))
 

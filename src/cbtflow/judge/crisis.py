@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from cbtflow.dialogue import render_transcript
-from cbtflow.judge.rubric import summarise as rubric_summary
+from cbtflow.instrument import summarise as rubric_summary
 
 THERAPIST_TURNS_SCORED = 2  # the therapist's replies after the disclosure that are judged
 CONTEXT_TURNS = 4  # turns before the disclosure shown for context

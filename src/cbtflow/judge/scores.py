@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
-from cbtflow import scores_check
-from cbtflow.judge.rubric import item_ids, load_rubric, max_total
+from cbtflow.instrument import item_ids, load_rubric, max_total
+from cbtflow.judge import scores_check
 from cbtflow.packaged import DEFAULT_RUBRIC
 
 SCHEMA = {
@@ -109,7 +109,7 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
 
 
 def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Read a scores table from parquet or CSV, refuse a bad one (``cbtflow.scores_check``:
+    """Read a scores table from parquet or CSV, refuse a bad one (``cbtflow.judge.scores_check``:
     unreadable or empty, missing columns, empty or non-numeric values, scores outside the
     rubric's scale, a transcript's row twice), and give every transcript that has item
     rows but no ``total`` its total and percent from ``rubric`` (default: the project's CTRS)."""

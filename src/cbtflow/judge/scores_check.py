@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from cbtflow.judge.rubric import item_ids
+from cbtflow.instrument import item_ids
 
 KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"]
 TRANSCRIPT_KEYS = ["judge", "model", "condition", "seed", "profile", "repeat"]

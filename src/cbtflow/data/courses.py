@@ -24,8 +24,9 @@ from typing import Any
 
 import yaml
 
-from cbtflow import prompts, quality
+from cbtflow import prompts
 from cbtflow.config import with_schema_defaults
+from cbtflow.data import quality
 from cbtflow.dialogue import Party, Session, render_transcript, run_sessions
 from cbtflow.llm import Client, Endpoint
 from cbtflow.seeds import derive_seed

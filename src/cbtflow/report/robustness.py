@@ -13,9 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cbtflow.report_format import ci as _ci  # noqa: E402
-from cbtflow.report_format import fmt as _fmt  # noqa: E402
-from cbtflow.report_format import save as _save  # noqa: E402
+from cbtflow.report.format import ci as _ci  # noqa: E402
+from cbtflow.report.format import fmt as _fmt  # noqa: E402
+from cbtflow.report.format import save as _save  # noqa: E402
 
 
 def robustness_lines(block: dict[str, Any]) -> list[str]:

@@ -20,13 +20,13 @@ import polars as pl  # noqa: E402
 from cbtflow.conditions import BASELINE, TUNED  # noqa: E402
 from cbtflow.conditions import ORDER as CONDITION_ORDER  # noqa: E402
 from cbtflow.io import write_text_atomic  # noqa: E402
-from cbtflow.report_card import card_lines, failed_line  # noqa: E402
-from cbtflow.report_format import ci as _ci  # noqa: E402
-from cbtflow.report_format import fmt as _fmt  # noqa: E402
-from cbtflow.report_format import save as _save  # noqa: E402
-from cbtflow.report_headline import answer_lines, family_line, headline_table  # noqa: E402
-from cbtflow.report_robustness import robustness_lines  # noqa: E402
-from cbtflow.viewer import viewer_link  # noqa: E402
+from cbtflow.report.card import card_lines, failed_line  # noqa: E402
+from cbtflow.report.format import ci as _ci  # noqa: E402
+from cbtflow.report.format import fmt as _fmt  # noqa: E402
+from cbtflow.report.format import save as _save  # noqa: E402
+from cbtflow.report.headline import answer_lines, family_line, headline_table  # noqa: E402
+from cbtflow.report.robustness import robustness_lines  # noqa: E402
+from cbtflow.report.viewer import viewer_link  # noqa: E402
 
 
 def _ordered(present, order) -> list[str]:

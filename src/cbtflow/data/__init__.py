@@ -1,0 +1,1 @@
+"""Stage 1: patient profiles, generated CBT courses, their quality gates and the training set."""

@@ -1,0 +1,1 @@
+"""Stage 6: the markdown report, its figures and the transcript viewer."""

@@ -1,0 +1,1 @@
+"""Stage 3: simulated therapy sessions (therapist against patient) and the patient's questionnaires."""

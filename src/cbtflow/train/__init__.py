@@ -1,0 +1,1 @@
+"""Stage 2: LoRA / QLoRA adapters per model and seed."""

@@ -1,0 +1,1 @@
+"""What a judge measures: known groups, targeted perturbations and length as the baseline (the judge card)."""
