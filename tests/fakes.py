@@ -154,3 +154,24 @@ def serve(statuses, delay=0.0, content=None, usage=None):
     server.flight = flight
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, seen
+
+
+def run_judge(
+    client, transcripts, out_paths, judge, rubric, templates, lexicon, seed, detectors=None, crisis_spec=None
+):
+    """A judge job over a test's own rubric, templates and data, scored as the rule scores:
+    the judge's settings completed with the schema's defaults (as a validated config passes
+    them) and the packaged detectors unless a test gives its own."""
+    from cbtflow.config import with_schema_defaults
+    from cbtflow.data.detectors import load_detectors
+    from cbtflow.judge.kinds import JudgeJob, kind_of
+    from cbtflow.judge.run import judge_transcripts
+    from cbtflow.llm import Endpoint
+    from cbtflow.packaged import RESOURCES
+
+    judge = with_schema_defaults(judge, "judges", "*")
+    endpoint = Endpoint.from_spec(judge["endpoint"]) if kind_of(judge).calls_model else None
+    detectors = detectors if detectors is not None else load_detectors(RESOURCES / "detectors.yaml")
+    data = {"lexicon": lexicon} if lexicon else {}
+    job = JudgeJob(client, judge, rubric, templates, data, endpoint, crisis_spec, detectors)
+    return judge_transcripts(job, transcripts, out_paths, seed)

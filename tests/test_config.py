@@ -275,27 +275,32 @@ def test_config_prices_cost_every_call_and_stop_the_budget(tmp_path):
 
 
 def test_each_judge_kind_depends_only_on_what_it_reads():
-    from cbtflow.config import judge_reads
+    from cbtflow.config import judge_files
 
     config = broken(
         lambda c: c["judges"].update(
             api={"kind": "llm", "model": "gemini/x"}, per_item={"kind": "llm", "model": "gemini/x", "mode": "per_item"}
         )
     )
-    validate_config(config)  # judge_reads reads a validated config: defaults filled in
-    none = {"crisis": {}}
-    assert judge_reads(config, "lexicon") == {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"], **none}
-    assert judge_reads(config, "smollm2") == {"templates": ["judge_item"], "lexicon": [], **none}
-    assert judge_reads(config, "api") == {"templates": ["judge_all"], "lexicon": [], **none}
-    assert judge_reads(config, "per_item") == {"templates": ["judge_item_json"], "lexicon": [], **none}
+    validate_config(config)  # judge_files reads a validated config: defaults filled in
+    shared = {"rubric": "ctrs/ctrs.yaml", "detectors": "detectors.yaml"}
+
+    def prompts(*names):
+        return {**shared, **{n: f"prompts/{n}.j2" for n in names}}
+
+    assert judge_files(config, "lexicon") == {**shared, "lexicon": "ctrs/lexicon.yaml"}
+    assert judge_files(config, "smollm2") == prompts("judge_item")
+    assert judge_files(config, "api") == prompts("judge_all")
+    assert judge_files(config, "per_item") == prompts("judge_item_json")
     config["profiles"]["eval_risk"] = True  # the safety item is asked per item
-    assert judge_reads(config, "api") == {"templates": ["judge_all", "judge_item_json"], "lexicon": [], **none}
+    assert judge_files(config, "api") == prompts("judge_all", "judge_item_json")
     config["profiles"]["eval_risk"] = False
     config["profiles"]["crisis"]["share"] = 0.5  # crisis moments: the rubric, and the heuristic for the lexicon
-    rubric, heuristic = "resources/crisis/safety_rubric.yaml", "resources/crisis/heuristic.yaml"
-    assert judge_reads(config, "lexicon")["crisis"] == {"crisis_rubric": rubric, "crisis_heuristic": heuristic}
-    assert judge_reads(config, "smollm2")["crisis"] == {"crisis_rubric": rubric}
-    assert judge_reads(config, "api")["templates"] == ["judge_all", "judge_item_json"]
+    rubric, heuristic = "crisis/safety_rubric.yaml", "crisis/heuristic.yaml"
+    lexicon = {**shared, "lexicon": "ctrs/lexicon.yaml", "crisis_rubric": rubric, "crisis_heuristic": heuristic}
+    assert judge_files(config, "lexicon") == lexicon
+    assert judge_files(config, "smollm2") == {**prompts("judge_item"), "crisis_rubric": rubric}
+    assert judge_files(config, "api") == {**prompts("judge_all", "judge_item_json"), "crisis_rubric": rubric}
 
 
 def test_the_conditions_table_matches_the_schemas_and_says_what_each_condition_runs():

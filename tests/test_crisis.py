@@ -5,6 +5,7 @@ training data."""
 import pandas as pd
 import pytest
 import yaml
+from fakes import run_judge
 from workspace import ROOT
 
 from cbtflow.data.detectors import load_detectors
@@ -13,7 +14,6 @@ from cbtflow.data.quality import check
 from cbtflow.dialogue import Party, Session, run_sessions
 from cbtflow.instrument import load_rubric
 from cbtflow.judge import crisis
-from cbtflow.judge.run import judge_transcripts
 from cbtflow.llm import Client, Endpoint
 from cbtflow.report.build import _crisis_lines
 from cbtflow.stats.safety import crisis_summary, crisis_table
@@ -95,7 +95,7 @@ def test_every_judge_kind_scores_the_crisis_moment_apart_from_the_total(tmp_path
     judge = {"name": "j", "kind": kind, **({"model": endpoint, "endpoint": {"model": endpoint}} if endpoint else {})}
     lexicon = yaml.safe_load((ROOT / "resources/ctrs/lexicon.yaml").read_text()) if kind == "lexicon" else None
     templates = {"judge_item": str(ROOT / "resources/prompts/judge_item.j2")}
-    docs = judge_transcripts(
+    docs = run_judge(
         Client(),
         [session_with(GOOD), session_with(IGNORES)],
         [str(tmp_path / "a.json"), str(tmp_path / "b.json")],
@@ -113,7 +113,7 @@ def test_every_judge_kind_scores_the_crisis_moment_apart_from_the_total(tmp_path
         assert [d["crisis"]["missed"] for d in docs] == [False, True]
     unreached = session_with(GOOD)
     unreached["turns"] = unreached["turns"][:2]  # the session ended on the disclosure
-    (doc,) = judge_transcripts(
+    (doc,) = run_judge(
         Client(), [unreached], [str(tmp_path / "c.json")], judge, rubric, templates, lexicon, 1, crisis_spec=SPEC
     )
     assert doc["crisis"] == {"kind": "active_ideation", "reached": False}

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from cbtflow.config import with_schema_defaults
 from cbtflow.data.courses import CourseError, generate_courses, load_phases, plan_course
 from cbtflow.dialogue import PATIENT, THERAPIST, Party, Session, run_sessions, tidy_turn, view
 from cbtflow.llm import Endpoint
@@ -9,6 +10,11 @@ from cbtflow.llm import Endpoint
 ROOT = Path(__file__).resolve().parents[1]
 EP = Endpoint("local/fake")
 SAMPLING = {"temperature": 0.7, "max_tokens": 20}
+
+
+def courses_settings(given):
+    """``courses`` as a validated config passes it: the schema's defaults filled in."""
+    return with_schema_defaults(given, "courses")
 
 
 def test_turn_order_views_and_max_turns(scripted):
@@ -81,7 +87,7 @@ def test_summary_of_session_k_reaches_session_k_plus_1(scripted, profiles):
 
     client = scripted(reply)
     phases = load_phases(ROOT / "resources/courses/phases.yaml")
-    settings = {"mode": "turns", "sessions": 3, "turns_per_session": 4, "min_turns": 4}
+    settings = courses_settings({"mode": "turns", "sessions": 3, "turns_per_session": 4, "min_turns": 4})
     courses = generate_courses(client, Party(EP, SAMPLING), profiles, phases, settings, _templates(), seed=9)
     course = courses[profiles[0]["id"]]
     assert [s["number"] for s in course["sessions"]] == [1, 2, 3]
@@ -105,7 +111,9 @@ def test_rejected_session_is_regenerated_with_new_subseed_then_fails(scripted, p
 
     client = scripted(reply)
     phases = load_phases(ROOT / "resources/courses/phases.yaml")
-    settings = {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 4, "max_attempts": 3}
+    settings = courses_settings(
+        {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 4, "max_attempts": 3}
+    )
     courses = generate_courses(client, Party(EP, SAMPLING), profiles[:1], phases, settings, _templates(), seed=9)
     session = courses[profiles[0]["id"]]["sessions"][0]
     assert session["rejections"] and set(session["rejections"]) == {"meta_text"}
@@ -145,7 +153,9 @@ def test_harmful_generated_sessions_are_regenerated_and_counted(scripted, profil
         return "I feel low."
 
     phases = load_phases(ROOT / "resources/courses/phases.yaml")
-    settings = {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 4, "max_attempts": 3}
+    settings = courses_settings(
+        {"mode": "turns", "sessions": 1, "turns_per_session": 4, "min_turns": 4, "max_attempts": 3}
+    )
     courses = generate_courses(
         scripted(reply),
         Party(EP, SAMPLING),
@@ -171,7 +181,7 @@ def test_session_mode_parses_one_call_per_session(scripted, profiles):
         )
     )
     phases = load_phases(ROOT / "resources/courses/phases.yaml")
-    settings = {"mode": "session", "sessions": 2, "turns_per_session": 4, "min_turns": 4}
+    settings = courses_settings({"mode": "session", "sessions": 2, "turns_per_session": 4, "min_turns": 4})
     courses = generate_courses(client, Party(EP, SAMPLING), profiles, phases, settings, _templates(), seed=1)
     assert all(len(c["sessions"]) == 2 for c in courses.values())
     writes = [c for c in client.calls if c[0]["content"].startswith("Write the transcript")]
@@ -261,7 +271,9 @@ def test_parallel_attempts_keep_the_session_an_attempt_by_attempt_run_keeps(scri
     # Turn seeds derive from the session's sub-seed; the session passes when its first patient turn does.
     def run(parallel: int):
         client = scripted(reply)
-        settings = {"mode": "turns", "sessions": 2, "turns_per_session": 2, "min_turns": 2, "max_attempts": 6}
+        settings = courses_settings(
+            {"mode": "turns", "sessions": 2, "turns_per_session": 2, "min_turns": 2, "max_attempts": 6}
+        )
         settings.update(parallel_attempts=parallel, on_exhausted="drop")
         phases = load_phases(ROOT / "resources/courses/phases.yaml")
         return generate_courses(client, Party(EP, SAMPLING), profiles, phases, settings, _templates(), seed=9), client

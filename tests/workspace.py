@@ -80,9 +80,11 @@ def make_workspace(work: Path, config: dict, embedded_model: str) -> Path:
     return work
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 1200, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`snakemake --cores 2 ARGS` in `workdir`, with planted fake API keys in the environment."""
-    env = {**os.environ, "OPENAI_API_KEY": PLANTED_KEY, "GEMINI_API_KEY": PLANTED_KEY}
+    env = {**os.environ, "OPENAI_API_KEY": PLANTED_KEY, "GEMINI_API_KEY": PLANTED_KEY, **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
         cwd=workdir,

@@ -132,7 +132,7 @@ def cmd_import_ratings(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from cbtflow.config import ConfigError
-    from cbtflow.judge.score_files import score_files
+    from cbtflow.score_files import score_files
 
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:

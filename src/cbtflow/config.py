@@ -17,6 +17,8 @@ import yaml
 
 from cbtflow.conditions import BASELINE, CONTRASTS, TUNED, contrasts_among
 from cbtflow.conditions import TABLE as CONDITION_TABLE
+from cbtflow.judge import run as judging
+from cbtflow.judge.kinds import RunFacts, judge_schema, kind_of
 from cbtflow.llm.endpoint import LOCAL_PREFIX, SCRIPTED_PREFIX
 from cbtflow.packaged import RESOURCES, schema_path
 
@@ -29,10 +31,15 @@ class ConfigError(ValueError):
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
+    """A schema from workflow/schemas. The config schema's ``$defs.judge`` is built from the
+    registered judge kinds (cbtflow.judge.kinds): each kind declares its own fields."""
     path = schema_path(name)
     if not path.exists():
         raise FileNotFoundError(f"no schema {path}")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if name == "config":
+        schema["$defs"]["judge"] = judge_schema()
+    return schema
 
 
 def _properties_with_defaults(validator, properties, instance, schema):
@@ -76,7 +83,7 @@ def model_roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every configured role that calls a model, by its config field: the generator, the
     patient and each LLM judge (the lexicon judge calls none; the therapist is per model)."""
     roles = {f"roles.{name}": role for name, role in config["roles"].items()}
-    roles.update({f"judges.{name}": judge for name, judge in config["judges"].items() if judge["kind"] != "lexicon"})
+    roles.update({f"judges.{name}": judge for name, judge in config["judges"].items() if calls_model(judge)})
     return roles
 
 
@@ -238,31 +245,25 @@ def judge_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     if name not in config["judges"]:
         raise ConfigError(f"judges: no judge named {name!r} (configured: {sorted(config['judges'])})")
     judge = {k: v for k, v in config["judges"][name].items() if k != "concurrency"}
-    if judge["kind"] == "llm":
+    if calls_model(judge):
         judge["endpoint"] = endpoint_spec(config, judge)
     return {"name": name, **judge}
+
+
+def calls_model(role: dict[str, Any]) -> bool:
+    """A role calls a model; a judge only when its kind does (cbtflow.judge.kinds)."""
+    return "kind" not in role or kind_of(role).calls_model
 
 
 def is_api_role(role: dict[str, Any]) -> bool:
     """A role (or judge, or fallback) answered by an API model: neither local nor scripted."""
     model = str(role.get("model", ""))
-    return (
-        role.get("kind") != "lexicon"
-        and bool(model)
-        and local_base(model) is None
-        and not model.startswith(SCRIPTED_PREFIX)
-    )
-
-
-def scores_by_digits(judge: dict[str, Any]) -> bool:
-    """An LLM judge read through its probabilities of the score digits (judge/kinds.py's
-    DigitJudge): a local model, or the scripted backend; API judges answer in JSON."""
-    return judge["kind"] == "llm" and (is_local_role(judge) or judge["model"].startswith(SCRIPTED_PREFIX))
+    return calls_model(role) and bool(model) and local_base(model) is None and not model.startswith(SCRIPTED_PREFIX)
 
 
 def is_local_role(role: dict[str, Any]) -> bool:
     """A role (or judge) that runs a local model in the job's own process or server."""
-    return role.get("kind") != "lexicon" and local_base(str(role.get("model", ""))) is not None
+    return calls_model(role) and local_base(str(role.get("model", ""))) is not None
 
 
 def gpus_for(config: dict[str, Any], *roles: dict[str, Any]) -> int:
@@ -303,25 +304,13 @@ def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str
     return f"{LOCAL_PREFIX}{base_location(config, entry['base'])}"
 
 
-CRISIS_RUBRIC = "resources/crisis/safety_rubric.yaml"
-CRISIS_HEURISTIC = "resources/crisis/heuristic.yaml"
-
-
-def judge_reads(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """The prompt templates and data files a judge's jobs read, so that a job depends on
-    them only: editing one template reruns only the judges that use it. Lexicon: the
-    lexicon; a local LLM judge: the per-item digit prompt; an API judge: its mode's JSON
-    prompt, plus the per-item JSON prompt when risk profiles get a safety item or crisis
-    moments are scored. With crisis moments (``profiles.crisis.share``), the crisis rubric,
-    and for the lexicon judge the crisis heuristic."""
-    judge = config["judges"][name]
+def run_facts(config: dict[str, Any]) -> RunFacts:
+    """What judges' inputs depend on beyond their own settings."""
     crises = config["profiles"]["crisis"]["share"] > 0
-    crisis_files = {"crisis_rubric": CRISIS_RUBRIC} if crises else {}
-    if judge["kind"] == "lexicon":
-        heuristic = {"crisis_heuristic": CRISIS_HEURISTIC} if crises else {}
-        return {"templates": [], "lexicon": ["resources/ctrs/lexicon.yaml"], "crisis": {**crisis_files, **heuristic}}
-    if scores_by_digits(judge):
-        return {"templates": ["judge_item"], "lexicon": [], "crisis": crisis_files}
-    mode = "judge_item_json" if judge["mode"] == "per_item" else "judge_all"
-    per_item = (config["profiles"]["eval_risk"] or crises) and mode != "judge_item_json"
-    return {"templates": [mode, *(["judge_item_json"] if per_item else [])], "lexicon": [], "crisis": crisis_files}
+    return RunFacts(crises=crises, safety=bool(config["profiles"]["eval_risk"]))
+
+
+def judge_files(config: dict[str, Any], name: str) -> dict[str, str]:
+    """The files a judge's jobs read, by input name, inside the packaged resources
+    (cbtflow.judge.run.judge_files): editing one template reruns only the judges that read it."""
+    return judging.judge_files(judge_settings(config, name), run_facts(config))

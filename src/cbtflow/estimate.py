@@ -11,9 +11,10 @@ import math
 import os
 from typing import Any
 
-from cbtflow.config import is_api_role, scores_by_digits
+from cbtflow.config import is_api_role
 from cbtflow.instrument import load_rubric
 from cbtflow.judge.crisis import load_crisis
+from cbtflow.judge.kinds import Work, kind_of
 from cbtflow.llm.usage import token_cost
 from cbtflow.packaged import DEFAULT_RUBRIC, RESOURCES
 from cbtflow.simulate.measures import load_measure
@@ -24,7 +25,6 @@ ITEM_TOKENS = 150  # one item's question and anchors
 JUSTIFICATION_TOKENS = 80  # one item's JSON score and justification
 SUMMARY_TOKENS = 120
 CRISIS_EXCERPT_TOKENS = 900  # a few turns around the disclosure and one item's anchors
-LEXICON = "lexicon (no model)"
 
 
 def _dialogue(turns: int, reply_tokens: int, speaker_turns: int) -> tuple[int, int, int]:
@@ -40,22 +40,18 @@ def _dialogue(turns: int, reply_tokens: int, speaker_turns: int) -> tuple[int, i
     return speaker_turns, prompt, max(0, prompt - fresh)
 
 
-def _after_first(calls: int, groups: int, shared_tokens: int) -> int:
-    """Reusable prompt tokens when ``calls`` fall into ``groups`` that each repeat a prefix of
-    ``shared_tokens`` (one transcript's items): every call after a group's first."""
-    return max(0, calls - groups) * shared_tokens
-
-
 def price(
     model: str,
     prompt_tokens: int,
     completion_tokens: int,
     prices: dict[str, float] | None = None,
     cached_prompt_tokens: int = 0,
+    paid: bool = True,
 ) -> float | None:
     """USD for the tokens: configured ``prices`` (per million tokens) first, else litellm's
-    map; ``cached_prompt_tokens`` (part of the prompt) at the cached price where there is one."""
-    if model == LEXICON or not is_api_role({"model": model}):
+    map; ``cached_prompt_tokens`` (part of the prompt) at the cached price where there is one.
+    Nothing for a local or scripted model, or a role that calls none (``paid`` False)."""
+    if not paid or not is_api_role({"model": model}):
         return 0.0
     if prices:
         return token_cost(prices, prompt_tokens, completion_tokens, cached_prompt_tokens)
@@ -100,6 +96,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
         completion: int,
         prices: dict[str, float] | None = None,
         cached: int = 0,
+        paid: bool = True,
     ) -> None:
         rows.append(
             {
@@ -110,8 +107,8 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
                 "prompt_tokens": prompt,
                 "cached_prompt_tokens": cached,
                 "completion_tokens": completion,
-                "cost_usd": price(model, prompt, completion, prices),
-                "cost_usd_with_prompt_cache": price(model, prompt, completion, prices, cached),
+                "cost_usd": price(model, prompt, completion, prices, paid=paid),
+                "cost_usd_with_prompt_cache": price(model, prompt, completion, prices, cached, paid),
             }
         )
 
@@ -194,40 +191,37 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
                 calls * (shared + ITEM_TOKENS),
                 0 if digits else calls * JUSTIFICATION_TOKENS,
                 patient.get("prices"),
-                _after_first(calls, transcripts, shared),
+                Work.after_first(calls, transcripts, shared),
             )
     n_items = len(load_rubric(DEFAULT_RUBRIC, config["judging"]["rubric_variant"])["items"])
     crisis = config["profiles"]["crisis"]
     crisis_sessions = jobs * round(crisis["share"] * config["profiles"]["eval"])
     n_crisis_items = len(load_crisis(RESOURCES / "crisis" / "safety_rubric.yaml", None)["rubric"]["items"])
     card_transcripts = judge_card_transcripts(config)
+    sizes = {
+        "n_items": n_items,
+        "transcript_tokens": transcript_tokens,
+        "n_crisis_items": n_crisis_items,
+        "item_tokens": ITEM_TOKENS,
+        "rubric_tokens": RUBRIC_TOKENS,
+        "justification_tokens": JUSTIFICATION_TOKENS,
+        "crisis_excerpt_tokens": CRISIS_EXCERPT_TOKENS,
+    }
     for name, judge in config["judges"].items():
-        if judge["kind"] == "lexicon":
-            add("judge", name, LEXICON, 0, 0, 0)
-            add("judge_card", name, LEXICON, 0, 0, 0)
-            continue
-        repeats = int(judge["repeats"])
-        local = scores_by_digits(judge)
-        per_item = judge["mode"] == "per_item" or local
-        for stage, scored in (("judge", transcripts), ("judge_card", card_transcripts)):
-            calls = scored * repeats * (n_items if per_item else 1)
-            prompt = calls * (transcript_tokens + (ITEM_TOKENS if per_item else RUBRIC_TOKENS))
-            completion = 0 if local else calls * (JUSTIFICATION_TOKENS if per_item else n_items * JUSTIFICATION_TOKENS)
-            # Per item, every call on a transcript starts with the same instruction and transcript.
-            cached = _after_first(calls, scored, transcript_tokens) if per_item else 0
-            add(stage, name, judge["model"], calls, prompt, completion, judge.get("prices"), cached)
-        if crisis_sessions:  # the crisis-response items, one call each, on a short excerpt
-            calls = crisis_sessions * repeats * n_crisis_items
-            completion = 0 if local else calls * JUSTIFICATION_TOKENS
-            add(
-                "judge",
-                f"{name} crisis",
-                judge["model"],
-                calls,
-                calls * CRISIS_EXCERPT_TOKENS,
-                completion,
-                judge.get("prices"),
-            )
+        kind = kind_of(judge)  # each kind plans its own calls (cbtflow.judge.kinds)
+        for stage, scored, crises in (("judge", transcripts, crisis_sessions), ("judge_card", card_transcripts, 0)):
+            for part in kind.plan(judge, Work(transcripts=scored, crisis_sessions=crises, **sizes)):
+                add(
+                    stage,
+                    name + part.label,
+                    kind.model_label(judge),
+                    part.calls,
+                    part.prompt,
+                    part.completion,
+                    judge.get("prices"),
+                    part.cached,
+                    paid=kind.calls_model,
+                )
     return rows
 
 

@@ -89,14 +89,15 @@ def test_caps_apply_to_any_judge_and_keep_the_raw_score():
 
 
 def test_an_llm_judge_is_capped_too(scripted, tmp_path):
+    from fakes import run_judge
+
     from cbtflow.instrument import item_ids, load_rubric
-    from cbtflow.judge.run import judge_transcripts
 
     rubric = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
     generous = json.dumps({"items": {i: {"score": 6, "justification": "excellent"} for i in item_ids(rubric)}})
     turns = json.loads((ADVERSARIAL / "harmful_medication.json").read_text())["turns"]
     templates = {n: str(ROOT / f"resources/prompts/{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}
-    [doc] = judge_transcripts(
+    [doc] = run_judge(
         scripted(lambda m, s: generous),
         [{"profile_id": "x", "model": "m", "condition": "cbt", "seed": 1, "turns": turns}],
         [str(tmp_path / "x.json")],

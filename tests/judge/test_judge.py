@@ -2,11 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import run_judge
 from workspace import ROOT
 
 from cbtflow.instrument import item_ids, load_rubric, summarise
-from cbtflow.judge.lexicon import load_lexicon, score_transcript
-from cbtflow.judge.run import judge_transcripts
+from cbtflow.judge.kinds.lexicon import load_lexicon, score_transcript
 from cbtflow.llm import Endpoint
 from cbtflow.llm import items as llm_judge
 
@@ -136,7 +136,7 @@ def test_judge_prompt_is_blinded(scripted, tmp_path):
     }
     client = scripted(lambda m, s: _valid_json())
     judge = {"name": "api", "kind": "llm", "endpoint": {"model": "gemini/x"}}
-    docs = judge_transcripts(client, [transcript], [str(tmp_path / "o.json")], judge, RUBRIC, TEMPLATES, None, seed=1)
+    docs = run_judge(client, [transcript], [str(tmp_path / "o.json")], judge, RUBRIC, TEMPLATES, None, seed=1)
     prompt = json.dumps(client.calls)
     for leak in ("secret-model-r8", "cbt", "eval-000", "seed"):
         assert leak not in prompt
@@ -176,7 +176,7 @@ def test_per_item_mode_makes_one_call_per_item(scripted, tmp_path):
     judge = {"name": "api", "kind": "llm", "mode": "per_item", "endpoint": {"model": "gemini/x"}}
     transcript = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
     templates = {**TEMPLATES, "judge_item_json": str(ROOT / "resources/prompts/judge_item_json.j2")}
-    docs = judge_transcripts(client, [transcript], [str(tmp_path / "o.json")], judge, RUBRIC, templates, None, seed=1)
+    docs = run_judge(client, [transcript], [str(tmp_path / "o.json")], judge, RUBRIC, templates, None, seed=1)
     assert len(client.calls) == 11
     for call, item in zip(client.calls, RUBRIC["items"]):
         assert item["question"] in call[0]["content"]
@@ -220,7 +220,7 @@ def test_repeats_give_icc_per_item_and_total_in_the_report(scripted, tmp_path):
     client = scripted(reply)
     judge = {"name": "api", "kind": "llm", "repeats": 2, "endpoint": {"model": "gemini/x"}}
     transcripts = paired_transcripts(6)
-    docs = judge_transcripts(
+    docs = run_judge(
         client, transcripts, [str(tmp_path / f"{i}.json") for i in range(12)], judge, RUBRIC, TEMPLATES, None, seed=1
     )
     assert all(len(v["repeat_scores"]) == 2 for d in docs for v in d["items"].values())
@@ -283,7 +283,7 @@ def test_a_fallback_that_answers_is_named_and_never_pooled_with_the_judge(tmp_pa
             },
         }
         transcripts = paired_transcripts(4)
-        docs = judge_transcripts(
+        docs = run_judge(
             Client(cache_dir=tmp_path),
             transcripts,
             [str(tmp_path / f"{i}.json") for i in range(8)],
@@ -316,9 +316,7 @@ def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
 
     transcript = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
     judge = {"name": "tiny", "kind": "llm", "endpoint": {"model": "local/some-dir"}}
-    [doc] = judge_transcripts(
-        LowMass(), [transcript], [str(tmp_path / "a.json")], judge, RUBRIC, TEMPLATES, None, seed=1
-    )
+    [doc] = run_judge(LowMass(), [transcript], [str(tmp_path / "a.json")], judge, RUBRIC, TEMPLATES, None, seed=1)
     [flag] = [f for f in doc["flags"] if f["kind"] == "low_confidence"]
     assert sorted(flag["items"]) == sorted(item_ids(RUBRIC))
     assert doc["items"]["agenda"]["score_token_mass"] == 0.07 and doc["answered_by"] == ["local/some-dir"]
@@ -329,7 +327,7 @@ def test_local_judge_low_digit_mass_is_flagged_or_fails(tmp_path):
     mass = stats.analyse(table)["judges"]["tiny"]["digit_mass"]
     assert mass["mean_mass"] == pytest.approx(0.07) and mass["flagged_share"] == pytest.approx(1.0)
     with pytest.raises(llm_judge.LowMassError, match="less than 0.5 of its probability"):
-        judge_transcripts(
+        run_judge(
             LowMass(),
             [transcript],
             [str(tmp_path / "b.json")],
@@ -383,13 +381,11 @@ def test_garbage_replies_become_failure_records_within_max_failures(tmp_path):
     }
     paths = [str(tmp_path / f"{t['profile_id']}.json") for t in transcripts]
     try:
-        docs = judge_transcripts(
+        docs = run_judge(
             Client(cache_dir=tmp_path / "cache"), transcripts, paths, judge, RUBRIC, TEMPLATES, None, seed=1
         )
         with pytest.raises(TooManyFailures, match="2 transcript\\(s\\) failed, max_failures allows 1"):
-            judge_transcripts(
-                Client(), transcripts, paths, {**judge, "max_failures": 1}, RUBRIC, TEMPLATES, None, seed=1
-            )
+            run_judge(Client(), transcripts, paths, {**judge, "max_failures": 1}, RUBRIC, TEMPLATES, None, seed=1)
     finally:
         server.shutdown()
     failed = failures(docs)
@@ -424,7 +420,7 @@ def test_a_session_lost_in_simulation_is_a_failure_record_under_the_patient_budg
     }
     kept = {"profile_id": "eval-000", "model": "m", "condition": "cbt", "seed": 1, "turns": PAIRS[0]["good"]}
     check_transcript(lost, "lost.json")  # no error: it is recorded, not scored
-    docs = judge_transcripts(
+    docs = run_judge(
         None,
         [kept, lost],
         [str(tmp_path / "a.json"), str(tmp_path / "b.json")],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cbtflow.config import with_schema_defaults
+from cbtflow.config import validate_config, with_schema_defaults
 from cbtflow.instrument import item_ids, load_rubric
 from cbtflow.packaged import DEFAULT_RUBRIC
 from cbtflow.report import build as report
@@ -239,6 +239,7 @@ def test_the_runs_own_transcripts_are_sampled_evenly_and_perturbed_through_the_j
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["cache_dir"] = str(tmp_path / "cache")
     config["validation"] = {"run_transcripts": 2, "perturbations": ["drop_agenda", "whitespace"]}
+    validate_config(config)
     result = run_perturbations_for(config, "lexicon", transcripts, str(ROOT / "resources/perturbations.yaml"), "raw")
     assert result["kind"] == "judge_run_perturbations" and len(result["transcripts"]) == 2
     assert set(result["perturbations"]) == {"drop_agenda", "whitespace"}

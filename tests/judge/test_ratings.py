@@ -8,7 +8,7 @@ from workspace import ROOT
 
 from cbtflow import stats
 from cbtflow.instrument import item_ids, load_rubric
-from cbtflow.judge.lexicon import load_lexicon, score_safety
+from cbtflow.judge.kinds.lexicon import load_lexicon, score_safety
 from cbtflow.judge.ratings import export_ratings, import_ratings
 from cbtflow.judge.scores import scores_table
 
@@ -103,7 +103,7 @@ def test_judge_human_agreement_reaches_the_report_analysis(tmp_path):
 
 
 def test_safety_item_is_scored_apart_for_risk_profiles_only(scripted, tmp_path):
-    from cbtflow.judge.run import judge_transcripts
+    from fakes import run_judge
 
     lexicon = load_lexicon(ROOT / "resources/ctrs/lexicon.yaml")
     asks = [
@@ -113,7 +113,7 @@ def test_safety_item_is_scored_apart_for_risk_profiles_only(scripted, tmp_path):
     ignores = [{"role": "therapist", "text": "Let's talk about your week."}, {"role": "patient", "text": "Okay."}]
     scale = {"min": 0, "max": 6}
     assert score_safety(lexicon, asks, scale)["score"] == 6.0 and score_safety(lexicon, ignores, scale)["score"] == 0.0
-    docs = judge_transcripts(
+    docs = run_judge(
         scripted(lambda m, s: ""),
         [
             {

@@ -61,22 +61,29 @@ def test_a_config_can_select_scripted_roles_without_keys_or_providers():
 
 
 def test_a_scripted_judge_scores_by_digits_like_a_local_one(tmp_path):
-    from cbtflow.config import judge_reads
-    from cbtflow.instrument import load_rubric
-    from cbtflow.judge.kinds import DigitJudge, JsonJudge, JudgeJob, LexiconJudge, judge_for
-    from cbtflow.judge.run import judge_transcripts
+    from cbtflow.config import judge_files, judge_settings, run_facts
+    from cbtflow.judge.kinds import JudgeJob, kind_of
+    from cbtflow.judge.kinds.lexicon import LexiconScorer
+    from cbtflow.judge.kinds.llm import DigitScorer, JsonScorer
+    from cbtflow.judge.run import judge_transcripts, load_job, packaged_files
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["judges"]["fast"] = {"kind": "llm", "model": "scripted/judge"}
     validate_config(config)
-    assert judge_reads(config, "fast") == {"templates": ["judge_item"], "lexicon": [], "crisis": {}}
-    rubric = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
-    kinds = {
-        "lexicon": judge_for(JudgeJob(None, {"kind": "lexicon"}, rubric, {}, {}, None)),
-        "scripted": judge_for(JudgeJob(None, {"kind": "llm"}, rubric, {}, None, Endpoint("scripted/j"))),
-        "api": judge_for(JudgeJob(None, {"kind": "llm"}, rubric, {}, None, Endpoint("gemini/x"))),
+    assert judge_files(config, "fast") == {
+        "rubric": "ctrs/ctrs.yaml",
+        "detectors": "detectors.yaml",
+        "judge_item": "prompts/judge_item.j2",
     }
-    assert [type(k) for k in kinds.values()] == [LexiconJudge, DigitJudge, JsonJudge]
+    judge = judge_settings(config, "fast")
+    job = load_job(Client(), judge, packaged_files(judge, run_facts(config)), "ctrs-modified")
+    rubric = job.rubric
+    scorers = {
+        "lexicon": kind_of({"kind": "lexicon"}).scorer(JudgeJob(None, {"kind": "lexicon"}, rubric, {}, {}, None)),
+        "scripted": kind_of(judge).scorer(job),
+        "api": kind_of(judge).scorer(JudgeJob(None, judge, rubric, {}, {}, Endpoint("gemini/x"))),
+    }
+    assert [type(k) for k in scorers.values()] == [LexiconScorer, DigitScorer, JsonScorer]
     transcript = {
         "profile_id": "eval-000",
         "model": "m",
@@ -87,7 +94,5 @@ def test_a_scripted_judge_scores_by_digits_like_a_local_one(tmp_path):
             {"role": "patient", "text": "Sleep."},
         ],
     }
-    judge = {"name": "fast", **config["judges"]["fast"], "endpoint": {"model": "scripted/judge"}}
-    templates = {"judge_item": str(ROOT / "resources/prompts/judge_item.j2")}
-    (doc,) = judge_transcripts(Client(), [transcript], [str(tmp_path / "s.json")], judge, rubric, templates, None, 1)
+    (doc,) = judge_transcripts(job, [transcript], [str(tmp_path / "s.json")], 1)
     assert doc["status"] == "scored" and set(doc["items"]) == {i["id"] for i in rubric["items"]}

@@ -38,7 +38,6 @@ EVAL_IDS = profile_ids("eval", config["profiles"]["eval"])
 EMBEDDED_BASES = sorted(b for b, spec in config["bases"].items() if spec["source"] == "embedded")
 PROMPTS = "resources/prompts"
 RUBRIC = "resources/ctrs/ctrs.yaml"
-LEXICON = "resources/ctrs/lexicon.yaml"
 DETECTORS = "resources/detectors.yaml"
 PERTURBATIONS = "resources/perturbations.yaml"
 AUTHORED_REFERENCE = "resources/reference/authored.yaml"
@@ -123,18 +122,15 @@ def measure_templates():
 
 
 def judge_inputs(wildcards):
+    """The prepared base and chat template of a judge whose kind calls a local model."""
     judge = config["judges"][wildcards.judge]
-    return role_inputs(judge) if judge["kind"] == "llm" else []
+    return role_inputs(judge) if experiment.calls_model(judge) else []
 
 
 def judge_files(wildcards):
-    """Only the templates and lexicon this judge's kind reads (named inputs)."""
-    reads = experiment.judge_reads(config, wildcards.judge)
-    return {
-        **templates(*reads["templates"]),
-        **({"lexicon": reads["lexicon"][0]} if reads["lexicon"] else {}),
-        **reads["crisis"],
-    }
+    """Only the rubric, templates and data files this judge's kind reads (named inputs)."""
+    files = experiment.judge_files(config, wildcards.judge)
+    return {name: f"resources/{path}" for name, path in files.items()}
 
 
 def judge_settings(wildcards):

@@ -5,8 +5,6 @@ rule judge:
     input:
         unpack(judge_files),
         transcripts=transcripts_of,
-        rubric=RUBRIC,
-        detectors=DETECTORS,
         base=judge_inputs,
         after=lambda wc: same_base_predecessor(wc, "judge"),
     output:

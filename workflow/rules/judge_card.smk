@@ -8,8 +8,6 @@ rule judge_card:
     input:
         unpack(judge_files),
         base=judge_inputs,
-        rubric=RUBRIC,
-        detectors=DETECTORS,
         perturbations=PERTURBATIONS,
         authored=AUTHORED_REFERENCE,
         reference_sets=[s["path"] for s in config["validation"]["reference_sets"]],
@@ -41,8 +39,6 @@ rule judge_run_perturbations:
         unpack(judge_files),
         base=judge_inputs,
         transcripts=TRANSCRIPTS,
-        rubric=RUBRIC,
-        detectors=DETECTORS,
         perturbations=PERTURBATIONS,
     output:
         run="results/judge_cards/{judge}.run.json",

@@ -25,7 +25,6 @@ from typing import Any
 import yaml
 
 from cbtflow import prompts
-from cbtflow.config import with_schema_defaults
 from cbtflow.data import quality
 from cbtflow.dialogue import Party, Session, render_transcript, run_sessions
 from cbtflow.llm import Client, Endpoint
@@ -147,7 +146,6 @@ def generate_courses(
     (a local batch of 8 costs little more per step than one of 4), for the price of the
     candidates past the kept one.
     """
-    settings = with_schema_defaults(settings, "courses")
     total = int(settings["sessions"])
     plan = plan_course(phases, total)
     mode = MODES[settings["mode"]]

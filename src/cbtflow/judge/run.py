@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from cbtflow.config import with_schema_defaults
 from cbtflow.data.detectors import apply_caps, detect, load_detectors
-from cbtflow.instrument import summarise
+from cbtflow.instrument import load_rubric, summarise
 from cbtflow.io import sha256_json
 from cbtflow.judge import crisis
-from cbtflow.judge.kinds import Judge, JudgeJob, judge_for
+from cbtflow.judge.kinds import JudgeJob, RunFacts, Scorer, kind_of
 from cbtflow.llm import Client, Endpoint
 from cbtflow.llm import items as llm_judge
 from cbtflow.llm.api import APICallError
@@ -21,7 +21,48 @@ from cbtflow.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DETECTORS = RESOURCES / "detectors.yaml"
+# What every judge reads, inside the packaged resources (the workflow prefixes resources/).
+RUBRIC_FILE = "ctrs/ctrs.yaml"
+DETECTORS_FILE = "detectors.yaml"
+CRISIS_RUBRIC_FILE = "crisis/safety_rubric.yaml"
+
+
+def judge_files(judge: dict[str, Any], facts: RunFacts) -> dict[str, str]:
+    """Every file a job of this judge reads, by input name, as paths inside the packaged
+    resources: the rubric, the detectors, the prompt templates and data files its kind
+    declares, and the crisis rubric when crisis moments are scored. The rule's inputs, the
+    judge card and ``cbtflow score`` all read these, so they cannot drift apart."""
+    reads = kind_of(judge).reads(judge, facts)
+    files = {"rubric": RUBRIC_FILE, "detectors": DETECTORS_FILE}
+    files.update({name: f"prompts/{name}.j2" for name in reads.templates})
+    files.update(reads.data)
+    if facts.crises:
+        files["crisis_rubric"] = CRISIS_RUBRIC_FILE
+    return files
+
+
+def packaged_files(judge: dict[str, Any], facts: RunFacts) -> dict[str, Path]:
+    """``judge_files`` resolved inside the installed package (outside the workflow)."""
+    return {name: RESOURCES / path for name, path in judge_files(judge, facts).items()}
+
+
+def load_job(client: Client | None, judge: dict[str, Any], files: Mapping[str, Any], rubric_variant: str) -> JudgeJob:
+    """One judge job from its settings (a validated config's, defaults filled in) and the
+    files ``judge_files`` names (extra entries, such as a rule's transcripts, are ignored)."""
+    kind = kind_of(judge)
+    crisis_spec = None
+    if "crisis_rubric" in files:
+        crisis_spec = crisis.load_crisis(files["crisis_rubric"], files.get("crisis_heuristic"))
+    return JudgeJob(
+        client=client,
+        judge=judge,
+        rubric=load_rubric(files["rubric"], rubric_variant),
+        templates={name: str(files[name]) for name in kind.templates if name in files},
+        data=kind.load(files),
+        endpoint=Endpoint.from_spec(judge["endpoint"]) if kind.calls_model else None,
+        crisis=crisis_spec,
+        detectors=load_detectors(files["detectors"]) if "detectors" in files else None,
+    )
 
 
 def check_transcript(transcript: dict[str, Any], path: str) -> None:
@@ -85,34 +126,23 @@ def check_failure_budgets(
 
 
 def judge_transcripts(
-    client: Client,
-    transcripts: Sequence[dict[str, Any]],
-    out_paths: Sequence[str],
-    judge: dict[str, Any],
-    rubric: dict[str, Any],
-    templates: dict[str, str],
-    lexicon: dict[str, Any] | None,
-    seed: int,
-    detectors: dict[str, Any] | None = None,
-    crisis_spec: dict[str, Any] | None = None,
+    job: JudgeJob, transcripts: Sequence[dict[str, Any]], out_paths: Sequence[str], seed: int
 ) -> list[dict[str, Any]]:
-    """One score document per transcript. Heuristic detectors (``cbtflow.data.detectors``) flag
-    degenerate and harmful therapist turns and cap the flagged items; each item records the
-    model that answered, and a local judge's items with little mass on the score digits are
-    flagged (or fail the job with ``on_low_mass: fail``).
+    """One score document per transcript. Heuristic detectors (``cbtflow.data.detectors``)
+    flag degenerate and harmful therapist turns and cap the flagged items; each item records
+    the model that answered, and the scorer adds its own confidence flags (a local judge's
+    items with little mass on the score digits).
 
     A transcript whose judging still fails after the re-asks (invalid JSON, or a provider
     failing after its retries and fallbacks) becomes a failure record (reason, raw-output
     path) while the judge's ``max_failures`` allows; the analysis leaves it out and the
     report lists it. With the default 0 the first failure fails the job."""
-    detectors = detectors if detectors is not None else load_detectors(DEFAULT_DETECTORS)
-    judge = with_schema_defaults(judge, "judges", "*")
+    judge, rubric = job.judge, job.rubric
     order = list(range(len(transcripts)))
     random.Random(seed).shuffle(order)  # position bias: no fixed order across conditions
     documents: list[dict[str, Any] | None] = [None] * len(transcripts)
     allowed, failed = failure_budget(judge, len(transcripts)), 0
-    endpoint = Endpoint.from_spec(judge["endpoint"]) if judge["kind"] == "llm" else None
-    scorer = judge_for(JudgeJob(client, judge, rubric, templates, lexicon, endpoint, crisis_spec))
+    scorer = kind_of(judge).scorer(job)
     for index in order:
         if transcripts[index].get("failure"):  # lost in simulation (the patient's max_failures), not the judge's
             documents[index] = failure_record(
@@ -125,7 +155,7 @@ def judge_transcripts(
             )
             continue
         try:
-            documents[index] = _score_document(scorer, transcripts[index], out_paths[index], seed, detectors)
+            documents[index] = _score_document(scorer, transcripts[index], out_paths[index], seed)
         except (llm_judge.JudgeOutputError, APICallError) as err:
             failed += 1
             if failed > allowed:
@@ -154,7 +184,7 @@ def failure_record(
         "stage": stage,
         "judge": judge["name"],
         "judge_kind": judge["kind"],
-        "heuristic": judge["kind"] == "lexicon",
+        "heuristic": kind_of(judge).heuristic,
         "rubric": rubric["name"],
         "profile_id": transcript["profile_id"],
         "model": transcript["model"],
@@ -168,18 +198,15 @@ def failure_record(
     }
 
 
-def _score_document(
-    scorer: Judge, transcript: dict[str, Any], out_path: str, seed: int, detectors: dict[str, Any]
-) -> dict[str, Any]:
-    judge, rubric = scorer.job.judge, scorer.job.rubric
-    kind, repeats = judge["kind"], int(judge["repeats"])
+def _score_document(scorer: Scorer, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
+    judge, rubric, detectors = scorer.job.judge, scorer.job.rubric, scorer.job.detectors or {}
+    kind, repeats = kind_of(judge), int(judge["repeats"])
     seeds = [derive_seed(seed, "judge.repeat", r) for r in range(repeats)]
     samples = [scorer.score(transcript, out_path, s) for s in seeds]
     items = _consensus(samples)
-    flags = detect(transcript["turns"], detectors)
-    if kind == "llm":  # digit mass exists for local LLM judges only; none is a lexicon's
-        flags += _low_mass_flags(items, judge, out_path)
-    items = apply_caps(items, flags, detectors)
+    flags = detect(transcript["turns"], detectors) if detectors else []
+    flags += scorer.flags(items, out_path)
+    items = apply_caps(items, flags, detectors) if detectors else items
     safety = None
     if transcript.get("risk_level", "none") != "none":
         safety = _consensus([scorer.safety(transcript, out_path, s) for s in seeds])["safety"]
@@ -193,15 +220,15 @@ def _score_document(
         "kind": "ctrs",
         "status": "scored",
         "judge": judge["name"],
-        "judge_kind": kind,
-        "heuristic": kind == "lexicon",
+        "judge_kind": kind.name,
+        "heuristic": kind.heuristic,
         "rubric": rubric["name"],
         "profile_id": transcript["profile_id"],
         "model": transcript["model"],
         "condition": transcript["condition"],
         "seed": transcript["seed"],
         "repeats": repeats,
-        "mode": judge["mode"] if kind == "llm" else kind,
+        "mode": kind.mode(judge),
         "transcript_tokens": transcript.get("n_tokens", 0),
         "transcript_turns": len(transcript["turns"]),
         "transcript_sha256": transcript_hash(transcript),
@@ -216,26 +243,6 @@ def _score_document(
         # The response to a scripted crisis disclosure (profiles.crisis), apart from the total.
         "crisis": crisis_doc,
     }
-
-
-def _low_mass_flags(items: dict[str, Any], judge: dict[str, Any], out_path: str) -> list[dict[str, Any]]:
-    threshold = float(judge["low_mass_threshold"])
-    low = llm_judge.low_mass_items(items, threshold)
-    if not low:
-        return []
-    if judge["on_low_mass"] == "fail":
-        raise llm_judge.LowMassError(
-            f"{out_path}: judge {judge['name']} put less than {threshold} of its probability on the score digits "
-            f"for items {low}; its scores are not judgements (set on_low_mass: flag to keep them, flagged)"
-        )
-    return [
-        {
-            "detector": "low_digit_mass",
-            "kind": "low_confidence",
-            "items": low,
-            "evidence": f"score-digit mass below {threshold}",
-        }
-    ]
 
 
 def _consensus(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from cbtflow.judge.kinds import kind_of
 from cbtflow.stats.descriptive import mean_ci
 from cbtflow.validation.perturb import perturb
 from cbtflow.validation.reference_sets import authored_sessions, load_reference_set, therapist_words
@@ -301,23 +302,19 @@ def verdicts(card: dict[str, Any], thresholds: dict[str, float]) -> dict[str, An
 def judge_scorer(config: dict[str, Any], judge_name: str, raw_dir: str) -> tuple[Scorer, list[str], dict[str, Any]]:
     """The configured judge's own scoring path (its call cache, detectors and caps), as a
     function from transcripts to scores; fails naming any session it could not score."""
-    from cbtflow.config import judge_settings
-    from cbtflow.instrument import item_ids, load_rubric
-    from cbtflow.judge.lexicon import load_lexicon
-    from cbtflow.judge.run import judge_transcripts
-    from cbtflow.packaged import RESOURCES
+    from cbtflow.config import judge_settings, run_facts
+    from cbtflow.instrument import item_ids
+    from cbtflow.judge.run import judge_transcripts, load_job, packaged_files
     from cbtflow.runtime import client
 
     judge = judge_settings(config, judge_name)
-    rubric = load_rubric(RESOURCES / "ctrs" / "ctrs.yaml", config["judging"]["rubric_variant"])
-    items = item_ids(rubric)
-    lexicon = load_lexicon(RESOURCES / "ctrs" / "lexicon.yaml") if judge["kind"] == "lexicon" else None
-    templates = {n: str(RESOURCES / "prompts" / f"{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}
-    calls = client(config["cache_dir"], config)
+    files = packaged_files(judge, run_facts(config))
+    job = load_job(client(config["cache_dir"], config), judge, files, config["judging"]["rubric_variant"])
+    items = item_ids(job.rubric)
 
     def score(transcripts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         paths = [f"{raw_dir}/{t['condition']}/{t['profile_id']}.json" for t in transcripts]
-        docs = judge_transcripts(calls, transcripts, paths, judge, rubric, templates, lexicon, seed=0)
+        docs = judge_transcripts(job, transcripts, paths, seed=0)
         failed = [d["profile_id"] for d in docs if d.get("status") == "failed"]
         if failed:
             raise ValueError(f"judge '{judge_name}' could not score sessions {failed}")
@@ -334,14 +331,11 @@ def _perturbations(config: dict[str, Any], path: str, items: list[str]) -> list[
 
 def card_for(config: dict[str, Any], judge_name: str, perturbations_path: str, raw_dir: str) -> dict[str, Any]:
     """The card of one configured judge, scored through its own judging path and cache."""
-    from cbtflow.config import with_schema_defaults
-
     score, items, judge = judge_scorer(config, judge_name, raw_dir)
-    given = (config.get("validation") or {}).get("thresholds") or {}
-    thresholds = with_schema_defaults(given, "validation", "thresholds")
+    thresholds = config["validation"]["thresholds"]  # a validated config: defaults filled in
     perturbations = _perturbations(config, perturbations_path, items)
     card = build_card(
-        judge_name, judge["kind"] == "lexicon", sessions_of(config), perturbations, items, score, thresholds
+        judge_name, kind_of(judge).heuristic, sessions_of(config), perturbations, items, score, thresholds
     )
     return {**card, "judge_settings": {k: v for k, v in judge.items() if k != "endpoint"}}
 
@@ -364,10 +358,7 @@ def run_perturbations_for(
     """The perturbations applied to a sample of the run's own eval transcripts (kept apart
     from the card, which must not rerun when a model changes)."""
     score, items, _ = judge_scorer(config, judge_name, raw_dir)
-    from cbtflow.config import with_schema_defaults
-
-    validation = with_schema_defaults(config.get("validation") or {}, "validation")
-    sample = sample_transcripts(transcripts, int(validation["run_transcripts"]))
+    sample = sample_transcripts(transcripts, int(config["validation"]["run_transcripts"]))
     sessions = [
         {"id": f"{t['model']}/{t['condition']}/seed{t['seed']}/{t['profile_id']}", "turns": t["turns"]} for t in sample
     ]

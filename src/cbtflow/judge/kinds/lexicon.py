@@ -1,4 +1,5 @@
-"""A deterministic CTRS proxy from surface markers of CBT practice (a heuristic baseline).
+"""The lexicon judge kind: a deterministic CTRS proxy from surface markers of CBT practice
+(a heuristic baseline, named as one in every score document and report).
 
 Features and weights live in ``resources/ctrs/lexicon.yaml`` so that anyone can see and
 change exactly what is counted; every score carries its feature values.
@@ -13,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from cbtflow.judge.kinds import CallPlan, JudgeJob, JudgeKind, Reads, RunFacts, Scorer, Work, register
+
+LEXICON_FILE = "ctrs/lexicon.yaml"  # inside the packaged resources
+CRISIS_HEURISTIC_FILE = "crisis/heuristic.yaml"
 
 OPEN_START = re.compile(
     r"^(what|how|why|when|where|which|who|tell me|could you (tell|describe|say)|can you (tell|describe|say)"
@@ -99,3 +105,39 @@ def score_safety(lexicon: dict[str, Any], turns: Sequence[dict[str, Any]], scale
     """The safety item: risk asked about directly, and a safe response."""
     therapist = [" ".join(t["text"].split()) for t in turns if t["role"] == "therapist"]
     return _score_features(lexicon["safety"], therapist, scale)
+
+
+class LexiconScorer(Scorer):
+    def score(self, transcript, out_path, seed):
+        return score_transcript(self.job.data["lexicon"], transcript["turns"], self.job.rubric)
+
+    def safety(self, transcript, out_path, seed):
+        lexicon, scale = self.job.data["lexicon"], self.job.rubric["scale"]
+        return {"safety": score_safety(lexicon, transcript["turns"], scale)}
+
+    def crisis(self, transcript, out_path, seed):
+        from cbtflow.judge import crisis
+
+        return crisis.heuristic_items(self.job.crisis["heuristic"], crisis.responses(transcript["turns"]))
+
+
+@register
+class Lexicon(JudgeKind):
+    name = "lexicon"
+    description = "A transparent heuristic baseline: weighted surface markers per item (resources/ctrs/lexicon.yaml)."
+    heuristic = True
+
+    def reads(self, judge: dict[str, Any], facts: RunFacts) -> Reads:
+        data = {"lexicon": LEXICON_FILE}
+        if facts.crises:
+            data["crisis_heuristic"] = CRISIS_HEURISTIC_FILE
+        return Reads(data=data)
+
+    def load(self, files):
+        return {"lexicon": load_lexicon(files["lexicon"])}
+
+    def scorer(self, job: JudgeJob) -> Scorer:
+        return LexiconScorer(job)
+
+    def plan(self, judge: dict[str, Any], work: Work) -> list[CallPlan]:
+        return [CallPlan("", 0, 0, 0)]

@@ -13,9 +13,8 @@ from typing import Any
 
 import yaml
 
-from cbtflow.config import judge_settings, validate_config
+from cbtflow.config import judge_settings, run_facts, validate_config
 from cbtflow.io import read_json, write_json
-from cbtflow.packaged import RESOURCES
 
 ROLES = ("therapist", "patient")
 
@@ -50,10 +49,7 @@ def score_files(
     files: Sequence[str], judge_name: str, configfile: str, out_dir: str, seed: int = 0, overwrite: bool = False
 ) -> list[Path]:
     """Score every file with the named judge; refuses to overwrite an existing score unless told."""
-    from cbtflow.data.detectors import load_detectors
-    from cbtflow.instrument import load_rubric
-    from cbtflow.judge.lexicon import load_lexicon
-    from cbtflow.judge.run import check_transcript, judge_transcripts
+    from cbtflow.judge.run import check_transcript, judge_transcripts, load_job, packaged_files
     from cbtflow.runtime import client
 
     config = yaml.safe_load(Path(configfile).read_text(encoding="utf-8"))
@@ -69,21 +65,14 @@ def score_files(
     existing = [str(o) for o in outputs if o.exists()]
     if existing and not overwrite:
         raise ValueError(f"score files exist already: {existing}; pass --overwrite or choose another -o")
-    resources = RESOURCES
-    rubric = load_rubric(resources / "ctrs" / "ctrs.yaml", config["judging"]["rubric_variant"])
-    lexicon = load_lexicon(resources / "ctrs" / "lexicon.yaml") if judge["kind"] == "lexicon" else None
-    templates = {n: str(resources / "prompts" / f"{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}
-    documents = judge_transcripts(
+    # The rule's own judging path: the same files, detectors and crisis scoring (judge.run).
+    job = load_job(
         client(config["cache_dir"], config),
-        transcripts,
-        [str(o) for o in outputs],
         judge,
-        rubric,
-        templates,
-        lexicon,
-        seed,
-        detectors=load_detectors(resources / "detectors.yaml"),
+        packaged_files(judge, run_facts(config)),
+        config["judging"]["rubric_variant"],
     )
+    documents = judge_transcripts(job, transcripts, [str(o) for o in outputs], seed)
     for path, document, source in zip(outputs, documents, files):
         write_json(path, {**document, "source_file": str(source)})
     return outputs

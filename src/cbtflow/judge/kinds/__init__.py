@@ -1,0 +1,229 @@
+"""Judge kinds: each kind is one module in this package that declares what it is.
+
+A kind declares its name, its config fields (a JSON Schema fragment, defaults included),
+the files its jobs read, whether it is a heuristic, whether it calls a model, and how its
+calls are estimated. Config validation, the rule inputs, ``cbtflow estimate``, scoring and
+the report all read those declarations, so adding a kind is adding one module: every module
+in this package is imported on first use, and an installed package can add its own under the
+``cbtflow.judge_kinds`` entry point (README: Extending cbtflow).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cbtflow.dialogue import render_transcript
+from cbtflow.llm import Client, Endpoint
+
+ENTRY_POINT_GROUP = "cbtflow.judge_kinds"
+
+# Fields every kind takes, whatever it scores with.
+COMMON_FIELDS: dict[str, Any] = {
+    "kind": {"type": "string"},
+    "repeats": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "description": "Samples per transcript; the analysis uses their mean and the report gives ICC across repeats.",
+    },
+    "max_failures": {
+        "type": "number",
+        "minimum": 0,
+        "default": 0,
+        "description": "Transcripts whose judging may still fail after the re-asks and retries, as a count "
+        "(1, 2, ...) or a fraction of this judge's transcripts (below 1); each becomes a failure record, left out "
+        "of the analysis and listed in the report. 0: the first failure fails the job.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a judge's inputs depend on beyond its own settings."""
+
+    crises: bool  # crisis moments are scripted (profiles.crisis.share > 0)
+    safety: bool  # risk profiles get a safety item (profiles.eval_risk)
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The files a judge job reads, as paths inside the packaged resources: prompt
+    templates by name (``prompts/<name>.j2``) and the kind's own data files by input name."""
+
+    templates: tuple[str, ...] = ()
+    data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What ``cbtflow estimate`` knows about one judge stage, for a kind's call plan."""
+
+    transcripts: int
+    n_items: int
+    transcript_tokens: int
+    crisis_sessions: int
+    n_crisis_items: int
+    item_tokens: int
+    rubric_tokens: int
+    justification_tokens: int
+    crisis_excerpt_tokens: int
+
+    @staticmethod
+    def after_first(calls: int, groups: int, shared_tokens: int) -> int:
+        """Reusable prompt tokens when ``calls`` fall into ``groups`` that each repeat a
+        prefix of ``shared_tokens`` (one transcript's items): every call after a group's first."""
+        return max(0, calls - groups) * shared_tokens
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """One row of a judge's estimate: its calls and tokens (``label`` names the part)."""
+
+    label: str
+    calls: int
+    prompt: int
+    completion: int
+    cached: int = 0
+
+
+@dataclass(frozen=True)
+class JudgeJob:
+    """What every scoring call of one judge job shares."""
+
+    client: Client | None
+    judge: dict[str, Any]
+    rubric: dict[str, Any]
+    templates: dict[str, str]
+    data: dict[str, Any]  # the kind's own loaded data files (JudgeKind.load)
+    endpoint: Endpoint | None  # None for a kind that calls no model; parsed once per job
+    crisis: dict[str, Any] | None = None  # crisis-response rubric and heuristic (judge.crisis)
+    detectors: dict[str, Any] | None = None  # degenerate and harmful turns (data.detectors); None: none
+
+
+class Scorer(ABC):
+    """One judge job's scorer; ``seed`` drives an LLM judge's sampling and re-asks."""
+
+    def __init__(self, job: JudgeJob):
+        self.job = job
+
+    @property
+    def safety_rubric(self) -> dict[str, Any]:
+        return {**self.job.rubric, "items": [self.job.rubric["safety"]]}
+
+    @abstractmethod
+    def score(self, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def safety(self, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]: ...
+
+    def crisis(self, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
+        """The crisis-response items for the therapist's replies to a scripted disclosure,
+        scored as this kind scores rubric items."""
+        from cbtflow.judge import crisis
+
+        text = crisis.excerpt(transcript["turns"])
+        return self.rubric_items(self.job.crisis["rubric"], text, out_path.replace(".json", ".crisis.json"), seed)
+
+    def rubric_items(self, rubric: dict[str, Any], text: str, out_path: str, seed: int) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} scores no free-standing rubric")
+
+    def flags(self, items: dict[str, Any], out_path: str) -> list[dict[str, Any]]:
+        """Flags about the judge's own confidence in ``items`` (none by default)."""
+        return []
+
+    @staticmethod
+    def text(transcript: dict[str, Any]) -> str:
+        """What a judge sees: the turns with neutral labels, nothing about their origin."""
+        return render_transcript(transcript["turns"])
+
+
+class JudgeKind(ABC):
+    """A kind of judge, declared once. Subclass, set the class variables and decorate the
+    class with ``@register``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    heuristic: ClassVar[bool] = False  # scores surface features; named as a heuristic everywhere
+    calls_model: ClassVar[bool] = False  # its settings name a model (local, scripted or API)
+    fields: ClassVar[dict[str, Any]] = {}  # its config fields beyond COMMON_FIELDS (JSON Schema)
+    templates: ClassVar[tuple[str, ...]] = ()  # every prompt template it may read
+
+    @abstractmethod
+    def reads(self, judge: dict[str, Any], facts: RunFacts) -> Reads:
+        """The files a job of this judge reads (only these: editing another reruns nothing)."""
+
+    @abstractmethod
+    def scorer(self, job: JudgeJob) -> Scorer: ...
+
+    @abstractmethod
+    def plan(self, judge: dict[str, Any], work: Work) -> list[CallPlan]:
+        """The calls and tokens ``cbtflow estimate`` counts for one stage of this judge."""
+
+    def load(self, files: dict[str, str | Path]) -> dict[str, Any]:
+        """Its data files (``Reads.data``) loaded, by input name."""
+        return {}
+
+    def mode(self, judge: dict[str, Any]) -> str:
+        """How it scored, as the score document records it."""
+        return self.name
+
+    def model_label(self, judge: dict[str, Any]) -> str:
+        return judge["model"] if self.calls_model else f"{self.name} (no model)"
+
+
+KINDS: dict[str, JudgeKind] = {}
+
+
+def register(cls: type[JudgeKind]) -> type[JudgeKind]:
+    """Class decorator: make a kind available under its ``name``."""
+    if cls.name in KINDS and type(KINDS[cls.name]) is not cls:
+        twice = f"{type(KINDS[cls.name]).__module__}, {cls.__module__}"
+        raise ValueError(f"judge kind {cls.name!r} is registered twice ({twice})")
+    KINDS[cls.name] = cls()
+    return cls
+
+
+@cache
+def discover() -> dict[str, JudgeKind]:
+    """Every kind: the modules of this package, then installed entry points."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        point.load()
+    return KINDS
+
+
+def kind_of(judge: dict[str, Any]) -> JudgeKind:
+    """The kind a judge's settings name; a clear error for an unknown one."""
+    kinds = discover()
+    name = judge.get("kind")
+    if name not in kinds:
+        raise ValueError(
+            f"judge kind {name!r} is not registered (kinds: {sorted(kinds)}); see README: Extending cbtflow"
+        )
+    return kinds[name]
+
+
+def judge_schema() -> dict[str, Any]:
+    """The JSON Schema of one ``judges.<name>`` entry: ``kind`` one of the registered kinds,
+    then that kind's own fields (and their defaults) and no others."""
+    kinds = discover()
+    return {
+        "type": "object",
+        "required": ["kind"],
+        "properties": {"kind": {"enum": sorted(kinds)}},
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
+                "then": {"properties": {**COMMON_FIELDS, **kind.fields}, "additionalProperties": False},
+            }
+            for name, kind in sorted(kinds.items())
+        ],
+    }
