@@ -60,6 +60,7 @@ def worker(kind: str, base: str, dataset: str, recipe: dict, seed: int) -> dict:
     import torch
 
     from cbtflow.train import finetune
+    from cbtflow.train.backends import training_backend
 
     torch.set_num_threads(2)
     if kind == "ours":
@@ -83,7 +84,7 @@ def worker(kind: str, base: str, dataset: str, recipe: dict, seed: int) -> dict:
     from datasets import Dataset, load_from_disk
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-    model, tokenizer = finetune._load_for_backend("peft-cpu", base, recipe, seed)
+    model, tokenizer = training_backend("peft-cpu").load(base, recipe, seed)
     rows = finetune.tokenize_dataset(
         tokenizer, load_from_disk(dataset)["train"]["messages"], recipe["training"]["max_seq_length"]
     )

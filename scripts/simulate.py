@@ -9,7 +9,7 @@ from cbtflow.dialogue import Party
 from cbtflow.io import write_json
 from cbtflow.judge.run import TooManyFailures, failure_budget
 from cbtflow.llm import Endpoint
-from cbtflow.llm.vllm_server import serving
+from cbtflow.llm.backends import backend_class
 from cbtflow.runtime import client, setup
 from cbtflow.simulate.measures import load_measure, self_reports
 from cbtflow.simulate.run import simulate, transcript_document
@@ -18,15 +18,17 @@ log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
 t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if CONDITION_TABLE[w.condition].adapter else None
-endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"), backend=t["backend"])
+endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"))
 patient = Party(
     Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sampling", "max_failures")}), p["sampling"]
 )
 profiles = load_profiles(snakemake.input.profiles)
 llm = client(snakemake.params.cache_dir, snakemake.config)
 templates = {"therapist_system": snakemake.input.therapist_system, "patient_system": snakemake.input.patient_system}
-shared = t["vllm"].get("shared_servers", {}).get(snakemake.params.base)
-with serving(endpoint, f"{snakemake.log[0]}.server", t["vllm"], shared_url=shared) as served:
+# The therapist's backend (therapist.backend) and its own settings (therapist.<backend>).
+backend, settings = backend_class(t["backend"]), t.get(t["backend"]) or {}
+shared = settings.get("shared_servers", {}).get(snakemake.params.base)
+with backend.serving(endpoint, f"{snakemake.log[0]}.server", settings, shared) as served:
     therapist = Party(served, t["sampling"])
     allowed = failure_budget(p, len(profiles))  # the patient role's max_failures
     sessions = simulate(

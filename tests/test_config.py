@@ -129,7 +129,6 @@ def test_missing_key_stops_the_run_before_any_job(tmp_path):
             str(ROOT / "Snakefile"),
             "--directory",
             str(tmp_path),
-            "results/profiles/train.jsonl",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -137,7 +136,7 @@ def test_missing_key_stops_the_run_before_any_job(tmp_path):
         env=env,
     )
     out = done.stdout + done.stderr
-    assert done.returncode != 0
+    assert done.returncode != 0  # the whole run, the gemini judge's jobs included
     assert "judges.gemini" in out and "GEMINI_API_KEY" in out
     assert not (tmp_path / "results").exists(), "no job ran"
 
@@ -320,3 +319,29 @@ def test_multiplicity_families_name_exactly_the_contrasts_the_analysis_runs():
 
     families = load_schema("config")["properties"]["report"]["properties"]["multiplicity_families"]
     assert families["additionalProperties"]["items"]["enum"] == [contrast_name(a, b) for a, b in CONTRASTS]
+
+
+def test_preflight_checks_only_the_roles_the_requested_targets_call(tmp_path):
+    """The study's config without any API key: the profiles call no model and are built; the
+    courses call the generator, and only the generator's key is asked for."""
+    from cbtflow.preflight import preflight
+
+    paper = yaml.safe_load((ROOT / "experiments" / "paper.yaml").read_text())
+    validate_config(paper)
+    no_keys = {}
+    assert preflight(paper, set(), environ=no_keys) == []
+    [generator] = preflight(paper, {"roles.generator"}, environ=no_keys)
+    assert generator.startswith("roles.generator uses openrouter/") and "OPENROUTER_API_KEY" in generator
+    assert len(preflight(paper, None, environ=no_keys)) >= 3, "unfiltered: every paid role"
+
+    keys = ("OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY")
+    clean = {k: "" for k in keys}
+    done = _run_in(tmp_path, paper, "--cores", "1", "results/profiles/train.jsonl", env=clean)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (tmp_path / "results" / "profiles" / "train.jsonl").exists()
+    again = tmp_path / "courses"
+    again.mkdir()
+    courses = _run_in(again, paper, "--cores", "1", "results/courses/hermes3-405b/train-000.json", env=clean)
+    out = courses.stdout + courses.stderr
+    assert courses.returncode != 0 and "preflight failed, no job was run" in out
+    assert "roles.generator" in out and "roles.patient" not in out and "judges." not in out

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from cbtflow.train import finetune
+from cbtflow.train.backends import training_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERSATION = [
@@ -114,7 +115,7 @@ def test_cpu_backend_never_imports_unsloth(monkeypatch, embedded_model):
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj"]},
         "training": {"max_seq_length": 128},
     }
-    model, tok = finetune._load_for_backend("peft-cpu", embedded_model, recipe, seed=1)
+    model, tok = training_backend("peft-cpu").load(embedded_model, recipe, seed=1)
     assert "unsloth" not in sys.modules
     assert model.peft_config["default"].r == 4
 
@@ -207,8 +208,8 @@ def test_precision_follows_the_gpu(monkeypatch, bf16_supported, expected):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
-    assert finetune.mixed_precision("unsloth") == expected == finetune.mixed_precision("peft-bnb")
-    assert finetune.mixed_precision("peft-cpu") == {"bf16": False, "fp16": False}
+    assert training_backend("unsloth").mixed_precision() == expected == training_backend("peft-bnb").mixed_precision()
+    assert training_backend("peft-cpu").mixed_precision() == {"bf16": False, "fp16": False}
 
 
 def test_mistral_v03_template_gets_the_system_prompt_folded(smol_tokenizer):

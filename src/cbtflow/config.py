@@ -8,7 +8,6 @@ must name a declared base) are checked here.
 from __future__ import annotations
 
 import copy
-import re
 from functools import cache
 from typing import Any
 
@@ -19,6 +18,7 @@ from cbtflow.conditions import BASELINE, CONTRASTS, TUNED, contrasts_among
 from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.judge import run as judging
 from cbtflow.judge.kinds import RunFacts, judge_schema, kind_of
+from cbtflow.llm.backends import Backend, backend_class, therapist_backends
 from cbtflow.llm.endpoint import LOCAL_PREFIX, SCRIPTED_PREFIX
 from cbtflow.packaged import RESOURCES, schema_path
 
@@ -39,6 +39,7 @@ def load_schema(name: str) -> dict[str, Any]:
     schema = yaml.safe_load(path.read_text(encoding="utf-8"))
     if name == "config":
         schema["$defs"]["judge"] = judge_schema()
+        schema["properties"]["therapist"]["properties"]["backend"]["enum"] = sorted(therapist_backends())
     return schema
 
 
@@ -87,14 +88,6 @@ def model_roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return roles
 
 
-BNB_CHECKPOINT = re.compile(r"bnb|4bit|4-bit", re.IGNORECASE)
-
-
-def serving_source(config: dict[str, Any], base: str) -> str:
-    """What vLLM loads for a base: its ``serve_source`` when named, else its source."""
-    return config["bases"][base].get("serve_source") or config["bases"][base]["source"]
-
-
 def known_providers() -> set[str]:
     """litellm's provider prefixes, read from a file: importing litellm takes seconds, and
     config validation runs on every ``snakemake`` start, dry runs included."""
@@ -132,29 +125,9 @@ def _provider_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _vllm_problems(config: dict[str, Any]) -> list[str]:
-    """What vLLM 0.33 would refuse only after a GPU job started: a bitsandbytes base and a
-    LoRA rank above its largest --max-lora-rank."""
-    from cbtflow.llm.vllm_server import VLLM_LORA_RANKS
-
-    if config["therapist"]["backend"] != "vllm":
-        return []
-    problems = []
-    for name in sorted({m["base"] for m in config["models"].values()} & set(config["bases"])):
-        source = serving_source(config, name)
-        if BNB_CHECKPOINT.search(source):
-            problems.append(
-                f"config.bases.{name}.serve_source: vLLM 0.33 cannot serve the bitsandbytes checkpoint "
-                f"'{source}' (no bitsandbytes quantization method); name its 16-bit base, e.g. "
-                "meta-llama/Llama-3.1-8B-Instruct (QLoRA adapters have the same shapes)"
-            )
-    for name, model in config["models"].items():
-        if int(model["lora"]["r"]) > max(VLLM_LORA_RANKS):
-            problems.append(
-                f"config.models.{name}.lora.r: {model['lora']['r']} is above the largest LoRA rank vLLM "
-                f"serves ({max(VLLM_LORA_RANKS)}; allowed --max-lora-rank values {list(VLLM_LORA_RANKS)})"
-            )
-    return problems
+def therapist_backend(config: dict[str, Any]) -> type[Backend]:
+    """The backend that runs the local therapist (``therapist.backend``)."""
+    return backend_class(config["therapist"]["backend"])
 
 
 def with_schema_defaults(settings: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -201,7 +174,7 @@ def validate_config(config: dict[str, Any]) -> None:
             problems.append(
                 f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}"
             )
-        problems += _vllm_problems(config) + _provider_problems(config)
+        problems += therapist_backend(config).config_problems(config) + _provider_problems(config)
         if TUNED in config["conditions"] and BASELINE not in config["conditions"]:
             problems.append(f"config.conditions: the paired analysis needs '{BASELINE}' beside '{TUNED}'")
         elif not contrasts_among(config["conditions"]):
@@ -273,17 +246,20 @@ def gpus_for(config: dict[str, Any], *roles: dict[str, Any]) -> int:
     return int(config["gpus_per_job"]) if local else 0
 
 
-ENVIRONMENTS = ("cpu", "cuda-train", "vllm", "stats")
+# envs/<name>.yaml: the CPU default, CUDA training, statistics, and each therapist backend's own.
+ENVIRONMENTS = tuple(
+    dict.fromkeys(("cpu", "cuda-train", "stats", *(b.environment for b in therapist_backends().values())))
+)
 
 
 def rule_environment(config: dict[str, Any], rule: str, *roles: dict[str, Any]) -> str:
     """The conda environment (``envs/<name>.yaml``) a rule runs in under ``--sdm conda``.
 
-    vLLM's own environment for a vLLM therapist; the CUDA training environment for a job
-    that runs a local model on a GPU; the statistics environment (no torch) for the report;
-    the CPU environment otherwise."""
-    if rule == "simulate" and config["therapist"]["backend"] == "vllm":
-        return "vllm"
+    A server backend's own environment for the therapist it serves (Backend.environment);
+    the CUDA training environment for a job that runs a local model on a GPU; the
+    statistics environment (no torch) for the report; the CPU environment otherwise."""
+    if rule == "simulate" and therapist_backend(config).server:
+        return therapist_backend(config).environment
     if rule == "report":
         return "stats"
     if rule in ("finetune", "simulate", "courses", "judge") and gpus_for(config, *roles):
@@ -293,14 +269,13 @@ def rule_environment(config: dict[str, Any], rule: str, *roles: dict[str, Any]) 
 
 def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str:
     """The therapist's weights as a local endpoint: the model's external checkpoint, the
-    base vLLM serves (``serve_source``), or the base."""
+    weights its backend loads for the base (vLLM's ``serve_source``), or the base."""
     entry = config["models"][model]
     if CONDITION_TABLE[condition].weights == "external":
         return f"{LOCAL_PREFIX}{entry['external']}"
-    if config["therapist"]["backend"] == "vllm":
-        source = config["bases"][entry["base"]].get("serve_source")
-        if source:
-            return f"{LOCAL_PREFIX}{source}"
+    source = therapist_backend(config).weights(config, entry["base"])
+    if source:
+        return f"{LOCAL_PREFIX}{source}"
     return f"{LOCAL_PREFIX}{base_location(config, entry['base'])}"
 
 

@@ -8,7 +8,7 @@ whether the variable is set, never its value.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from cbtflow.config import api_models, field_of
@@ -33,11 +33,30 @@ def _failing(roles: dict[str, dict[str, Any]], probe: Callable[[Any, dict[str, A
     return failing
 
 
-def unknown_providers(config: dict[str, Any]) -> list[str]:
+def called_models(config: dict[str, Any], roles: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The API models (fallbacks included) of the ``roles`` a run calls, by config field
+    (``roles.patient``, ``judges.gemini``, ...); all of them when ``roles`` is None."""
+    models = api_models(config)
+    if roles is None:
+        return models
+    return {where: role for where, role in models.items() if where.split(".fallbacks[")[0] in roles}
+
+
+def preflight(
+    config: dict[str, Any], roles: Collection[str] | None = None, environ: dict[str, str] | None = None
+) -> list[str]:
+    """Every problem that would stop a paid run after it started, for the ``roles`` the jobs
+    to run call (the workflow passes them: a run that calls no model checks nothing)."""
+    return (
+        unknown_providers(config, roles) + unpriced_under_budget(config, roles) + missing_keys(config, environ, roles)
+    )
+
+
+def unknown_providers(config: dict[str, Any], roles: Collection[str] | None = None) -> list[str]:
     """API roles whose model litellm cannot route; config validation has already checked the
     provider prefix without importing litellm."""
     failing = _failing(
-        api_models(config),
+        called_models(config, roles),
         lambda litellm, role: litellm.get_llm_provider(model=role["model"], api_base=role.get("api_base")),
     )
     return [
@@ -47,7 +66,7 @@ def unknown_providers(config: dict[str, Any]) -> list[str]:
     ]
 
 
-def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
+def unpriced_under_budget(config: dict[str, Any], roles: Collection[str] | None = None) -> list[str]:
     """With ``max_cost_usd`` set, every paid model needs a price: litellm's cost map or the
     role's ``prices:``. Without one its calls would count as free and the budget would
     never stop the run, so the run stops here instead. A model behind ``api_base`` (a
@@ -56,7 +75,7 @@ def unpriced_under_budget(config: dict[str, Any]) -> list[str]:
         return []
     unpriced = {
         where: role
-        for where, role in api_models(config).items()
+        for where, role in called_models(config, roles).items()
         if not role.get("api_base") and not _parent(config, where).get("prices")
     }
 
@@ -81,10 +100,12 @@ def _parent(config: dict[str, Any], where: str) -> dict[str, Any]:
     return config[section][name]
 
 
-def missing_keys(config: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
+def missing_keys(
+    config: dict[str, Any], environ: dict[str, str] | None = None, roles: Collection[str] | None = None
+) -> list[str]:
     environ = os.environ if environ is None else environ
     problems = []
-    for where, role in api_models(config).items():
+    for where, role in called_models(config, roles).items():
         endpoint = Endpoint(model=role["model"], api_base=role.get("api_base"))
         variable = endpoint.key_env
         if variable and not environ.get(variable):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from workspace import TINY, make_workspace, snakemake
 
+from cbtflow.llm.backends.vllm_served import OpenAIServer, free_port
 from cbtflow.llm.embedded import EMBEDDED
-from cbtflow.llm.vllm_server import OpenAIServer, free_port
 
 pytestmark = pytest.mark.workflow
 

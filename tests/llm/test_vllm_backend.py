@@ -10,8 +10,12 @@ import pytest
 from workspace import ROOT
 
 from cbtflow.config import with_schema_defaults
-from cbtflow.llm import Client, Endpoint, vllm_server
-from cbtflow.llm.vllm_server import OpenAIServer, ServerStartError, served_name, server_command, serving
+from cbtflow.llm import Client, Endpoint
+from cbtflow.llm.backends import backend_class
+from cbtflow.llm.backends import vllm_served as vllm_server
+from cbtflow.llm.backends.vllm_served import OpenAIServer, ServerStartError, Vllm, served_name, server_command
+
+serving = Vllm.serving
 
 STUB = ROOT / "tests" / "data" / "openai_stub_server.py"
 
@@ -71,7 +75,7 @@ def test_served_sessions_route_to_the_lora_module_and_keep_the_local_identity(ad
 
 def test_transformers_backend_starts_nothing(tmp_path):
     endpoint = Endpoint("local/models/llama")
-    with serving(endpoint, tmp_path / "server.log", vllm_settings()) as served:
+    with backend_class("transformers").serving(endpoint, tmp_path / "server.log", {}, None) as served:
         assert served is endpoint and not (tmp_path / "server.log").exists()
 
 

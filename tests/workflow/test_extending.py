@@ -96,7 +96,7 @@ def test_a_new_judge_kind_is_one_module(tmp_path, embedded_model):
         assert all(0 <= item["score"] <= 3 for item in doc["items"].values()), "weight 0.5 halves the 0-6 scale"
     card = json.loads((work / "results" / "judge_cards" / "toy.json").read_text())
     assert card["judge"] == "toy" and card["heuristic"] is True
-    report = (work / "results" / "report.md").read_text()
+    report = (work / "results" / "report" / "report.md").read_text()
     assert "toy" in report
     plan = subprocess.run(
         [sys.executable, "-m", "cbtflow.cli", "estimate", "--configfile", "config.yaml"],

@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from cbtflow import config as experiment
 from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import ConfigError, validate_config
-from cbtflow.preflight import missing_keys, unknown_providers, unpriced_under_budget
+from cbtflow.preflight import preflight
 from cbtflow.data.profiles import profile_ids
 
 try:
@@ -21,9 +21,24 @@ except ConfigError as err:
 CACHE = config["cache_dir"]
 
 
+def roles_called(jobs):
+    """The configured roles (config fields) that the jobs call: courses the generator,
+    simulate the patient (the therapist is local), a judge's jobs that judge."""
+    roles = set()
+    for job in jobs:
+        if job.rule.name == "courses":
+            roles.add("roles.generator")
+        elif job.rule.name == "simulate":
+            roles.add("roles.patient")
+        elif "judge" in job.wildcards.keys():
+            roles.add(f"judges.{job.wildcards.judge}")
+    return roles
+
+
 onstart:
-    # Runs before the first job of a real run (not for a dry run, which makes no call).
-    problems = unknown_providers(config) + unpriced_under_budget(config) + missing_keys(config)
+    # Runs before the first job of a real run (not for a dry run, which makes no call), and
+    # checks only the roles the jobs to run call: a run that calls no model needs no key.
+    problems = preflight(config, roles_called(workflow.dag.needrun_jobs()))
     if problems:
         raise WorkflowError("preflight failed, no job was run:\n  " + "\n  ".join(problems))
 

@@ -1,7 +1,7 @@
 """``Client``: the call cache, usage log and budget in front of every backend.
 
 ``chat(endpoint, messages, sampling, seed)`` answers from the cache when it can and from the
-endpoint's backend (``llm/backends.py``) when it cannot, so a rerun with the cache kept
+endpoint's backend (``llm/backends/``) when it cannot, so a rerun with the cache kept
 costs no calls whichever the backend.
 """
 
@@ -108,12 +108,12 @@ class Client:
         on_reply=None,
         tolerate_failures: bool = False,
     ) -> list[dict[str, Any]]:
-        """Uncached call to the endpoint's backend (``llm/backends.py``): one local batch,
+        """Uncached call to the endpoint's backend (``llm/backends/``): one local batch,
         or concurrent API calls, each paid one checked against the budget first."""
-        name = backends.backend_name(endpoint)
-        if name == "litellm":
+        backend = backends.for_endpoint(endpoint)
+        if backend.paid:
             self.check_budget()
-        return backends.get(name).generate(
+        return backend.generate(
             endpoint,
             conversations,
             sampling,

@@ -15,7 +15,7 @@ from typing import Any
 from cbtflow.io import sha256_dir, sha256_file
 
 LOCAL_PREFIX = "local/"
-SCRIPTED_PREFIX = "scripted/"  # the scripted backend (llm/backends.py): no model, for workflow tests
+SCRIPTED_PREFIX = "scripted/"  # the scripted backend (llm/backends/scripted.py): no model, for workflow tests
 
 # Which environment variable each litellm provider reads its key from. Used by preflight
 # checks and error messages; litellm itself reads the variable.
@@ -57,9 +57,9 @@ class Endpoint:
     # endpoint's key, marked with the model that gave it (reply["model"]), so a rerun
     # reproduces the run's text.
     fallbacks: tuple[tuple[str, str | None], ...] = ()
-    # A local model can be served by a job-scoped vLLM server (llm/vllm_server.py) instead of
-    # running in-process: `backend` enters the identity, the server's address does not.
-    backend: str = "transformers"
+    # A local model can be served by a server backend (llm/backends: Backend.server) instead
+    # of running in-process: its name enters the identity, the server's address does not.
+    backend: str | None = None
     serve_url: str | None = field(default=None, hash=False, compare=False)
     serve_model: str | None = field(default=None, hash=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
@@ -115,7 +115,8 @@ class Endpoint:
 
     @property
     def provider(self) -> str:
-        return "local" if self.is_local else "scripted" if self.is_scripted else self.model.split("/", 1)[0]
+        prefix = LOCAL_PREFIX if self.is_local else SCRIPTED_PREFIX if self.is_scripted else self.model
+        return prefix.split("/", 1)[0]
 
     @property
     def key_env(self) -> str | None:
@@ -136,7 +137,7 @@ class Endpoint:
     def identity(self) -> dict[str, Any]:
         """What makes two endpoints answer alike: goes into cache keys and transcripts."""
         identity = {"model": self.model, "adapter_sha": self.adapter_sha, "api_base": self.api_base}
-        if self.backend != "transformers":
+        if self.backend:
             identity["backend"] = self.backend
         if self.chat_template:
             identity["chat_template_sha"] = sha256_file(self.chat_template)[:16]

@@ -1,6 +1,7 @@
-"""One LoRA recipe, two backends: Unsloth 4-bit QLoRA on CUDA, transformers + peft elsewhere.
+"""One LoRA recipe, whichever training backend is available (train/backends/: Unsloth 4-bit
+QLoRA on CUDA, transformers + peft elsewhere).
 
-Both backends train through TRL's ``SFTTrainer`` on examples we tokenize ourselves with the
+Every backend trains through TRL's ``SFTTrainer`` on examples we tokenize ourselves with the
 base model's own chat template, so that the loss falls only on therapist (assistant)
 tokens whatever the template: we render the conversation turn by turn and mark the tokens
 each assistant message adds. Sessions longer than ``max_seq_length`` are split at turn
@@ -9,11 +10,9 @@ boundaries with the system prompt repeated, never cut mid-turn.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import platform
-import resource
 import shutil
 import time
 from collections.abc import Sequence
@@ -23,21 +22,10 @@ from typing import Any
 
 from cbtflow.io import atomic_dir, sha256_file, write_json
 from cbtflow.llm.local import prefix_stable, render
+from cbtflow.train.backends import select_backend, training_backend
 
 log = logging.getLogger(__name__)
 IGNORE = -100
-
-
-# --------------------------------------------------------------------------- backend
-
-
-def select_backend() -> str:
-    """``unsloth`` on CUDA with unsloth importable; ``peft-bnb`` on CUDA without; ``peft-cpu``."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "unsloth" if importlib.util.find_spec("unsloth") is not None else "peft-bnb"
-    return "peft-cpu"
 
 
 # --------------------------------------------------------------------------- tokenization
@@ -134,59 +122,6 @@ def tokenize_dataset(tokenizer, conversations: Sequence[Sequence[dict[str, str]]
 # --------------------------------------------------------------------------- training
 
 
-def _load_for_backend(backend: str, base: str, recipe: dict[str, Any], seed: int):
-    lora = recipe["lora"]
-    if backend == "unsloth":
-        from unsloth import FastLanguageModel  # must be imported before transformers/trl touch the model
-
-        model, tokenizer = FastLanguageModel.from_pretrained(
-            model_name=base, max_seq_length=recipe["training"]["max_seq_length"], load_in_4bit=True
-        )
-        if recipe.get("chat_template"):
-            tokenizer.chat_template = Path(recipe["chat_template"]).read_text(encoding="utf-8")
-        model = FastLanguageModel.get_peft_model(
-            model,
-            r=lora["r"],
-            lora_alpha=lora["alpha"],
-            lora_dropout=lora["dropout"],
-            target_modules=list(lora["target_modules"]),
-            use_gradient_checkpointing="unsloth",
-            random_state=seed,
-        )
-        return model, tokenizer
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from cbtflow.llm.local import load_tokenizer
-
-    tokenizer = load_tokenizer(base, recipe.get("chat_template"))
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
-    if backend == "peft-bnb":
-        from transformers import BitsAndBytesConfig
-
-        dtype = torch.bfloat16 if mixed_precision(backend)["bf16"] else torch.float16
-        kwargs = {
-            "quantization_config": BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
-            ),
-            "dtype": dtype,
-        }
-    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-    if backend == "peft-bnb":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model)
-    config = LoraConfig(
-        r=lora["r"],
-        lora_alpha=lora["alpha"],
-        lora_dropout=lora["dropout"],
-        target_modules=list(lora["target_modules"]),
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config), tokenizer
-
-
 def _plain_loss_trainer(sft_trainer: type) -> type:
     """SFTTrainer with transformers' own causal-LM loss on our labels.
 
@@ -194,7 +129,7 @@ def _plain_loss_trainer(sft_trainer: type) -> type:
     and token accuracy for its logs; on a CPU that path ran at 0.55x the tokens/s of a
     plain Trainer (bench/finetune.py). The loss is the same mean cross-entropy over the
     unmasked (therapist) tokens; dataset preparation, collation and the training loop stay
-    TRL's. Unsloth patches its own loss, so its backend keeps SFTTrainer untouched.
+    TRL's. A backend that patches its own loss (TrainingBackend.own_loss) keeps SFTTrainer.
     """
     from transformers import Trainer
 
@@ -207,14 +142,6 @@ def _plain_loss_trainer(sft_trainer: type) -> type:
     return PlainLossSFTTrainer
 
 
-def _peak_memory_mb(backend: str) -> float:
-    if backend != "peft-cpu":
-        import torch
-
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "unsloth", "bitsandbytes"):
@@ -225,23 +152,13 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def mixed_precision(backend: str) -> dict[str, bool]:
-    """bf16 where the GPU supports it (Ampere and later), fp16 on older cards (T4, V100:
-    bf16=True raises there, and Unsloth trains them in fp16), neither on the CPU."""
-    if backend == "peft-cpu":
-        return {"bf16": False, "fp16": False}
-    import torch
-
-    bf16 = bool(torch.cuda.is_bf16_supported())
-    return {"bf16": bf16, "fp16": not bf16}
-
-
 def sft_config(train_cfg: dict[str, Any], backend: str, seed: int, output_dir: str, has_validation: bool):
     """TRL's SFTConfig for our recipe. Imported here, after the backend is loaded: Unsloth
     patches ``trl.SFTConfig``/``SFTTrainer`` when it is imported, so names bound before
     that would stay the unpatched classes."""
     from trl import SFTConfig
 
+    trainer = training_backend(backend)
     return SFTConfig(
         output_dir=output_dir,
         seed=seed,
@@ -260,12 +177,12 @@ def sft_config(train_cfg: dict[str, Any], backend: str, seed: int, output_dir: s
         report_to=[],
         eval_strategy="epoch" if has_validation else "no",
         dataloader_num_workers=0,
-        use_cpu=backend == "peft-cpu",
+        use_cpu=trainer.on_cpu,
         disable_tqdm=False,
-        **mixed_precision(backend),
+        **trainer.mixed_precision(),
         # TRL turns activation checkpointing on by default; it buys GPU memory with ~30% more
         # compute, a bad trade for a small model on a CPU (bench/finetune.py).
-        gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", backend != "peft-cpu")),
+        gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", not trainer.on_cpu)),
     )
 
 
@@ -283,7 +200,7 @@ def build_trainer(
     from datasets import Dataset
     from trl import SFTTrainer
 
-    trainer_class = SFTTrainer if backend == "unsloth" else _plain_loss_trainer(SFTTrainer)
+    trainer_class = SFTTrainer if training_backend(backend).own_loss else _plain_loss_trainer(SFTTrainer)
     return trainer_class(
         model=model,
         args=args,
@@ -313,7 +230,7 @@ def train_adapter(
     backend = backend or select_backend()
     torch.set_num_threads(max(1, threads))
     train_cfg = recipe["training"]
-    model, tokenizer = _load_for_backend(backend, base, recipe, seed)
+    model, tokenizer = training_backend(backend).load(base, recipe, seed)
     from datasets import load_from_disk
     from transformers import TrainerCallback
 
@@ -346,7 +263,7 @@ def train_adapter(
             "wall_seconds": round(wall, 3),
             "tokens_seen": int(trained_tokens),
             "tokens_per_second": round(trained_tokens / wall, 2) if wall else None,
-            "peak_memory_mb": round(_peak_memory_mb(backend), 1),
+            "peak_memory_mb": round(training_backend(backend).peak_memory_mb(), 1),
             "train_examples": len(train_rows),
             "validation_examples": len(val_rows),
             "trained_token_fraction": round(trained_fraction(train_rows), 4),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cbtflow.llm.backends import Backend, register
 from cbtflow.llm.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ def served_name(endpoint: Endpoint) -> str:
 def lora_rank(adapter: str) -> int:
     return int(json.loads((Path(adapter) / "adapter_config.json").read_text())["r"])
 
+
+BNB_CHECKPOINT = re.compile(r"bnb|4bit|4-bit", re.IGNORECASE)
 
 # vLLM accepts only these values for --max-lora-rank.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -190,19 +194,73 @@ def attach(endpoint: Endpoint, url: str) -> Endpoint:
     return dataclasses.replace(endpoint, serve_url=url, serve_model=name)
 
 
-@contextmanager
-def serving(
-    endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any], shared_url: str | None = None
-) -> Iterator[Endpoint]:
-    """The endpoint as the job should call it: unchanged for the transformers backend; for
-    ``backend: vllm``, pointed at the base's shared server when one is configured
-    (``therapist.vllm.shared_servers``: one server per base for every simulate job), else
-    at a server started here for this job and stopped when the block ends (the fallback)."""
-    if endpoint.backend != "vllm":
-        yield endpoint
-        return
-    if shared_url:
-        yield attach(endpoint, shared_url.rstrip("/"))
-        return
-    with vllm_server(endpoint, log_path, settings) as server:
-        yield dataclasses.replace(endpoint, serve_url=server.url, serve_model=server.expect)
+@register
+class Vllm(Backend):
+    """A local model behind a job-scoped or shared vLLM server (``therapist.backend: vllm``):
+    every session of the batch at once, each reply recorded under the local model's name
+    (its identity in transcripts)."""
+
+    name = "vllm"
+    order = 20
+    server = True
+    therapist = True
+    environment = "vllm"
+
+    @classmethod
+    def serves(cls, endpoint):
+        return endpoint.is_local and endpoint.serve_url is not None
+
+    def __init__(self) -> None:
+        from cbtflow.llm import api
+
+        self.api = api
+
+    def generate(self, endpoint, conversations, sampling, seeds, *, concurrency, on_reply, tolerate_failures):
+        def as_local(j: int, reply: dict[str, Any]) -> None:
+            reply["model"] = endpoint.model
+            if on_reply:
+                on_reply(j, reply)
+
+        served = endpoint.served(sampling)
+        return self.api.complete_many(served, conversations, sampling, seeds, len(conversations), as_local)
+
+    @classmethod
+    def weights(cls, config: dict[str, Any], base: str) -> str | None:
+        """The 16-bit weights named for serving (``bases.<base>.serve_source``), if any."""
+        return config["bases"][base].get("serve_source")
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        """What vLLM 0.33 would refuse only after a GPU job started: a bitsandbytes base and a
+        LoRA rank above its largest --max-lora-rank."""
+        problems = []
+        for name in sorted({m["base"] for m in config["models"].values()} & set(config["bases"])):
+            source = cls.weights(config, name) or config["bases"][name]["source"]
+            if BNB_CHECKPOINT.search(source):
+                problems.append(
+                    f"config.bases.{name}.serve_source: vLLM 0.33 cannot serve the bitsandbytes checkpoint "
+                    f"'{source}' (no bitsandbytes quantization method); name its 16-bit base, e.g. "
+                    "meta-llama/Llama-3.1-8B-Instruct (QLoRA adapters have the same shapes)"
+                )
+        for name, model in config["models"].items():
+            if int(model["lora"]["r"]) > max(VLLM_LORA_RANKS):
+                problems.append(
+                    f"config.models.{name}.lora.r: {model['lora']['r']} is above the largest LoRA rank vLLM "
+                    f"serves ({max(VLLM_LORA_RANKS)}; allowed --max-lora-rank values {list(VLLM_LORA_RANKS)})"
+                )
+        return problems
+
+    @classmethod
+    @contextmanager
+    def serving(
+        cls, endpoint: Endpoint, log_path: str | Path, settings: dict[str, Any], shared_url: str | None = None
+    ) -> Iterator[Endpoint]:
+        """The endpoint pointed at the base's shared server when one is configured
+        (``therapist.vllm.shared_servers``: one server per base for every simulate job), else
+        at a server started here for this job and stopped when the block ends (the fallback)."""
+        endpoint = dataclasses.replace(endpoint, backend=cls.name)
+        if shared_url:
+            yield attach(endpoint, shared_url.rstrip("/"))
+            return
+        with vllm_server(endpoint, log_path, settings) as server:
+            yield dataclasses.replace(endpoint, serve_url=server.url, serve_model=server.expect)

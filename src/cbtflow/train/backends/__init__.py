@@ -1,0 +1,114 @@
+"""Training backends: each is one module in this package that declares what it is.
+
+A backend declares its name, when it is available (the first available one, in declared
+order, trains: Unsloth on CUDA, then transformers + peft + bitsandbytes on CUDA, then
+transformers + peft on the CPU), whether it trains on the CPU, whether it brings its own
+loss, and how it loads the model with its LoRA adapter. ``train.finetune`` reads those
+declarations; nothing else names a backend. Every module here is imported on first use;
+an installed package can add its own under the ``cbtflow.training_backends`` entry point.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import resource
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+ENTRY_POINT_GROUP = "cbtflow.training_backends"
+
+
+class TrainingBackend:
+    """One way of training a LoRA adapter. Subclass, set the class variables, implement
+    ``available`` and ``load``, and decorate the class with ``@register``."""
+
+    name: ClassVar[str]
+    order: ClassVar[int] = 50  # the first available backend in this order trains
+    on_cpu: ClassVar[bool] = False  # trains on the CPU (no mixed precision, no checkpointing)
+    own_loss: ClassVar[bool] = False  # patches its own loss: TRL's SFTTrainer is used untouched
+
+    @classmethod
+    def available(cls) -> bool:
+        raise NotImplementedError
+
+    def load(self, base: str, recipe: dict[str, Any], seed: int):
+        """The base model with a fresh LoRA adapter, and its tokenizer."""
+        raise NotImplementedError
+
+    def mixed_precision(self) -> dict[str, bool]:
+        """bf16 where the GPU supports it (Ampere and later), fp16 on older cards (T4, V100:
+        bf16=True raises there, and Unsloth trains them in fp16), neither on the CPU."""
+        if self.on_cpu:
+            return {"bf16": False, "fp16": False}
+        import torch
+
+        bf16 = bool(torch.cuda.is_bf16_supported())
+        return {"bf16": bf16, "fp16": not bf16}
+
+    def peak_memory_mb(self) -> float:
+        if self.on_cpu:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+
+
+_CLASSES: dict[str, type[TrainingBackend]] = {}
+
+
+def register(cls: type[TrainingBackend]) -> type[TrainingBackend]:
+    """Class decorator: make a training backend available under its ``name``."""
+    _CLASSES[cls.name] = cls
+    return cls
+
+
+@cache
+def discover() -> dict[str, type[TrainingBackend]]:
+    """Every training backend, in the order selection tries them."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        point.load()
+    return dict(sorted(_CLASSES.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def training_backend(name: str) -> TrainingBackend:
+    classes = discover()
+    if name not in classes:
+        raise ValueError(f"no training backend {name!r} (registered: {', '.join(classes)})")
+    return classes[name]()
+
+
+def select_backend() -> str:
+    """The first available training backend, in declared order."""
+    for name, cls in discover().items():
+        if cls.available():
+            return name
+    raise RuntimeError(f"no training backend is available here (registered: {', '.join(discover())})")
+
+
+def peft_model(base: str, recipe: dict[str, Any], model_kwargs: dict[str, Any], kbit: bool):
+    """transformers + peft: the base loaded with ``model_kwargs`` (prepared for k-bit
+    training when quantized) and a LoRA adapter from the recipe, with its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from cbtflow.llm.local import load_tokenizer
+
+    tokenizer = load_tokenizer(base, recipe.get("chat_template"))
+    model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs)
+    if kbit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    lora = recipe["lora"]
+    config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=list(lora["target_modules"]),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config), tokenizer
