@@ -75,20 +75,21 @@ def main() -> int:
     party = Party(endpoint, sampling)
 
     def play(turns: int, reuse: bool) -> tuple[float, list[list[str]], dict]:
-        local.REUSE_PREFIXES = reuse
         loaded.prefixes.clear()  # nothing from the previous run's identical sessions
         sessions = [
             Session(f"You are a CBT therapist. Session {i}.", f"You are patient {i}, {20 + i} years old, low mood.", i)
             for i in range(args.sessions)
         ]
         client = Client()
-        if loaded.device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run_sessions(client, sessions, party, party, max_turns=turns)
-        if loaded.device == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, [[t["text"] for t in s.turns] for s in sessions], client.usage.totals()
+        with loaded.options(reuse_prefixes=reuse):
+            if loaded.device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run_sessions(client, sessions, party, party, max_turns=turns)
+            if loaded.device == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+        return seconds, [[t["text"] for t in s.turns] for s in sessions], client.usage.totals()
 
     dtypes = [loaded.model.dtype] + ([torch.float32] if loaded.model.dtype != torch.float32 else [])
     print("| dtype | turns | loop | seconds | seconds per turn | prompt tokens | of which reused | identical turns |")

@@ -47,12 +47,13 @@ def main() -> int:
         return min(runs, key=lambda r: r["seconds"])
 
     def run(turns: int, reuse: bool) -> dict:
-        local.REUSE_PREFIXES = reuse
-        local.load(endpoint).prefixes.clear()  # nothing from the previous run's identical sessions
+        loaded = local.load(endpoint)
+        loaded.prefixes.clear()  # nothing from the previous run's identical sessions
         client = Client()
-        start = time.perf_counter()
-        sessions = simulate(client, profiles, party, party, *templates, turns, seed=1)
-        seconds = time.perf_counter() - start
+        with loaded.options(reuse_prefixes=reuse):
+            start = time.perf_counter()
+            sessions = simulate(client, profiles, party, party, *templates, turns, seed=1)
+            seconds = time.perf_counter() - start
         totals = client.usage.totals()
         played = max(len(s.turns) for s in sessions)  # turn steps the batch took
         return {
@@ -70,7 +71,6 @@ def main() -> int:
         same = sum(a == b for x, y in zip(whole["texts"], reusing["texts"]) for a, b in zip(x, y))
         total = sum(len(x) for x in whole["texts"])
         rows.append((turns, whole, reusing, f"{same}/{total}"))
-    local.REUSE_PREFIXES = True
 
     print(
         f"{args.sessions} sessions, greedy, {args.max_tokens} tokens a reply, {Path(args.base).name}, "

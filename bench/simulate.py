@@ -31,7 +31,7 @@ def main() -> int:
     from cbtflow.llm import Client, local
     from cbtflow.simulate.run import simulate
 
-    profiles, party, templates, _ = embedded_simulation(args.base, args.sessions, args.max_tokens)
+    profiles, party, templates, endpoint = embedded_simulation(args.base, args.sessions, args.max_tokens)
 
     def timed(groups):
         client = Client()
@@ -42,10 +42,8 @@ def main() -> int:
         seconds = time.perf_counter() - start
         return sessions, client.usage.totals()["completion_tokens"], seconds
 
-    skinny = local.SKINNY_ROWS
-    local.SKINNY_ROWS = range(0)  # every layer on F.linear: the batched loop as first shipped
-    plain_sessions, plain_tokens, plain_seconds = timed([profiles])
-    local.SKINNY_ROWS = skinny
+    with local.load(endpoint).options(skinny_rows=range(0)):  # every layer on F.linear: the loop as first shipped
+        plain_sessions, plain_tokens, plain_seconds = timed([profiles])
     seq_sessions, seq_tokens, seq_seconds = timed([[p] for p in profiles])  # one row: F.linear either way
     bat_sessions, bat_tokens, bat_seconds = timed([profiles])
 

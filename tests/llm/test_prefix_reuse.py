@@ -36,19 +36,21 @@ def _sessions() -> list[Session]:
     return sessions
 
 
-def _play(endpoint: Endpoint, reuse: bool, monkeypatch) -> tuple[list[list[str]], dict]:
-    monkeypatch.setattr(local, "REUSE_PREFIXES", reuse)
-    local.load(endpoint).prefixes.clear()
+def _play(endpoint: Endpoint, reuse: bool) -> tuple[list[list[str]], dict]:
+    loaded = local.load(endpoint)
+    loaded.prefixes.clear()
     client = Client()
     party = Party(endpoint, GREEDY)
-    sessions = run_sessions(client, _sessions(), party, party, max_turns=5)
+    with loaded.options(reuse_prefixes=reuse):
+        sessions = run_sessions(client, _sessions(), party, party, max_turns=5)
+    assert loaded.reuse_prefixes is True, "the option is restored after the block"
     return [[t["text"] for t in s.turns] for s in sessions], client.usage.totals()
 
 
-def test_reusing_each_conversations_state_gives_the_same_greedy_turns(embedded_model, monkeypatch):
+def test_reusing_each_conversations_state_gives_the_same_greedy_turns(embedded_model):
     endpoint = Endpoint(f"local/{embedded_model}")
-    whole, whole_usage = _play(endpoint, False, monkeypatch)
-    reused, reused_usage = _play(endpoint, True, monkeypatch)
+    whole, whole_usage = _play(endpoint, False)
+    reused, reused_usage = _play(endpoint, True)
     assert whole == reused, "greedy turns must not change when earlier turns' KV states are reused"
     assert sum(map(len, reused)) == 15
     assert whole_usage["cached_prompt_tokens"] == 0
