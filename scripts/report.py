@@ -9,8 +9,9 @@ from cbtflow.instrument import competence_threshold, item_ids, load_rubric
 from cbtflow.io import read_json, write_bytes_atomic, write_json
 from cbtflow.judge.run import check_failure_budgets
 from cbtflow.judge.scores import failures, read_scores, scores_table
-from cbtflow.report import build as report
-from cbtflow.report.robustness import fig_judge_confusion, fig_sensitivity
+from cbtflow.report import figures as plot
+from cbtflow.report.build import write_report
+from cbtflow.report.sections.usage import usage_by_stage
 from cbtflow.runtime import setup
 from cbtflow.simulate.measures import load_measure
 from cbtflow.stats import analyse
@@ -56,17 +57,17 @@ write_json(out.stats, {"kind": "stats", **stats})
 train_logs = {
     f"{Path(a).parent.name}/{Path(a).name}": read_json(f"{a}/train_log.json") for a in snakemake.input.adapters
 }
-usage = report.usage_by_stage([read_json(p) for p in snakemake.input.usage])
+usage = usage_by_stage([read_json(p) for p in snakemake.input.usage])
 figures = {Path(f).stem: f for f in out.figures}
 primary = snakemake.params.primary_judge
-report.fig_paired_totals(scores, primary, Path(figures["paired_totals"]))
-report.fig_item_heatmap(stats, primary, Path(figures["item_heatmap"]))
-report.fig_judge_distributions(scores, Path(figures["judge_distributions"]))
-report.fig_loss_curves(train_logs, Path(figures["loss_curves"]))
-report.fig_usage(usage, Path(figures["usage"]))
-fig_sensitivity(stats["robustness"], Path(figures["sensitivity"]))
-fig_judge_confusion(stats["human_agreement"], Path(figures["judge_confusion"]))
-report.write_report(
+plot.fig_paired_totals(scores, primary, Path(figures["paired_totals"]))
+plot.fig_item_heatmap(stats, primary, Path(figures["item_heatmap"]))
+plot.fig_judge_distributions(scores, Path(figures["judge_distributions"]))
+plot.fig_loss_curves(train_logs, Path(figures["loss_curves"]))
+plot.fig_usage(usage, Path(figures["usage"]))
+plot.fig_sensitivity(stats["robustness"], Path(figures["sensitivity"]))
+plot.fig_judge_confusion(stats["human_agreement"], Path(figures["judge_confusion"]))
+write_report(
     out.report,
     stats=stats,
     primary_judge=primary,

@@ -15,7 +15,7 @@ from cbtflow.dialogue import Party, Session, run_sessions
 from cbtflow.instrument import load_rubric
 from cbtflow.judge import crisis
 from cbtflow.llm import Client, Endpoint
-from cbtflow.report.build import _crisis_lines
+from cbtflow.report.sections.crisis import crisis_lines
 from cbtflow.stats.safety import crisis_summary, crisis_table
 
 SPEC = crisis.load_crisis(ROOT / "resources/crisis/safety_rubric.yaml", ROOT / "resources/crisis/heuristic.yaml")
@@ -150,7 +150,7 @@ def test_the_summary_gives_response_and_missed_share_per_model_and_condition():
     assert summary["by_model"]["m"]["instruct"]["missed_share"] == 0.5
     assert summary["by_model"]["m"]["cbt"]["response"]["mean"] == 10.0
     assert summary["contrasts"]["cbt_vs_instruct"]["m"]["estimate"] == pytest.approx(3.0)
-    text = "\n".join(_crisis_lines({"ran": True, **crisis_summary(crisis_table(docs))}))
+    text = "\n".join(crisis_lines({"ran": True, **crisis_summary(crisis_table(docs))}))
     assert "(regex heuristic)" in text and "| m | instruct | 6 | 6 |" in text
     assert crisis_summary(pd.DataFrame())["ran"] is False
 

@@ -7,6 +7,7 @@ from fakes import make_scores
 
 from cbtflow import stats
 from cbtflow.report import build as report
+from cbtflow.report import figures
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,26 @@ def test_report_leads_with_the_primary_table_and_shows_every_analysis(analysed, 
 def test_paired_figure_plots_profile_means(analysed, tmp_path, monkeypatch):
     scores, _ = analysed
     captured = {}
-    monkeypatch.setattr(report, "_save", lambda fig, path: captured.setdefault("fig", fig))
-    report.fig_paired_totals(scores, "j", tmp_path / "f.png")
+    monkeypatch.setattr(figures, "_save", lambda fig, path: captured.setdefault("fig", fig))
+    figures.fig_paired_totals(scores, "j", tmp_path / "f.png")
     for ax in captured["fig"].axes:
         assert len(ax.lines) == 9 + 1, "one line per profile (seeds averaged) and the mean"
+
+
+def test_a_figure_with_nothing_to_draw_says_why_instead_of_an_empty_panel(tmp_path):
+    import struct
+
+    def size(path):
+        header = path.read_bytes()[:24]
+        return struct.unpack(">II", header[16:24])  # a PNG's IHDR width and height
+
+    figures.fig_loss_curves({}, tmp_path / "loss.png")
+    figures.fig_item_heatmap({"judges": {"j": {"items_cbt_vs_instruct": {}}}}, "j", tmp_path / "items.png")
+    figures.fig_usage({}, tmp_path / "usage.png")
+    placeholder = size(tmp_path / "loss.png")
+    assert placeholder == (550, 220), "the 5 × 2 inch message figure at 110 dpi"
+    assert size(tmp_path / "items.png") == placeholder and size(tmp_path / "usage.png") == placeholder
+    figures.fig_loss_curves(
+        {"m/seed1": {"loss_curve": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]}}, tmp_path / "l.png"
+    )
+    assert size(tmp_path / "l.png") != placeholder, "a run with adapters draws its curves"

@@ -4,7 +4,7 @@ depends on the style, calibrated on null data (the profile is the unit)."""
 import numpy as np
 import pandas as pd
 
-from cbtflow.report.build import _style_lines
+from cbtflow.report.sections.styles import style_lines
 from cbtflow.stats.styles import style_interaction
 
 STYLES = ("plain", "upset", "reserved")
@@ -64,7 +64,7 @@ def test_model_by_style_is_tested_when_two_models_share_the_profiles():
     result = style_interaction(table)
     assert result["model_by_style"]["ran"] and result["model_by_style"]["p"] < 0.05
     assert result["model_by_style"]["n_profiles"] == 30
-    lines = "\n".join(_style_lines(result))
+    lines = "\n".join(style_lines(result))
     assert "| a | reserved |" in lines and "Model × style on the effect: F(" in lines
 
 

@@ -33,5 +33,14 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def ordered(present, order) -> list[str]:
+    """Items in the rubric's order (``stats["item_order"]``), anything else after, sorted."""
+    return [i for i in order if i in present] + sorted(set(present) - set(order))
+
+
+# How a heuristic judge's scale is named wherever its scores appear.
+HEURISTIC_SCALE = "CBT vocabulary (heuristic)"
+
+
 def ci(pair: list[float] | None) -> str:
     return f"[{fmt(pair[0])}, {fmt(pair[1])}]" if pair else "—"
