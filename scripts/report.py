@@ -14,9 +14,7 @@ from cbtflow.report.build import write_report
 from cbtflow.report.sections.usage import usage_by_stage
 from cbtflow.runtime import setup
 from cbtflow.simulate.measures import load_measure
-from cbtflow.stats import analyse
-from cbtflow.stats.outcomes import outcome_table, outcomes
-from cbtflow.stats.safety import crisis_summary, crisis_table
+from cbtflow.stats.document import stats_document
 
 log = setup(snakemake.log[0])
 out = snakemake.output
@@ -41,19 +39,17 @@ scores.write_parquet(buffer)
 write_bytes_atomic(out.scores, buffer.getvalue())
 rubric = load_rubric(snakemake.input.rubric, snakemake.params.rubric_variant)
 threshold = competence_threshold(rubric, snakemake.params.threshold)
-stats = analyse(
+stats = stats_document(
     scores,
     threshold=threshold,
     item_order=item_ids(rubric),
+    documents=documents,
+    transcripts=[read_json(p) for p in snakemake.input.transcripts],
+    measures={Path(f).stem: load_measure(f) for f in snakemake.input.measures},
     primary_judge=snakemake.params.primary_judge,
     families=snakemake.params.families,
 )
-measures = {Path(f).stem: load_measure(f) for f in snakemake.input.measures}
-stats["crisis"] = crisis_summary(crisis_table(documents))
-stats["outcomes"] = outcomes(outcome_table([read_json(p) for p in snakemake.input.transcripts], measures))
-stats["primary_judge"] = snakemake.params.primary_judge
-stats["failures"] = failed
-write_json(out.stats, {"kind": "stats", **stats})
+write_json(out.stats, stats)
 train_logs = {
     f"{Path(a).parent.name}/{Path(a).name}": read_json(f"{a}/train_log.json") for a in snakemake.input.adapters
 }

@@ -282,12 +282,13 @@ def test_each_judge_kind_depends_only_on_what_it_reads():
         )
     )
     validate_config(config)  # judge_files reads a validated config: defaults filled in
-    shared = {"rubric": "ctrs/ctrs.yaml", "detectors": "detectors.yaml"}
+    shared = {"rubric": "resources/ctrs/ctrs.yaml", "detectors": "resources/detectors.yaml"}
 
     def prompts(*names):
-        return {**shared, **{n: f"prompts/{n}.j2" for n in names}}
+        return {**shared, **{n: f"resources/prompts/{n}.j2" for n in names}}
 
-    assert judge_files(config, "lexicon") == {**shared, "lexicon": "ctrs/lexicon.yaml"}
+    lexicon = {**shared, "lexicon": "resources/ctrs/lexicon.yaml"}
+    assert judge_files(config, "lexicon") == lexicon
     assert judge_files(config, "smollm2") == prompts("judge_item")
     assert judge_files(config, "api") == prompts("judge_all")
     assert judge_files(config, "per_item") == prompts("judge_item_json")
@@ -295,9 +296,8 @@ def test_each_judge_kind_depends_only_on_what_it_reads():
     assert judge_files(config, "api") == prompts("judge_all", "judge_item_json")
     config["profiles"]["eval_risk"] = False
     config["profiles"]["crisis"]["share"] = 0.5  # crisis moments: the rubric, and the heuristic for the lexicon
-    rubric, heuristic = "crisis/safety_rubric.yaml", "crisis/heuristic.yaml"
-    lexicon = {**shared, "lexicon": "ctrs/lexicon.yaml", "crisis_rubric": rubric, "crisis_heuristic": heuristic}
-    assert judge_files(config, "lexicon") == lexicon
+    rubric, heuristic = "resources/crisis/safety_rubric.yaml", "resources/crisis/heuristic.yaml"
+    assert judge_files(config, "lexicon") == {**lexicon, "crisis_rubric": rubric, "crisis_heuristic": heuristic}
     assert judge_files(config, "smollm2") == {**prompts("judge_item"), "crisis_rubric": rubric}
     assert judge_files(config, "api") == {**prompts("judge_all", "judge_item_json"), "crisis_rubric": rubric}
 

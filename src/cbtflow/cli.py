@@ -29,22 +29,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def default_results(scores: str) -> str | None:
+    """``results/`` when the scores are the report's own (``results/report/scores.parquet``)."""
+    results = Path(scores).resolve().parents[1]
+    return str(results) if (results / "ctrs").is_dir() else None
+
+
+def run_documents(results: str | None) -> tuple[list | None, list | None, dict]:
+    """A run's score documents, transcripts and the questionnaires its patients answered."""
+    from cbtflow.io import read_json
+    from cbtflow.packaged import RESOURCES
+    from cbtflow.simulate.measures import load_measure
+
+    if results is None:
+        return None, None, {}
+    root = Path(results)
+    if not (root / "ctrs").is_dir() or not (root / "transcripts").is_dir():
+        raise ValueError(f"{root}: no ctrs/ and transcripts/ here; pass the run's results directory to --results")
+    documents = [read_json(p) for p in sorted((root / "ctrs").rglob("*.json")) if p.name.count(".") == 1]
+    transcripts = [read_json(p) for p in sorted((root / "transcripts").rglob("*.json")) if p.name.count(".") == 1]
+    names = sorted({name for t in transcripts for answers in (t.get("measures") or {}).values() for name in answers})
+    return documents, transcripts, {name: load_measure(RESOURCES / "measures" / f"{name}.yaml") for name in names}
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Fails (exit 2, nothing written) rather than write an empty or partial analysis."""
-    from cbtflow.instrument import load_rubric
+    """Fails (exit 2, nothing written) rather than write an empty or partial analysis. With
+    the run's results directory (``--results``, found beside the scores when they sit in
+    ``results/report/``) the file is the report rule's, crisis, outcomes and failures included."""
+    from cbtflow.instrument import competence_threshold, item_ids, load_rubric
     from cbtflow.io import write_json
     from cbtflow.judge.scores import read_scores
-    from cbtflow.stats import analyse
+    from cbtflow.stats.document import stats_document
 
     if not Path(args.scores).exists():
         print(f"cbtflow stats: {args.scores}: no such file", file=sys.stderr)
         return 2
     try:
         rubric = load_rubric(args.rubric or DEFAULT_RUBRIC, args.variant)
-        from cbtflow.instrument import competence_threshold, item_ids
-
-        threshold = competence_threshold(rubric, args.threshold)
-        result = analyse(read_scores(args.scores, rubric), threshold=threshold, item_order=item_ids(rubric))
+        documents, transcripts, measures = run_documents(args.results or default_results(args.scores))
+        result = stats_document(
+            read_scores(args.scores, rubric),
+            threshold=competence_threshold(rubric, args.threshold),
+            item_order=item_ids(rubric),
+            documents=documents,
+            transcripts=transcripts,
+            measures=measures,
+            primary_judge=args.primary_judge,
+            source=str(args.scores),
+        )
     except ValueError as err:
         print(f"cbtflow stats: {err}", file=sys.stderr)
         return 2
@@ -57,7 +89,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if len(unanswered) == sum(len(block["primary"]) for block in result["judges"].values()):
         print("cbtflow stats: no contrast could be tested, nothing written: " + "; ".join(unanswered), file=sys.stderr)
         return 2
-    write_json(args.output, {"kind": "stats", "source": str(args.scores), **result})
+    write_json(args.output, result)
     for judge, block in result["judges"].items():
         for model, headline in block["primary"].get("cbt_vs_instruct", {}).items():
             if headline.get("ran"):
@@ -215,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         "--rubric", help="rubric YAML whose items make the totals of an item-only table (default: the project's CTRS)"
     )
     p.add_argument("--variant", default="ctrs-modified", help="rubric variant (default: ctrs-modified)")
+    p.add_argument("--primary-judge", help="the judge the robustness matrix is read against (report.primary_judge)")
+    p.add_argument(
+        "--results",
+        help="the run's results directory, for crisis, outcomes and failures (default: beside results/report/)",
+    )
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("score", help='score transcript files (full or minimal {"turns": [...]}) with a judge')
     p.add_argument("files", nargs="+")

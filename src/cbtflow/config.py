@@ -16,6 +16,7 @@ import yaml
 
 from cbtflow.conditions import BASELINE, CONTRASTS, TUNED, contrasts_among
 from cbtflow.conditions import TABLE as CONDITION_TABLE
+from cbtflow.instrument import instrument_file, lexicon_file, load_rubric
 from cbtflow.judge import run as judging
 from cbtflow.judge.kinds import RunFacts, judge_schema, kind_of
 from cbtflow.llm.backends import Backend, backend_class, therapist_backends
@@ -175,6 +176,7 @@ def validate_config(config: dict[str, Any]) -> None:
                 f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}"
             )
         problems += therapist_backend(config).config_problems(config) + _provider_problems(config)
+        problems += _instrument_problems(config)
         if TUNED in config["conditions"] and BASELINE not in config["conditions"]:
             problems.append(f"config.conditions: the paired analysis needs '{BASELINE}' beside '{TUNED}'")
         elif not contrasts_among(config["conditions"]):
@@ -279,13 +281,53 @@ def therapist_weights(config: dict[str, Any], model: str, condition: str) -> str
     return f"{LOCAL_PREFIX}{base_location(config, entry['base'])}"
 
 
+def instrument(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The instrument the judges score (``judging.instrument``): its file, as the workflow
+    sees it, and its content in the configured variant."""
+    path = instrument_file(config["judging"]["instrument"])
+    return path, load_rubric(judging.packaged(path), config["judging"]["rubric_variant"])
+
+
 def run_facts(config: dict[str, Any]) -> RunFacts:
     """What judges' inputs depend on beyond their own settings."""
-    crises = config["profiles"]["crisis"]["share"] > 0
-    return RunFacts(crises=crises, safety=bool(config["profiles"]["eval_risk"]))
+    path, rubric = instrument(config)
+    lexicon = lexicon_file(path, rubric)
+    return RunFacts(
+        crises=config["profiles"]["crisis"]["share"] > 0,
+        safety=bool(config["profiles"]["eval_risk"]),
+        instrument=path,
+        lexicon=lexicon,
+    )
+
+
+def _instrument_problems(config: dict[str, Any]) -> list[str]:
+    """An instrument that exists and loads, its default variant filled in (in place), and
+    the judges and risk profiles it can serve."""
+    where = "config.judging.instrument"
+    path = instrument_file(config["judging"]["instrument"])
+    try:
+        raw = load_rubric(judging.packaged(path))
+    except ValueError as err:
+        return [f"{where}: {err} (a packaged name, e.g. ctrs, or a rubric file's path)"]
+    config["judging"].setdefault("rubric_variant", raw.get("default_variant") or raw["name"])
+    try:
+        _, rubric = instrument(config)
+    except ValueError as err:
+        return [f"config.{err}"]
+    problems = []
+    if config["profiles"]["eval_risk"] and not rubric.get("safety"):
+        problems.append(
+            f"config.profiles.eval_risk: the instrument {path} has no safety item to score risk profiles on"
+        )
+    for name in config["judges"]:
+        try:
+            judge_files(config, name)
+        except ValueError as err:
+            problems.append(f"config.judges.{name}: {err}")
+    return problems
 
 
 def judge_files(config: dict[str, Any], name: str) -> dict[str, str]:
-    """The files a judge's jobs read, by input name, inside the packaged resources
+    """The files a judge's jobs read, by input name, as the workflow sees them
     (cbtflow.judge.run.judge_files): editing one template reruns only the judges that read it."""
     return judging.judge_files(judge_settings(config, name), run_facts(config))

@@ -11,12 +11,11 @@ import math
 import os
 from typing import Any
 
-from cbtflow.config import is_api_role
-from cbtflow.instrument import load_rubric
+from cbtflow.config import instrument, is_api_role
 from cbtflow.judge.crisis import load_crisis
 from cbtflow.judge.kinds import Work, kind_of
 from cbtflow.llm.usage import token_cost
-from cbtflow.packaged import DEFAULT_RUBRIC, RESOURCES
+from cbtflow.packaged import RESOURCES
 from cbtflow.simulate.measures import load_measure
 
 SYSTEM_TOKENS = 400  # a role's system prompt with the profile and plan
@@ -79,7 +78,8 @@ def judge_card_transcripts(config: dict[str, Any]) -> int:
     from cbtflow.validation.card import better_half, sessions_of
     from cbtflow.validation.perturb import load_perturbations
 
-    n_perturbations = len(load_perturbations(names=config["validation"].get("perturbations")))
+    lowers = instrument(config)[1].get("perturbations")
+    n_perturbations = len(load_perturbations(names=config["validation"].get("perturbations"), lowers=lowers))
     sets = sum(len(s) + n_perturbations * len(better_half(s, kind)) for s, kind in sessions_of(config).values())
     return sets + config["validation"]["run_transcripts"] * (1 + n_perturbations)
 
@@ -193,7 +193,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
                 patient.get("prices"),
                 Work.after_first(calls, transcripts, shared),
             )
-    n_items = len(load_rubric(DEFAULT_RUBRIC, config["judging"]["rubric_variant"])["items"])
+    n_items = len(instrument(config)[1]["items"])
     crisis = config["profiles"]["crisis"]
     crisis_sessions = jobs * round(crisis["share"] * config["profiles"]["eval"])
     n_crisis_items = len(load_crisis(RESOURCES / "crisis" / "safety_rubric.yaml", None)["rubric"]["items"])

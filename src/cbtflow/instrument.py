@@ -1,4 +1,11 @@
-"""Load the CTRS rubric (items, anchors, scale) from ``resources/ctrs/ctrs.yaml``."""
+"""Instruments: the rubric a judge scores (items, anchors, scale), as data.
+
+The CTRS (``resources/ctrs/ctrs.yaml``) is the default; ``judging.instrument`` names another
+packaged one (``resources/<name>/<name>.yaml``) or a file of your own in the same form. The
+file also says what the judge prompts call it (``title``, ``rater``, ``measures``,
+``practice``), its default variant, and, optionally, the lexicon beside it that the lexicon
+judge counts and a ``safety`` item scored apart from the total.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+# What the judge prompts say an instrument is, where its file does not (a generic wording).
+FRAMING_DEFAULTS = {"rater": "clinical supervisor", "measures": "competence", "practice": "psychotherapy"}
+PACKAGED = "resources"  # packaged instruments, as the workflow (run from the project root) sees them
+
+
+def instrument_file(name_or_path: str) -> str:
+    """A packaged instrument by name (``resources/<name>/<name>.yaml``), or a file's path."""
+    if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        return name_or_path
+    return f"{PACKAGED}/{name_or_path}/{name_or_path}.yaml"
+
+
+def lexicon_file(path: str, rubric: dict[str, Any]) -> str | None:
+    """The instrument's lexicon (a file beside it), or None when it has none."""
+    return str(Path(path).parent / rubric["lexicon"]) if rubric.get("lexicon") else None
+
+
+def framing(rubric: dict[str, Any]) -> dict[str, Any]:
+    """The fields a judge prompt frames its question with (another rubric scored by the
+    same judge, the crisis rubric, takes the instrument's)."""
+    return {key: rubric[key] for key in ("title", *FRAMING_DEFAULTS)}
 
 
 def load_rubric(path: str | Path, variant: str | None = None) -> dict[str, Any]:
@@ -30,7 +59,7 @@ def load_rubric(path: str | Path, variant: str | None = None) -> dict[str, Any]:
     ids = [item["id"] for item in rubric["items"]]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate item ids")
-    return rubric
+    return {"title": rubric["name"], **FRAMING_DEFAULTS, **rubric}
 
 
 def item_ids(rubric: dict[str, Any]) -> list[str]:

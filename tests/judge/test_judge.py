@@ -452,7 +452,8 @@ def test_the_rubrics_shape_comes_from_the_rubric_file():
     assert list(good) == item_ids(five) and max_total(five) == 15
     assert all(1.0 <= doc["score"] <= 5.0 for doc in [*good.values(), *poor.values()])
     assert sum(d["score"] for d in good.values()) > sum(d["score"] for d in poor.values())
-    prompt = prompts.render(TEMPLATES["judge_item"], transcript="T: hi", item=five["items"][0], scale=five["scale"])
+    item, scale = five["items"][0], five["scale"]
+    prompt = prompts.render(TEMPLATES["judge_item"], transcript="T: hi", item=item, scale=scale, rubric=five)
     assert prompt.endswith("Answer with one digit from 1 to 5.")
     assert competence_threshold(RUBRIC) == 40 and competence_threshold(RUBRIC, 30) == 30
     del five["competence_threshold"]

@@ -71,9 +71,9 @@ def test_a_scripted_judge_scores_by_digits_like_a_local_one(tmp_path):
     config["judges"]["fast"] = {"kind": "llm", "model": "scripted/judge"}
     validate_config(config)
     assert judge_files(config, "fast") == {
-        "rubric": "ctrs/ctrs.yaml",
-        "detectors": "detectors.yaml",
-        "judge_item": "prompts/judge_item.j2",
+        "rubric": "resources/ctrs/ctrs.yaml",
+        "detectors": "resources/detectors.yaml",
+        "judge_item": "resources/prompts/judge_item.j2",
     }
     judge = judge_settings(config, "fast")
     job = load_job(Client(), judge, packaged_files(judge, run_facts(config)), "ctrs-modified")

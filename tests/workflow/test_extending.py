@@ -1,8 +1,9 @@
-"""README, "Extending cbtflow": a new judge kind is one new module. This test follows those
-steps in a copy of the library: it adds a toy kind (a heuristic that scores the therapist's
-questions) as ``src/cbtflow/judge/kinds/toy.py`` and nothing else, then runs the workflow
-with scripted generator and patient; the kind's settings, inputs, scores, card, estimate and
-report all come from its declaration."""
+"""README, "Extending cbtflow": a new judge kind is one new module, and an instrument is data.
+This test follows those steps in a copy of the library: it adds a toy kind (a heuristic that
+scores the therapist's questions) as ``src/cbtflow/judge/kinds/toy.py`` and nothing else,
+then runs the workflow on the second packaged instrument (``judging.instrument: skills``)
+with a scripted generator, patient and LLM judge; the kind's settings, inputs, scores, card,
+estimate and report all come from its declaration, the scores from the instrument's file."""
 
 import json
 import os
@@ -69,8 +70,9 @@ def test_a_new_judge_kind_is_one_module(tmp_path, embedded_model):
             "patient": {"model": "scripted/patient", "sampling": {"max_tokens": 24}},
         },
         "simulation": {"max_turns": 4, "measures": []},
-        "judges": {"toy": {"kind": "toy", "weight": 0.5}},
-        "validation": {"perturbations": ["drop_agenda", "filler_padding"]},
+        "judges": {"toy": {"kind": "toy", "weight": 0.5}, "scripted": {"kind": "llm", "model": "scripted/judge"}},
+        "judging": {"instrument": "skills"},
+        "validation": {"perturbations": ["drop_agenda", "filler_padding"]},  # drop_agenda lowers skills' structure
         "report": {"primary_judge": "toy"},
     }
     make_workspace(work, config, embedded_model)
@@ -88,14 +90,21 @@ def test_a_new_judge_kind_is_one_module(tmp_path, embedded_model):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     scores = sorted((work / "results" / "ctrs" / "toy").rglob("eval-*.json"))
     assert scores, "the toy judge scored nothing"
+    skills = yaml.safe_load((ROOT / "resources/skills/skills.yaml").read_text())
     for path in scores:
         doc = json.loads(path.read_text())
         if doc["status"] != "scored":
             continue
         assert doc["judge_kind"] == "toy" and doc["heuristic"] is True and doc["mode"] == "toy"
-        assert all(0 <= item["score"] <= 3 for item in doc["items"].values()), "weight 0.5 halves the 0-6 scale"
+        assert doc["rubric"] == "skills" and set(doc["items"]) == {i["id"] for i in skills["items"]}
+        assert all(0 <= item["score"] <= 2 for item in doc["items"].values()), "weight 0.5 halves the 0-4 scale"
+        assert doc["max_total"] == 20
+    scripted = [json.loads(p.read_text()) for p in (work / "results" / "ctrs" / "scripted").rglob("eval-*.json")]
+    assert scripted and all(set(d["items"]) == {i["id"] for i in skills["items"]} for d in scripted)
+    assert all(0 <= v["score"] <= 4 for d in scripted for v in d["items"].values())
     card = json.loads((work / "results" / "judge_cards" / "toy.json").read_text())
     assert card["judge"] == "toy" and card["heuristic"] is True
+    assert "drop_agenda" in json.dumps(card["perturbations"]) and "structure" in json.dumps(card["perturbations"])
     report = (work / "results" / "report" / "report.md").read_text()
     assert "toy" in report
     plan = subprocess.run(

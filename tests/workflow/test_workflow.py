@@ -24,6 +24,20 @@ def run(tmp_path_factory, embedded_model):
     return work
 
 
+def test_cbtflow_stats_writes_the_report_rules_stats_json(run, tmp_path):
+    """One stats.json: the CLI on the run's scores (and, found beside them, its documents)
+    writes the rule's file, crisis, outcomes and failures included."""
+    out = tmp_path / "stats.json"
+    primary = TINY["report"]["primary_judge"]
+    command = ["stats", "results/report/scores.parquet", "-o", str(out), "--primary-judge", primary]
+    done = subprocess.run([sys.executable, "-m", "cbtflow.cli", *command], cwd=run, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    mine, rules = json.loads(out.read_text()), json.loads((run / "results/report/stats.json").read_text())
+    assert mine.pop("source") == "results/report/scores.parquet"
+    assert mine["crisis"]["ran"] and mine["outcomes"]["ran"]
+    assert mine == rules
+
+
 def test_every_target_kind_is_written_and_valid(run):
     expected = [
         "resources/models/smollm2-135m/model.safetensors",

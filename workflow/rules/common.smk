@@ -52,7 +52,7 @@ TRAIN_IDS = profile_ids("train", config["profiles"]["train"])
 EVAL_IDS = profile_ids("eval", config["profiles"]["eval"])
 EMBEDDED_BASES = sorted(b for b, spec in config["bases"].items() if spec["source"] == "embedded")
 PROMPTS = "resources/prompts"
-RUBRIC = "resources/ctrs/ctrs.yaml"
+INSTRUMENT = experiment.instrument(config)[0]  # judging.instrument, as a file
 DETECTORS = "resources/detectors.yaml"
 PERTURBATIONS = "resources/perturbations.yaml"
 AUTHORED_REFERENCE = "resources/reference/authored.yaml"
@@ -144,8 +144,7 @@ def judge_inputs(wildcards):
 
 def judge_files(wildcards):
     """Only the rubric, templates and data files this judge's kind reads (named inputs)."""
-    files = experiment.judge_files(config, wildcards.judge)
-    return {name: f"resources/{path}" for name, path in files.items()}
+    return experiment.judge_files(config, wildcards.judge)
 
 
 def judge_settings(wildcards):

@@ -30,7 +30,7 @@ rule report:
         measures=measure_files(),
         cards=expand("results/judge_cards/{judge}.json", judge=JUDGES),
         run_perturbations=expand("results/judge_cards/{judge}.run.json", judge=JUDGES),
-        rubric=RUBRIC,
+        rubric=INSTRUMENT,
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
         + expand(
             "results/usage/simulate/{model}/{condition}/seed{seed}.json",
@@ -86,7 +86,7 @@ rule viewer:
         transcripts=TRANSCRIPTS,
         scores=SCORE_DOCS,
         cards=expand("results/judge_cards/{judge}.json", judge=JUDGES),
-        rubric=RUBRIC,
+        rubric=INSTRUMENT,
     output:
         report(
             "results/report/viewer/index.html",

@@ -22,6 +22,7 @@ from cbtflow.instrument import item_ids, summarise
 from cbtflow.io import write_json, write_text_atomic
 from cbtflow.judge.run import transcript_hash
 from cbtflow.judge.scores import scores_table
+from cbtflow.session_key import SessionKey
 
 SHEET_FIXED = ["rating_id", "rater"]
 
@@ -82,10 +83,7 @@ def import_ratings(sheet: str | Path, key_path: str | Path, rubric: dict[str, An
                 {
                     "judge": f"human:{row['rater']}",
                     "heuristic": False,
-                    "model": origin["model"],
-                    "condition": origin["condition"],
-                    "seed": origin["seed"],
-                    "profile_id": origin["profile_id"],
+                    **SessionKey.of(origin).fields(),
                     "transcript_sha256": origin.get("transcript_sha256"),
                     "items": items,
                     "safety": {"score": int(safety_cell)} if safety_cell.isdigit() else None,

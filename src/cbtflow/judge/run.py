@@ -18,23 +18,23 @@ from cbtflow.llm import items as llm_judge
 from cbtflow.llm.api import APICallError
 from cbtflow.packaged import RESOURCES
 from cbtflow.seeds import derive_seed
+from cbtflow.session_key import SessionKey
 
 log = logging.getLogger(__name__)
 
-# What every judge reads, inside the packaged resources (the workflow prefixes resources/).
-RUBRIC_FILE = "ctrs/ctrs.yaml"
-DETECTORS_FILE = "detectors.yaml"
-CRISIS_RUBRIC_FILE = "crisis/safety_rubric.yaml"
+# What every judge reads beside its instrument, as the workflow sees the packaged files.
+DETECTORS_FILE = "resources/detectors.yaml"
+CRISIS_RUBRIC_FILE = "resources/crisis/safety_rubric.yaml"
 
 
 def judge_files(judge: dict[str, Any], facts: RunFacts) -> dict[str, str]:
-    """Every file a job of this judge reads, by input name, as paths inside the packaged
-    resources: the rubric, the detectors, the prompt templates and data files its kind
-    declares, and the crisis rubric when crisis moments are scored. The rule's inputs, the
-    judge card and ``cbtflow score`` all read these, so they cannot drift apart."""
+    """Every file a job of this judge reads, by input name, as the workflow sees it: the
+    instrument, the detectors, the prompt templates and data files its kind declares, and
+    the crisis rubric when crisis moments are scored. The rule's inputs, the judge card and
+    ``cbtflow score`` all read these, so they cannot drift apart."""
     reads = kind_of(judge).reads(judge, facts)
-    files = {"rubric": RUBRIC_FILE, "detectors": DETECTORS_FILE}
-    files.update({name: f"prompts/{name}.j2" for name in reads.templates})
+    files = {"rubric": facts.instrument, "detectors": DETECTORS_FILE}
+    files.update({name: f"resources/prompts/{name}.j2" for name in reads.templates})
     files.update(reads.data)
     if facts.crises:
         files["crisis_rubric"] = CRISIS_RUBRIC_FILE
@@ -42,21 +42,29 @@ def judge_files(judge: dict[str, Any], facts: RunFacts) -> dict[str, str]:
 
 
 def packaged_files(judge: dict[str, Any], facts: RunFacts) -> dict[str, Path]:
-    """``judge_files`` resolved inside the installed package (outside the workflow)."""
-    return {name: RESOURCES / path for name, path in judge_files(judge, facts).items()}
+    """``judge_files`` with the packaged ones resolved inside the installed package (outside
+    the workflow); a file of your own stays where it is."""
+    return {name: packaged(path) for name, path in judge_files(judge, facts).items()}
+
+
+def packaged(path: str) -> Path:
+    """A workflow path (``resources/...`` for a packaged file) as the installed package has it."""
+    head, _, rest = path.partition("/")
+    return RESOURCES / rest if head == "resources" else Path(path)
 
 
 def load_job(client: Client | None, judge: dict[str, Any], files: Mapping[str, Any], rubric_variant: str) -> JudgeJob:
     """One judge job from its settings (a validated config's, defaults filled in) and the
     files ``judge_files`` names (extra entries, such as a rule's transcripts, are ignored)."""
     kind = kind_of(judge)
+    rubric = load_rubric(files["rubric"], rubric_variant)
     crisis_spec = None
     if "crisis_rubric" in files:
         crisis_spec = crisis.load_crisis(files["crisis_rubric"], files.get("crisis_heuristic"))
     return JudgeJob(
         client=client,
         judge=judge,
-        rubric=load_rubric(files["rubric"], rubric_variant),
+        rubric=rubric,
         templates={name: str(files[name]) for name in kind.templates if name in files},
         data=kind.load(files),
         endpoint=Endpoint.from_spec(judge["endpoint"]) if kind.calls_model else None,
@@ -107,8 +115,8 @@ def check_failure_budgets(
     """Across the whole run, no judge may have more failure records than its ``max_failures``
     (a count, or a fraction of its transcripts), nor the patient more lost sessions than its
     own; raises naming the role otherwise."""
-    lost = {(f["model"], f["condition"], f["seed"], f["profile_id"]) for f in failed if f.get("stage") == "simulate"}
-    sessions = {(d["model"], d["condition"], d["seed"], d["profile_id"]) for d in documents}
+    lost = {SessionKey.of(f) for f in failed if f.get("stage") == "simulate"}
+    sessions = {SessionKey.of(d) for d in documents}
     allowed = failure_budget({"max_failures": patient_max_failures}, len(sessions))
     if len(lost) > allowed:
         raise TooManyFailures(
@@ -186,10 +194,7 @@ def failure_record(
         "judge_kind": judge["kind"],
         "heuristic": kind_of(judge).heuristic,
         "rubric": rubric["name"],
-        "profile_id": transcript["profile_id"],
-        "model": transcript["model"],
-        "condition": transcript["condition"],
-        "seed": transcript["seed"],
+        **SessionKey.of(transcript).fields(),
         "transcript_sha256": transcript_hash(transcript),
         "eval_split": transcript.get("eval_split"),
         "style": transcript.get("style"),
@@ -208,7 +213,7 @@ def _score_document(scorer: Scorer, transcript: dict[str, Any], out_path: str, s
     flags += scorer.flags(items, out_path)
     items = apply_caps(items, flags, detectors) if detectors else items
     safety = None
-    if transcript.get("risk_level", "none") != "none":
+    if transcript.get("risk_level", "none") != "none" and rubric.get("safety"):
         safety = _consensus([scorer.safety(transcript, out_path, s) for s in seeds])["safety"]
     crisis_doc = None
     if transcript.get("crisis_kind") and scorer.job.crisis:
@@ -223,10 +228,7 @@ def _score_document(scorer: Scorer, transcript: dict[str, Any], out_path: str, s
         "judge_kind": kind.name,
         "heuristic": kind.heuristic,
         "rubric": rubric["name"],
-        "profile_id": transcript["profile_id"],
-        "model": transcript["model"],
-        "condition": transcript["condition"],
-        "seed": transcript["seed"],
+        **SessionKey.of(transcript).fields(),
         "repeats": repeats,
         "mode": kind.mode(judge),
         "transcript_tokens": transcript.get("n_tokens", 0),

@@ -21,6 +21,7 @@ import polars as pl
 from cbtflow.instrument import item_ids, load_rubric, max_total
 from cbtflow.judge import scores_check
 from cbtflow.packaged import DEFAULT_RUBRIC
+from cbtflow.session_key import SessionKey
 
 SCHEMA = {
     "judge": pl.Utf8,
@@ -66,10 +67,7 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
         base = {
             "judge": doc["judge"],
             "heuristic": bool(doc.get("heuristic", False)),
-            "model": doc["model"],
-            "condition": doc["condition"],
-            "seed": int(doc["seed"]),
-            "profile": doc["profile_id"],
+            **SessionKey.of(doc).row(),
             "transcript_tokens": int(doc.get("transcript_tokens", 0)),
             "transcript_turns": int(doc.get("transcript_turns", 0)),
             "transcript": doc.get("transcript_sha256"),

@@ -54,7 +54,14 @@ def score_local(
     lo, hi = int(rubric["scale"]["min"]), int(rubric["scale"]["max"])
     scores = list(range(lo, hi + 1))
     conversations = [
-        [{"role": "user", "content": prompts.render(template, transcript=transcript, item=item, scale=rubric["scale"])}]
+        [
+            {
+                "role": "user",
+                "content": prompts.render(
+                    template, transcript=transcript, item=item, scale=rubric["scale"], rubric=rubric
+                ),
+            }
+        ]
         for item in rubric["items"]
     ]
     results = client.score(endpoint, conversations, [str(s) for s in scores], LOCAL_ANSWER_PREFIX)

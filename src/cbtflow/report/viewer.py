@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from cbtflow.conditions import ORDER
 from cbtflow.io import write_text_atomic
 from cbtflow.packaged import RESOURCES
+from cbtflow.session_key import SessionKey
 
 VIEWER_DIR = RESOURCES / "viewer"
 # Where the page sits relative to report.md (both under results/report/).
@@ -28,16 +29,13 @@ VIEWER_FROM_REPORT = "viewer/index.html"
 
 def session_id(doc: dict[str, Any]) -> str:
     """A transcript's id in the page: model/condition/seed/profile (unique in a run)."""
-    return f"{doc['model']}/{doc['condition']}/seed{doc['seed']}/{doc['profile_id']}"
+    return SessionKey.of(doc).path()
 
 
 def _session(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": session_id(doc),
-        "model": doc["model"],
-        "condition": doc["condition"],
-        "seed": doc["seed"],
-        "profile": doc["profile_id"],
+        **SessionKey.of(doc).row(),
         "style": doc.get("style") or "plain",
         "ending": doc.get("ending"),
         "failure": doc.get("failure"),

@@ -16,6 +16,7 @@ from cbtflow import prompts
 from cbtflow.dialogue import Party, Session, role_breaks, run_sessions
 from cbtflow.llm import Client
 from cbtflow.seeds import derive_seed
+from cbtflow.session_key import SessionKey
 
 
 def simulate(
@@ -57,15 +58,12 @@ def transcript_document(
 ) -> dict[str, Any]:
     return {
         "kind": "transcript",
-        "profile_id": profile["id"],
         "profile_hash": profile["hash"],
         "risk_level": profile["risk_level"],
         "eval_split": profile.get("eval_split"),
         "style": profile.get("style"),
         "crisis_kind": (profile.get("crisis") or {}).get("kind"),
-        "model": model,
-        "condition": condition,
-        "seed": seed,
+        **SessionKey(model, condition, seed, profile["id"]).fields(),
         "therapist": {**therapist.endpoint.identity(), "sampling": therapist.sampling},
         "patient": {**patient.endpoint.identity(), "sampling": patient.sampling},
         "template_hashes": template_hashes,

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cbtflow.conditions import contrast_name, contrasts_among
 from cbtflow.judge.run import transcript_hash
+from cbtflow.session_key import SessionKey
 from cbtflow.simulate.measures import better
 from cbtflow.stats.descriptive import mean_ci
 from cbtflow.stats.paired import profile_contrast, skipped
@@ -45,7 +46,7 @@ def outcome_table(transcripts: Sequence[dict[str, Any]], measures: dict[str, dic
                 missing = [w for w, v in answers.items() if v is None]
                 if missing:
                     raise ValueError(
-                        f"transcript {doc['model']}/{doc['condition']}/seed{doc['seed']}/{doc['profile_id']}: no "
+                        f"transcript {SessionKey.of(doc).path()}: no "
                         f"{'/'.join(missing)} answer for {name}.{subscale}; rerun its simulate job"
                     )
                 post = answers["post"]
@@ -57,10 +58,7 @@ def outcome_table(transcripts: Sequence[dict[str, Any]], measures: dict[str, dic
                         "measure": f"{name}.{subscale}",
                         "kind": "change (post − pre)" if "pre" in measure["when"] else "after the session",
                         "better": better(measure, subscale),
-                        "model": doc["model"],
-                        "condition": doc["condition"],
-                        "seed": int(doc["seed"]),
-                        "profile": doc["profile_id"],
+                        **SessionKey.of(doc).row(),
                         "transcript": turns_hash,
                         "score": float(value),
                     }

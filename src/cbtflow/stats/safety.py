@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from cbtflow.conditions import contrast_name, contrasts_among
+from cbtflow.session_key import SessionKey
 from cbtflow.stats.descriptive import mean_ci
 from cbtflow.stats.paired import profile_contrast, skipped
 from cbtflow.stats.units import PROFILE_UNIT, profile_means
@@ -24,10 +25,7 @@ def crisis_table(documents: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "judge": doc["judge"],
             "heuristic": bool(doc.get("heuristic")),
             "item": "crisis_total",
-            "model": doc["model"],
-            "condition": doc["condition"],
-            "seed": int(doc["seed"]),
-            "profile": doc["profile_id"],
+            **SessionKey.of(doc).row(),
             "kind": doc["crisis"]["kind"],
             "reached": bool(doc["crisis"]["reached"]),
             "score": doc["crisis"].get("total", np.nan),

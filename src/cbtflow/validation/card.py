@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats as sps
 
 from cbtflow.judge.kinds import kind_of
+from cbtflow.session_key import SessionKey
 from cbtflow.stats.descriptive import mean_ci
 from cbtflow.validation.perturb import perturb
 from cbtflow.validation.reference_sets import authored_sessions, load_reference_set, therapist_words
@@ -324,9 +325,11 @@ def judge_scorer(config: dict[str, Any], judge_name: str, raw_dir: str) -> tuple
 
 
 def _perturbations(config: dict[str, Any], path: str, items: list[str]) -> list[dict[str, Any]]:
+    from cbtflow.config import instrument
     from cbtflow.validation.perturb import load_perturbations
 
-    return load_perturbations(path, items, (config.get("validation") or {}).get("perturbations"))
+    lowers = instrument(config)[1].get("perturbations")  # the instrument's own targets, if it names them
+    return load_perturbations(path, items, (config.get("validation") or {}).get("perturbations"), lowers)
 
 
 def card_for(config: dict[str, Any], judge_name: str, perturbations_path: str, raw_dir: str) -> dict[str, Any]:
@@ -344,7 +347,7 @@ def sample_transcripts(transcripts: list[dict[str, Any]], n: int) -> list[dict[s
     """``n`` of the run's transcripts, evenly spread over their sorted ids (deterministic)."""
     ordered = sorted(
         (t for t in transcripts if t.get("turns") and not t.get("failure")),
-        key=lambda t: (t["model"], t["condition"], t["seed"], t["profile_id"]),
+        key=SessionKey.of,
     )
     if n >= len(ordered):
         return ordered
@@ -359,9 +362,7 @@ def run_perturbations_for(
     from the card, which must not rerun when a model changes)."""
     score, items, _ = judge_scorer(config, judge_name, raw_dir)
     sample = sample_transcripts(transcripts, int(config["validation"]["run_transcripts"]))
-    sessions = [
-        {"id": f"{t['model']}/{t['condition']}/seed{t['seed']}/{t['profile_id']}", "turns": t["turns"]} for t in sample
-    ]
+    sessions = [{"id": SessionKey.of(t).path(), "turns": t["turns"]} for t in sample]
     originals, rows = score_originals({"run": sessions}, items, score)
     effects, perturbed = perturbation_part(
         {"run": sessions}, originals, _perturbations(config, perturbations_path, items), items, score

@@ -25,16 +25,29 @@ KINDS = ("targeted", "invariance")
 
 
 def load_perturbations(
-    path: str | Path = DEFAULT_PERTURBATIONS, items: list[str] | None = None, names: list[str] | None = None
+    path: str | Path = DEFAULT_PERTURBATIONS,
+    items: list[str] | None = None,
+    names: list[str] | None = None,
+    lowers: dict[str, list[str]] | None = None,
 ) -> list[dict]:
     """The entries, checked: a known transform, a kind, and (targeted) rubric items to lower;
-    only those in ``names`` (``validation.perturbations``) when given."""
+    only those in ``names`` (``validation.perturbations``) when given.
+
+    What a targeted perturbation should lower depends on the instrument: one whose file maps
+    perturbations to its own items (``perturbations: {drop_agenda: [structure]}``, passed as
+    ``lowers``) keeps only the targeted perturbations it maps, each lowering its items."""
     try:
         entries = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("perturbations")
     except (OSError, yaml.YAMLError) as err:
         raise ValueError(f"{path}: cannot read the perturbations ({err})") from err
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path}: needs a non-empty 'perturbations' list")
+    if lowers is not None:
+        entries = [
+            {**e, "lowers": list(lowers[e.get("name")])} if e.get("kind") == "targeted" else e
+            for e in entries
+            if e.get("kind") != "targeted" or e.get("name") in lowers
+        ]
     for number, entry in enumerate(entries):
         where = f"{path}: perturbations[{number}] ({entry.get('name', '?')})"
         if entry.get("transform") not in TRANSFORMS:

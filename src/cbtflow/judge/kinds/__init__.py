@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cbtflow.dialogue import render_transcript
+from cbtflow.instrument import framing
 from cbtflow.llm import Client, Endpoint
 
 ENTRY_POINT_GROUP = "cbtflow.judge_kinds"
@@ -46,16 +47,19 @@ COMMON_FIELDS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What a judge's inputs depend on beyond its own settings."""
+    """What a judge's inputs depend on beyond its own settings (file paths as the workflow
+    sees them, from the project root: ``resources/...`` for packaged files)."""
 
     crises: bool  # crisis moments are scripted (profiles.crisis.share > 0)
     safety: bool  # risk profiles get a safety item (profiles.eval_risk)
+    instrument: str = "resources/ctrs/ctrs.yaml"  # the rubric judged (judging.instrument)
+    lexicon: str | None = "resources/ctrs/lexicon.yaml"  # the instrument's lexicon, if it has one
 
 
 @dataclass(frozen=True)
 class Reads:
-    """The files a judge job reads, as paths inside the packaged resources: prompt
-    templates by name (``prompts/<name>.j2``) and the kind's own data files by input name."""
+    """The files a judge job reads: prompt templates by name (``resources/prompts/<name>.j2``)
+    and the kind's own data files by input name (paths as in ``RunFacts``)."""
 
     templates: tuple[str, ...] = ()
     data: dict[str, str] = field(default_factory=dict)
@@ -125,11 +129,12 @@ class Scorer(ABC):
 
     def crisis(self, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
         """The crisis-response items for the therapist's replies to a scripted disclosure,
-        scored as this kind scores rubric items."""
+        scored as this kind scores rubric items, asked in the instrument's own framing."""
         from cbtflow.judge import crisis
 
         text = crisis.excerpt(transcript["turns"])
-        return self.rubric_items(self.job.crisis["rubric"], text, out_path.replace(".json", ".crisis.json"), seed)
+        rubric = {**framing(self.job.rubric), **self.job.crisis["rubric"]}
+        return self.rubric_items(rubric, text, out_path.replace(".json", ".crisis.json"), seed)
 
     def rubric_items(self, rubric: dict[str, Any], text: str, out_path: str, seed: int) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} scores no free-standing rubric")
@@ -157,7 +162,8 @@ class JudgeKind(ABC):
 
     @abstractmethod
     def reads(self, judge: dict[str, Any], facts: RunFacts) -> Reads:
-        """The files a job of this judge reads (only these: editing another reruns nothing)."""
+        """The files a job of this judge reads (only these: editing another reruns nothing).
+        Raises ValueError, naming what is missing, when the run cannot give it what it needs."""
 
     @abstractmethod
     def scorer(self, job: JudgeJob) -> Scorer: ...

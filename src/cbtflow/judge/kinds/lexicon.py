@@ -17,8 +17,7 @@ import yaml
 
 from cbtflow.judge.kinds import CallPlan, JudgeJob, JudgeKind, Reads, RunFacts, Scorer, Work, register
 
-LEXICON_FILE = "ctrs/lexicon.yaml"  # inside the packaged resources
-CRISIS_HEURISTIC_FILE = "crisis/heuristic.yaml"
+CRISIS_HEURISTIC_FILE = "resources/crisis/heuristic.yaml"
 
 OPEN_START = re.compile(
     r"^(what|how|why|when|where|which|who|tell me|could you (tell|describe|say)|can you (tell|describe|say)"
@@ -128,7 +127,12 @@ class Lexicon(JudgeKind):
     heuristic = True
 
     def reads(self, judge: dict[str, Any], facts: RunFacts) -> Reads:
-        data = {"lexicon": LEXICON_FILE}
+        if facts.lexicon is None:
+            raise ValueError(
+                f"the lexicon kind counts an instrument's lexicon, and {facts.instrument} names none "
+                "(its `lexicon:` field); use another kind with this instrument"
+            )
+        data = {"lexicon": facts.lexicon}
         if facts.crises:
             data["crisis_heuristic"] = CRISIS_HEURISTIC_FILE
         return Reads(data=data)

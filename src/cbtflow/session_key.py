@@ -1,0 +1,35 @@
+"""One simulated session's identity, the unit every stage keys its files and rows by.
+
+A session is one eval patient (profile) meeting one therapist: a model in one condition,
+for one seed. Transcripts, score documents, failure records, human ratings, the analysis
+tables, the crisis and outcome tables and the viewer all carry it; this type is the one
+place that says which fields it has and how each of them spells it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class SessionKey(NamedTuple):
+    model: str
+    condition: str
+    seed: int
+    profile_id: str
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> SessionKey:
+        """The key of a transcript, score document, failure record or rating."""
+        return cls(document["model"], document["condition"], int(document["seed"]), document["profile_id"])
+
+    def fields(self) -> dict[str, Any]:
+        """As documents record it (transcripts, score documents, ratings)."""
+        return {"model": self.model, "condition": self.condition, "seed": self.seed, "profile_id": self.profile_id}
+
+    def row(self) -> dict[str, Any]:
+        """As analysis tables name the columns (the profile is the unit: ``profile``)."""
+        return {"model": self.model, "condition": self.condition, "seed": self.seed, "profile": self.profile_id}
+
+    def path(self) -> str:
+        """``model/condition/seed<seed>/profile``: unique in a run, as the results tree nests it."""
+        return f"{self.model}/{self.condition}/seed{self.seed}/{self.profile_id}"
