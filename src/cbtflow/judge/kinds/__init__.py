@@ -10,18 +10,16 @@ in this package is imported on first use, and an installed package can add its o
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cbtflow.dialogue import render_transcript
 from cbtflow.instrument import framing
 from cbtflow.llm import Client, Endpoint
+from cbtflow.registry import Registry
 
 ENTRY_POINT_GROUP = "cbtflow.judge_kinds"
 
@@ -184,26 +182,18 @@ class JudgeKind(ABC):
         return judge["model"] if self.calls_model else f"{self.name} (no model)"
 
 
-KINDS: dict[str, JudgeKind] = {}
-
-
-def register(cls: type[JudgeKind]) -> type[JudgeKind]:
-    """Class decorator: make a kind available under its ``name``."""
-    if cls.name in KINDS and type(KINDS[cls.name]) is not cls:
-        twice = f"{type(KINDS[cls.name]).__module__}, {cls.__module__}"
-        raise ValueError(f"judge kind {cls.name!r} is registered twice ({twice})")
-    KINDS[cls.name] = cls()
-    return cls
+KINDS: Registry[JudgeKind] = Registry(__name__, ENTRY_POINT_GROUP, "judge kind")
+register = KINDS.register
 
 
 @cache
+def _instance(cls: type[JudgeKind]) -> JudgeKind:
+    return cls()
+
+
 def discover() -> dict[str, JudgeKind]:
-    """Every kind: the modules of this package, then installed entry points."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        point.load()
-    return KINDS
+    """Every kind, by name (one instance each)."""
+    return {name: _instance(cls) for name, cls in KINDS.classes().items()}
 
 
 def kind_of(judge: dict[str, Any]) -> JudgeKind:

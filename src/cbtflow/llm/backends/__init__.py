@@ -16,16 +16,13 @@ Every module here is imported on first use; an installed package can add its own
 from __future__ import annotations
 
 import hashlib
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cbtflow.llm.endpoint import Endpoint
+from cbtflow.registry import Registry
 
 ENTRY_POINT_GROUP = "cbtflow.backends"
 
@@ -87,31 +84,11 @@ class Backend:
         yield endpoint
 
 
-_CLASSES: dict[str, type[Backend]] = {}
+BACKENDS: Registry[Backend] = Registry(__name__, ENTRY_POINT_GROUP, "backend")
+register = BACKENDS.register
+discover = BACKENDS.classes
+backend_class = BACKENDS.get
 _LOADED: dict[str, Backend] = {}
-
-
-def register(cls: type[Backend]) -> type[Backend]:
-    """Class decorator: make a backend available under its ``name``."""
-    _CLASSES[cls.name] = cls
-    return cls
-
-
-@cache
-def discover() -> dict[str, type[Backend]]:
-    """Every backend: the modules of this package, then installed entry points."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        point.load()
-    return dict(sorted(_CLASSES.items(), key=lambda item: (item[1].order, item[0])))
-
-
-def backend_class(name: str) -> type[Backend]:
-    classes = discover()
-    if name not in classes:
-        raise ValueError(f"no backend {name!r} (registered: {', '.join(sorted(classes))})")
-    return classes[name]
 
 
 def get(name: str) -> Backend:

@@ -10,12 +10,10 @@ an installed package can add its own under the ``cbtflow.training_backends`` ent
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import resource
-from functools import cache
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
+
+from cbtflow.registry import Registry
 
 ENTRY_POINT_GROUP = "cbtflow.training_backends"
 
@@ -55,30 +53,13 @@ class TrainingBackend:
         return torch.cuda.max_memory_allocated() / 2**20
 
 
-_CLASSES: dict[str, type[TrainingBackend]] = {}
-
-
-def register(cls: type[TrainingBackend]) -> type[TrainingBackend]:
-    """Class decorator: make a training backend available under its ``name``."""
-    _CLASSES[cls.name] = cls
-    return cls
-
-
-@cache
-def discover() -> dict[str, type[TrainingBackend]]:
-    """Every training backend, in the order selection tries them."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        point.load()
-    return dict(sorted(_CLASSES.items(), key=lambda item: (item[1].order, item[0])))
+TRAINING_BACKENDS: Registry[TrainingBackend] = Registry(__name__, ENTRY_POINT_GROUP, "training backend")
+register = TRAINING_BACKENDS.register
+discover = TRAINING_BACKENDS.classes  # in the order selection tries them
 
 
 def training_backend(name: str) -> TrainingBackend:
-    classes = discover()
-    if name not in classes:
-        raise ValueError(f"no training backend {name!r} (registered: {', '.join(classes)})")
-    return classes[name]()
+    return TRAINING_BACKENDS.get(name)()
 
 
 def select_backend() -> str:
