@@ -180,7 +180,7 @@ def test_vllm_refuses_bitsandbytes_bases_and_ranks_above_512_at_config_time():
 def test_the_provider_list_matches_the_installed_litellm():
     import os
 
-    from cbtflow.config import known_providers
+    from cbtflow.llm.backends.litellm_api import known_providers
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm

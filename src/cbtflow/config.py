@@ -19,11 +19,9 @@ from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.instrument import instrument_file, lexicon_file, load_rubric
 from cbtflow.judge import run as judging
 from cbtflow.judge.kinds import RunFacts, judge_schema, kind_of
-from cbtflow.llm.backends import Backend, backend_class, therapist_backends
-from cbtflow.llm.endpoint import LOCAL_PREFIX, SCRIPTED_PREFIX
-from cbtflow.packaged import RESOURCES, schema_path
-
-PROVIDERS_FILE = RESOURCES / "litellm_providers.txt"
+from cbtflow.llm.backends import Backend, backend_class, backend_name, therapist_backends
+from cbtflow.llm.endpoint import LOCAL_PREFIX, SCRIPTED_PREFIX, Endpoint
+from cbtflow.packaged import schema_path
 
 
 class ConfigError(ValueError):
@@ -89,16 +87,6 @@ def model_roles(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return roles
 
 
-def known_providers() -> set[str]:
-    """litellm's provider prefixes, read from a file: importing litellm takes seconds, and
-    config validation runs on every ``snakemake`` start, dry runs included."""
-    return {
-        line.strip()
-        for line in PROVIDERS_FILE.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-
-
 def api_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every model a run may call, by the field it is configured in (fallbacks included)."""
     out = model_roles(config)
@@ -112,17 +100,12 @@ def field_of(where: str) -> str:
     return f"config.{where}" if where.endswith("]") else f"config.{where}.model"  # a fallback, or a role
 
 
-def _provider_problems(config: dict[str, Any]) -> list[str]:
-    known = known_providers()
+def _model_problems(config: dict[str, Any]) -> list[str]:
+    """What the backend that would answer each configured API model says about it."""
     problems = []
     for where, role in api_models(config).items():
-        provider = role["model"].split("/", 1)[0] if "/" in role["model"] else None
-        if provider not in known:
-            problems.append(
-                f"{field_of(where)}: '{role['model']}' names no provider litellm knows; write "
-                "provider/model, e.g. openrouter/..., gemini/..., deepseek/..., openai/... with api_base "
-                f"(known providers: {PROVIDERS_FILE.name})"
-            )
+        endpoint = Endpoint(model=role["model"], api_base=role.get("api_base"))
+        problems += [f"{field_of(where)}: {p}" for p in backend_class(backend_name(endpoint)).model_problems(role)]
     return problems
 
 
@@ -132,8 +115,8 @@ def therapist_backend(config: dict[str, Any]) -> type[Backend]:
 
 
 def with_schema_defaults(settings: dict[str, Any], *path: str) -> dict[str, Any]:
-    """A copy of ``settings`` (the config object at ``path``: ``"courses"``; ``"therapist",
-    "vllm"``; ``"judges", "*"`` for any judge) with the schema's defaults filled in, for
+    """A copy of ``settings`` (the config object at ``path``: ``"courses"``; ``"validation",
+    "thresholds"``; ``"judges", "*"`` for any judge) with the schema's defaults filled in, for
     library entry points called outside a validated config (a notebook, a test): the
     defaults stay written once, in the schema."""
     schema = load_schema("config")
@@ -175,7 +158,7 @@ def validate_config(config: dict[str, Any]) -> None:
             problems.append(
                 f"config.report.primary_judge: '{primary}' is not one of the judges {sorted(config['judges'])}"
             )
-        problems += therapist_backend(config).config_problems(config) + _provider_problems(config)
+        problems += therapist_backend(config).config_problems(config) + _model_problems(config)
         problems += _instrument_problems(config)
         if TUNED in config["conditions"] and BASELINE not in config["conditions"]:
             problems.append(f"config.conditions: the paired analysis needs '{BASELINE}' beside '{TUNED}'")

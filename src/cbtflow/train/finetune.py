@@ -22,7 +22,7 @@ from typing import Any
 
 from cbtflow.io import atomic_dir, sha256_file, write_json
 from cbtflow.llm.local import prefix_stable, render
-from cbtflow.train.backends import select_backend, training_backend
+from cbtflow.train.backends import discover, select_backend, training_backend
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -142,9 +142,14 @@ def _plain_loss_trainer(sft_trainer: type) -> type:
     return PlainLossSFTTrainer
 
 
+TRAINING_LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate")
+
+
 def library_versions() -> dict[str, str]:
+    """The versions of what trains (and of every training backend's own packages) in provenance."""
     out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "unsloth", "bitsandbytes"):
+    extra = [name for cls in discover().values() for name in cls.packages]
+    for name in dict.fromkeys((*TRAINING_LIBRARIES, *extra)):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

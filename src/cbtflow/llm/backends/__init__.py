@@ -64,6 +64,11 @@ class Backend:
     ) -> list[dict[str, Any]]:
         raise ValueError(f"{endpoint.model}: token probabilities are only read from in-process local models")
 
+    @classmethod
+    def model_problems(cls, role: dict[str, Any]) -> list[str]:
+        """What config validation should refuse about a role this backend would answer."""
+        return []
+
     # Therapist backends only.
     @classmethod
     def config_problems(cls, config: dict[str, Any]) -> list[str]:

@@ -26,6 +26,7 @@ class TrainingBackend:
     order: ClassVar[int] = 50  # the first available backend in this order trains
     on_cpu: ClassVar[bool] = False  # trains on the CPU (no mixed precision, no checkpointing)
     own_loss: ClassVar[bool] = False  # patches its own loss: TRL's SFTTrainer is used untouched
+    packages: ClassVar[tuple[str, ...]] = ()  # its own distributions, whose versions provenance records
 
     @classmethod
     def available(cls) -> bool:

@@ -12,6 +12,7 @@ from cbtflow.train.backends import TrainingBackend, peft_model, register
 class PeftBnb(TrainingBackend):
     name = "peft-bnb"
     order = 20
+    packages = ("bitsandbytes",)
 
     @classmethod
     def available(cls) -> bool:

@@ -15,6 +15,7 @@ class Unsloth(TrainingBackend):
     name = "unsloth"
     order = 10
     own_loss = True
+    packages = ("unsloth",)
 
     @classmethod
     def available(cls) -> bool:
