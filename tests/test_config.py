@@ -142,7 +142,7 @@ def test_missing_key_stops_the_run_before_any_job(tmp_path):
 
 
 def test_vllm_refuses_bitsandbytes_bases_and_ranks_above_512_at_config_time():
-    from cbtflow.config import therapist_weights
+    from cbtflow.layout import therapist_weights
 
     paper = yaml.safe_load((ROOT / "experiments/paper.yaml").read_text())
     paper["therapist"] = {**paper["therapist"], "backend": "vllm"}
@@ -274,7 +274,7 @@ def test_config_prices_cost_every_call_and_stop_the_budget(tmp_path):
 
 
 def test_each_judge_kind_depends_only_on_what_it_reads():
-    from cbtflow.config import judge_files
+    from cbtflow.layout import judge_files
 
     config = broken(
         lambda c: c["judges"].update(

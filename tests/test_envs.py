@@ -12,7 +12,7 @@ import pytest
 import tomllib
 import yaml
 
-from cbtflow.config import ENVIRONMENTS, rule_environment
+from cbtflow.layout import ENVIRONMENTS, rule_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILES = {name: ROOT / "envs" / f"{name}.yaml" for name in ENVIRONMENTS}

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from cbtflow.config import judge_settings, run_facts, validate_config
+from cbtflow.config import run_facts, validate_config
 from cbtflow.io import read_json, write_json
+from cbtflow.layout import judge_settings
 
 ROLES = ("therapist", "patient")
 

@@ -8,8 +8,9 @@ import yaml
 from workspace import ROOT
 
 from cbtflow import prompts
-from cbtflow.config import ConfigError, instrument, judge_files, validate_config
+from cbtflow.config import ConfigError, instrument, validate_config
 from cbtflow.instrument import instrument_file, load_rubric
+from cbtflow.layout import judge_files
 from cbtflow.validation.perturb import load_perturbations
 
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -50,7 +50,8 @@ def test_a_config_can_select_scripted_roles_without_keys_or_providers():
     config["roles"]["generator"]["model"] = "scripted/generator"
     config["roles"]["patient"]["model"] = "scripted/patient"
     validate_config(config)  # no provider error: scripted is not an API model
-    from cbtflow.config import api_models, gpus_for
+    from cbtflow.config import api_models
+    from cbtflow.layout import gpus_for
     from cbtflow.preflight import missing_keys
 
     assert "roles.patient" not in api_models(config) and "roles.generator" not in api_models(config)
@@ -61,11 +62,12 @@ def test_a_config_can_select_scripted_roles_without_keys_or_providers():
 
 
 def test_a_scripted_judge_scores_by_digits_like_a_local_one(tmp_path):
-    from cbtflow.config import judge_files, judge_settings, run_facts
+    from cbtflow.config import run_facts
     from cbtflow.judge.kinds import JudgeJob, kind_of
     from cbtflow.judge.kinds.lexicon import LexiconScorer
     from cbtflow.judge.kinds.llm import DigitScorer, JsonScorer
     from cbtflow.judge.run import judge_transcripts, load_job, packaged_files
+    from cbtflow.layout import judge_files, judge_settings
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["judges"]["fast"] = {"kind": "llm", "model": "scripted/judge"}

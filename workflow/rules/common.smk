@@ -8,6 +8,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from cbtflow import config as experiment
+from cbtflow import layout
 from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import ConfigError, validate_config
 from cbtflow.preflight import preflight
@@ -68,7 +69,7 @@ wildcard_constraints:
 
 
 def base_location(base):
-    return experiment.base_location(config, base)
+    return layout.base_location(config, base)
 
 
 def base_inputs(base):
@@ -77,11 +78,11 @@ def base_inputs(base):
 
 
 def chat_template_of(base):
-    return experiment.chat_template_of(config, base)
+    return layout.chat_template_of(config, base)
 
 
 def endpoint_spec(role):
-    return experiment.endpoint_spec(config, role)
+    return layout.endpoint_spec(config, role)
 
 
 def role_inputs(role):
@@ -144,11 +145,11 @@ def judge_inputs(wildcards):
 
 def judge_files(wildcards):
     """Only the rubric, templates and data files this judge's kind reads (named inputs)."""
-    return experiment.judge_files(config, wildcards.judge)
+    return layout.judge_files(config, wildcards.judge)
 
 
 def judge_settings(wildcards):
-    return experiment.judge_settings(config, wildcards.judge)
+    return layout.judge_settings(config, wildcards.judge)
 
 
 def same_base_predecessor(wildcards, stage):
@@ -185,7 +186,7 @@ def therapist_template(wildcards):
 
 
 def therapist_model(wildcards):
-    return experiment.therapist_weights(config, wildcards.model, wildcards.condition)
+    return layout.therapist_weights(config, wildcards.model, wildcards.condition)
 
 
 def therapist_chat_template(wildcards):
@@ -195,12 +196,12 @@ def therapist_chat_template(wildcards):
 def gpu_job(*roles):
     """The `gpu` resource: the slurm plugin turns it into `--gpus`; torch then sees only the
     GPU the scheduler gave (CUDA_VISIBLE_DEVICES)."""
-    return experiment.gpus_for(config, *roles)
+    return layout.gpus_for(config, *roles)
 
 
 def software_env(rule, *roles):
     """The conda environment file of a rule (paths relative to the rule files)."""
-    return f"../../envs/{experiment.rule_environment(config, rule, *roles)}.yaml"
+    return f"../../envs/{layout.rule_environment(config, rule, *roles)}.yaml"
 
 
 def api_job(role):

@@ -303,9 +303,10 @@ def verdicts(card: dict[str, Any], thresholds: dict[str, float]) -> dict[str, An
 def judge_scorer(config: dict[str, Any], judge_name: str, raw_dir: str) -> tuple[Scorer, list[str], dict[str, Any]]:
     """The configured judge's own scoring path (its call cache, detectors and caps), as a
     function from transcripts to scores; fails naming any session it could not score."""
-    from cbtflow.config import judge_settings, run_facts
+    from cbtflow.config import run_facts
     from cbtflow.instrument import item_ids
     from cbtflow.judge.run import judge_transcripts, load_job, packaged_files
+    from cbtflow.layout import judge_settings
     from cbtflow.runtime import client
 
     judge = judge_settings(config, judge_name)
