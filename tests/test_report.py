@@ -75,7 +75,7 @@ def test_a_figure_with_nothing_to_draw_says_why_instead_of_an_empty_panel(tmp_pa
         return struct.unpack(">II", header[16:24])  # a PNG's IHDR width and height
 
     figures.fig_loss_curves({}, tmp_path / "loss.png")
-    figures.fig_item_heatmap({"judges": {"j": {"items_cbt_vs_instruct": {}}}}, "j", tmp_path / "items.png")
+    figures.fig_item_heatmap({"judges": {"j": {"items": {"cbt_vs_instruct": {}}}}}, "j", tmp_path / "items.png")
     figures.fig_usage({}, tmp_path / "usage.png")
     placeholder = size(tmp_path / "loss.png")
     assert placeholder == (550, 220), "the 5 × 2 inch message figure at 110 dpi"

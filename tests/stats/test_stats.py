@@ -164,7 +164,7 @@ def test_two_way_on_profile_means_and_the_study_analysis_on_pairs():
 def test_item_level_on_profile_means_with_holm():
     rng = np.random.default_rng(9)
     scores = make_scores(rng, models=("a",), n_profiles=6)
-    items = stats.analyse(scores)["judges"]["j"]["items_cbt_vs_instruct"]["a"]
+    items = stats.analyse(scores)["judges"]["j"]["items"]["cbt_vs_instruct"]["a"]
     names = sorted(items)
     assert len(names) == 11
     pvals = []

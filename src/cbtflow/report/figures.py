@@ -60,21 +60,29 @@ def fig_paired_totals(scores: pl.DataFrame, judge: str, path: Path) -> None:
 
 
 def fig_item_heatmap(stats: dict[str, Any], judge: str, path: Path) -> None:
-    per_model = stats["judges"][judge]["items_cbt_vs_instruct"]
-    models = sorted(m for m in per_model if not m.startswith("_"))
-    present = {i for m in models for i in per_model[m]}
-    items = ordered(present, stats.get("item_order", []))
-    if not models or not items:
-        return placeholder(path, f"no item-level cbt − instruct comparison for judge {judge}")
-    grid = np.array([[per_model[m].get(i, {}).get("mean_difference") or 0.0 for i in items] for m in models])
-    fig, ax = plt.subplots(figsize=(2 + 0.6 * max(1, len(items)), 2.4 + 0.45 * max(1, len(models))))
-    limit = max(0.5, float(np.abs(grid).max()))
-    image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xticks(range(len(items)), items, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(models)), models, fontsize=8)
-    fig.colorbar(image, ax=ax, label="cbt − instruct")
+    """One panel per contrast that has item-level results: the mean difference per model × item."""
+    panels = []
+    for key, per_model in stats["judges"][judge]["items"].items():
+        models = sorted(m for m in per_model if not m.startswith("_"))
+        items = ordered({i for m in models for i in per_model[m]}, stats.get("item_order", []))
+        if models and items:
+            grid = np.array([[per_model[m].get(i, {}).get("mean_difference") or 0.0 for i in items] for m in models])
+            panels.append((key.replace("_vs_", " − "), models, items, grid))
+    if not panels:
+        return placeholder(path, f"no item-level contrast for judge {judge}")
+    width = max(len(items) for _, _, items, _ in panels)
+    height = max(len(models) for _, models, _, _ in panels)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(len(panels) * (2 + 0.6 * width), 2.4 + 0.45 * height), squeeze=False
+    )
     scale = HEURISTIC_SCALE + " per item" if stats["judges"][judge].get("heuristic") else "Item-level change"
-    ax.set_title(f"{scale}, judge {judge}", fontsize=9)
+    limit = max(0.5, max(float(np.abs(grid).max()) for *_, grid in panels))  # one colour scale for every panel
+    for ax, (label, models, items, grid) in zip(axes[0], panels):
+        image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_xticks(range(len(items)), items, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(models)), models, fontsize=8)
+        ax.set_title(f"{scale}, {label}, judge {judge}", fontsize=9)
+        fig.colorbar(image, ax=ax, label=label)
     fig.tight_layout()
     _save(fig, path)
 

@@ -87,20 +87,20 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def item_level(items: pd.DataFrame) -> dict[str, Any]:
-    """Per model and item: cbt − instruct on profile means, Holm across the model's items."""
+def item_level(items: pd.DataFrame, tuned: str = TUNED, baseline: str = BASELINE) -> dict[str, Any]:
+    """Per model and item: tuned − baseline on profile means, Holm across the model's items."""
     out: dict[str, Any] = {}
     for (model, item), group in items.groupby(["model", "item"]):
         wide = profile_means(group).pivot_table(index="profile", columns="condition", values="score")
-        if TUNED not in wide or BASELINE not in wide:
+        if tuned not in wide or baseline not in wide:
             continue
-        wide = wide.dropna(subset=[TUNED, BASELINE])
+        wide = wide.dropna(subset=[tuned, baseline])
         out.setdefault(str(model), {})[str(item)] = {
-            **paired_test(wide[TUNED].to_numpy(), wide[BASELINE].to_numpy()),
+            **paired_test(wide[tuned].to_numpy(), wide[baseline].to_numpy()),
             "unit": PROFILE_UNIT,
         }
     if not out:
-        return {"_all": skipped(f"needs item scores under both '{TUNED}' and '{BASELINE}'")}
+        return {"_all": skipped(f"needs item scores under both '{tuned}' and '{baseline}'")}
     for per_item in out.values():
         names = sorted(per_item)
         for name, p in zip(names, holm([per_item[i].get("p") for i in names])):
@@ -207,7 +207,7 @@ def _judge_analysis(
         "mixed_model": (
             mixed_model(totals) if (TUNED, BASELINE) in pairs else skipped(f"needs both '{TUNED}' and '{BASELINE}'")
         ),
-        "items_cbt_vs_instruct": item_level(items),
+        "items": {contrast_name(a, b): item_level(items, a, b) for a, b in pairs},
         "as_in_study": {
             "label": STUDY_LABEL,
             "unit": STUDY_UNIT,

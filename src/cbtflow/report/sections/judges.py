@@ -113,8 +113,10 @@ def _judge_section(
     lines += ["### Model × condition (two-way RM-ANOVA, subject = profile)", ""] + two_way_lines(
         result["model_by_condition"]
     )
-    lines += ["### Item level, cbt vs instruct (profile means; Holm across each model's items)", ""]
-    lines += item_lines(result["items_cbt_vs_instruct"], item_order)
+    for key, per_model in result["items"].items():
+        tuned, baseline = key.split("_vs_")
+        lines += [f"### Item level, {tuned} vs {baseline} (profile means; Holm across each model's items)", ""]
+        lines += item_lines(per_model, item_order, tuned, baseline)
     lines += ["### Mixed model (accounts for the adapter training run)", ""] + mixed_lines(result["mixed_model"])
     study = result["as_in_study"]
     lines += [

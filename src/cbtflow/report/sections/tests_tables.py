@@ -109,11 +109,14 @@ def two_way_lines(two_way: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def item_lines(items: dict[str, Any], item_order: Sequence[str]) -> list[str]:
+def item_lines(
+    items: dict[str, Any], item_order: Sequence[str], tuned: str = TUNED, baseline: str = BASELINE
+) -> list[str]:
     if "_all" in items:
         return [f"Item level: not run ({items['_all']['reason']}).", ""]
     lines = [
-        "| model | item | n profiles | mean instruct | mean cbt | cbt − instruct [95% CI] | p | Holm p (items) |",
+        f"| model | item | n profiles | mean {baseline} | mean {tuned} | {tuned} − {baseline} [95% CI] | p "
+        "| Holm p (items) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for model, per in items.items():
