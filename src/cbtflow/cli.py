@@ -93,15 +93,21 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for judge, block in result["judges"].items():
         for model, headline in block["primary"].get("cbt_vs_instruct", {}).items():
             if headline.get("ran"):
-                low, high = headline["ci95"]
+                low, high = headline["ci95"] or (None, None)
                 over = " and ".join(headline.get("generalises_over", []))
                 print(
-                    f"{judge} {'pooled' if model == '_pooled' else model}: cbt − instruct {headline['estimate']:+.2f} "
-                    f"[95% CI {low:.2f}, {high:.2f}], p = {headline['p']:.3g}, df {headline['df']:.3g}, "
+                    f"{judge} {'pooled' if model == '_pooled' else model}: cbt − instruct "
+                    f"{_number(headline['estimate'], '+.2f')} [95% CI {_number(low, '.2f')}, {_number(high, '.2f')}], "
+                    f"p = {_number(headline['p'], '.3g')}, df {_number(headline.get('df'), '.3g')}, "
                     f"generalises over {over}"
                 )
     print(f"wrote {args.output}")
     return 0
+
+
+def _number(value: float | None, spec: str) -> str:
+    """A statistic as printed, or a dash where the analysis could not give one (a degenerate fit)."""
+    return "—" if value is None else format(value, spec)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
