@@ -345,3 +345,22 @@ def test_preflight_checks_only_the_roles_the_requested_targets_call(tmp_path):
     out = courses.stdout + courses.stderr
     assert courses.returncode != 0 and "preflight failed, no job was run" in out
     assert "roles.generator" in out and "roles.patient" not in out and "judges." not in out
+
+
+def test_an_llm_judges_default_sampling_is_set_whole_so_its_params_and_cache_keys_stay():
+    """The kind's whole_defaults: unset, an LLM judge samples {temperature 0, max_tokens 2048},
+    nothing more (the retries and timeout apply at the call); a judge that writes its own
+    sampling gets the sampling fields' defaults, as every role does."""
+    from cbtflow.layout import judge_settings
+
+    config = copy.deepcopy(DEFAULT)
+    config["judges"]["own"] = {"kind": "llm", "model": "local/smollm2-135m", "sampling": {"max_tokens": 64}}
+    validate_config(config)
+    assert judge_settings(config, "smollm2")["sampling"] == {"temperature": 0.0, "max_tokens": 2048}
+    assert judge_settings(config, "own")["sampling"] == {
+        "temperature": 0.0,
+        "max_tokens": 64,
+        "num_retries": 4,
+        "retry_backoff": 2.0,
+        "timeout": 120,
+    }

@@ -156,6 +156,9 @@ class JudgeKind(ABC):
     heuristic: ClassVar[bool] = False  # scores surface features; named as a heuristic everywhere
     calls_model: ClassVar[bool] = False  # its settings name a model (local, scripted or API)
     fields: ClassVar[dict[str, Any]] = {}  # its config fields beyond COMMON_FIELDS (JSON Schema)
+    # Defaults set as a whole, their own fields left unfilled: a judge's settings (its jobs'
+    # params, and the call-cache keys built from its sampling) stay as they always were.
+    whole_defaults: ClassVar[dict[str, Any]] = {}
     templates: ClassVar[tuple[str, ...]] = ()  # every prompt template it may read
 
     @abstractmethod
@@ -216,10 +219,17 @@ def judge_schema() -> dict[str, Any]:
         "required": ["kind"],
         "properties": {"kind": {"enum": sorted(kinds)}},
         "allOf": [
-            {
-                "if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
-                "then": {"properties": {**COMMON_FIELDS, **kind.fields}, "additionalProperties": False},
-            }
+            branch
             for name, kind in sorted(kinds.items())
+            for branch in (
+                {
+                    "if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
+                    "then": {"properties": {**COMMON_FIELDS, **kind.fields}, "additionalProperties": False},
+                },
+                {
+                    "if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
+                    "then": {"properties": {k: {"default": v} for k, v in kind.whole_defaults.items()}},
+                },
+            )
         ],
     }

@@ -100,9 +100,7 @@ class Llm(JudgeKind):
         "api_base": {"$ref": f"{ENDPOINT}/api_base"},
         "fallbacks": {"$ref": f"{ENDPOINT}/fallbacks"},
         "concurrency": {"$ref": f"{ENDPOINT}/concurrency"},
-        # One cap for every API judge call, item and safety alike: an all-items JSON reply
-        # with justifications runs past the 512 tokens other roles default to.
-        "sampling": {"$ref": "#/$defs/sampling", "default": {"temperature": 0.0, "max_tokens": 2048}},
+        "sampling": {"$ref": "#/$defs/sampling"},
         "prices": {"$ref": "#/$defs/prices"},
         "retries": {
             "type": "integer",
@@ -137,6 +135,10 @@ class Llm(JudgeKind):
             "description": "Local judges: flag low-mass items in the score document or fail the job.",
         },
     }
+
+    # One cap for every API judge call, item and safety alike: an all-items JSON reply with
+    # justifications runs past the 512 tokens other roles default to.
+    whole_defaults = {"sampling": {"temperature": 0.0, "max_tokens": 2048}}
 
     def reads(self, judge: dict[str, Any], facts: RunFacts) -> Reads:
         """A local judge: the per-item digit prompt; an API judge: its mode's JSON prompt,
