@@ -7,6 +7,7 @@ from typing import Any
 from cbtflow.report.format import ci as _ci
 from cbtflow.report.format import fmt as _fmt
 from cbtflow.report.sections.tests_tables import model_label, test_text
+from cbtflow.report.tables import markdown_table
 
 
 def style_lines(block: dict[str, Any]) -> list[str]:
@@ -18,14 +19,13 @@ def style_lines(block: dict[str, Any]) -> list[str]:
         f"### {tuned} − {baseline} by patient style (unit: profile; styles are prompt fragments in "
         "resources/profiles/styles.yaml, simulated, not real patients)",
         "",
-        f"| model | style | {tuned} − {baseline} [95% CI] | n profiles |",
-        "|---|---|---|---|",
     ]
-    for model, per in block["by_model"].items():
-        for style, cell in per["by_style"].items():
-            lines.append(
-                f"| {model_label(model)} | {style} | {_fmt(cell['estimate'])} {_ci(cell['ci95'])} | {cell['n_units']} |"
-            )
+    cells = [
+        [model_label(model), style, f"{_fmt(cell['estimate'])} {_ci(cell['ci95'])}", cell["n_units"]]
+        for model, per in block["by_model"].items()
+        for style, cell in per["by_style"].items()
+    ]
+    lines += markdown_table(["model", "style", f"{tuned} − {baseline} [95% CI]", "n profiles"], cells)
     lines.append("")
     for model, per in block["by_model"].items():
         test = test_text(per["condition_by_style"])
