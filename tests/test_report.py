@@ -49,7 +49,7 @@ def test_report_leads_with_the_primary_table_and_shows_every_analysis(analysed, 
     answer = text.split("## Answer")[1].split("\n\n")[1]
     assert f"**a**: cbt − instruct = {primary['estimate']:.3f} [{low:.3f}, {high:.3f}]" in answer
     assert "generalises over patients and training runs" in answer and "judge `j`" in answer
-    assert "9 simulated patients × 3 adapter runs" in answer and f"df {primary['df']:.3f}" in answer
+    assert "9 simulated patients × 3 adapter runs" in answer and f"df {primary['df']:.1f}" in answer
     assert "Holm p: family *primary* (3 tests" in text
     assert "t (Satterthwaite df)" in text
     assert "p (Greenhouse-Geisser)" in text and "partial η² [95% CI]" in text
@@ -84,3 +84,9 @@ def test_a_figure_with_nothing_to_draw_says_why_instead_of_an_empty_panel(tmp_pa
         {"m/seed1": {"loss_curve": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]}}, tmp_path / "l.png"
     )
     assert size(tmp_path / "l.png") != placeholder, "a run with adapters draws its curves"
+
+
+def test_degrees_of_freedom_are_rounded_to_what_they_can_mean():
+    from cbtflow.report.format import fmt_df
+
+    assert [fmt_df(v) for v in (11, 11.0, 1.9301, 2.6458, None)] == ["11", "11", "1.9", "2.6", "—"]

@@ -42,5 +42,14 @@ def ordered(present, order) -> list[str]:
 HEURISTIC_SCALE = "CBT vocabulary (heuristic)"
 
 
+def fmt_df(value: Any) -> str:
+    """Degrees of freedom as they can mean something: a whole number as one, a
+    Satterthwaite df to one decimal (1.930 says no more than 1.9)."""
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}"
+
+
 def ci(pair: list[float] | None) -> str:
     return f"[{fmt(pair[0])}, {fmt(pair[1])}]" if pair else "—"

@@ -12,6 +12,7 @@ from typing import Any
 from cbtflow.conditions import BASELINE, TUNED, contrast_name
 from cbtflow.report.format import ci as _ci
 from cbtflow.report.format import fmt as _fmt
+from cbtflow.report.format import fmt_df
 
 HEADLINE = contrast_name(TUNED, BASELINE)
 
@@ -38,7 +39,7 @@ def sentence(model: str, block: dict[str, Any], judge: str, scale: str) -> str:
     tuned, baseline = block.get("tuned", TUNED), block.get("baseline", BASELINE)
     if not block.get("ran"):
         return f"- **{_label(model)}**: not estimated ({block.get('reason')})."
-    df = f", df {_fmt(block['df'])}" if block.get("df") is not None else ""
+    df = f", df {fmt_df(block['df'])}" if block.get("df") is not None else ""
     fallback = f" Fallback: {block['fallback']['reason']}." if block.get("fallback") else ""
     return (
         f"- **{_label(model)}**: {tuned} − {baseline} = {_fmt(block['estimate'])} {_ci(block.get('ci95'))} "
@@ -97,7 +98,7 @@ def headline_table(contrast: dict[str, Any]) -> list[str]:
         method = r["method"] + (f" ({r['fallback']['reason']})" if r.get("fallback") else "")
         lines.append(
             f"| {_label(model)} | {n} | {_fmt(r.get('mean_baseline'))} | {_fmt(r.get('mean_tuned'))} | "
-            f"{_fmt(r['estimate'])} {_ci(r.get('ci95'))} | {_fmt(r.get('t'))} ({_fmt(r.get('df'))}) | "
+            f"{_fmt(r['estimate'])} {_ci(r.get('ci95'))} | {_fmt(r.get('t'))} ({fmt_df(r.get('df'))}) | "
             f"{_fmt(r.get('p'))} | {_fmt(r.get('p_holm'))} | {', '.join(r.get('generalises_over', []))} | "
             f"{method} |"
         )

@@ -8,7 +8,7 @@ from typing import Any
 from cbtflow.conditions import BASELINE, TUNED
 from cbtflow.report.format import ci as _ci
 from cbtflow.report.format import fmt as _fmt
-from cbtflow.report.format import ordered
+from cbtflow.report.format import fmt_df, ordered
 
 
 def mean_ci_text(cell: dict[str, Any]) -> str:
@@ -39,7 +39,8 @@ def contrast_table(contrast: dict[str, Any], *, holm_column: bool = True) -> lis
             continue
         lines.append(
             f"| {model_label(model)} | {r['n_units']} | {_fmt(r['mean_baseline'])} | {_fmt(r['mean_tuned'])} | "
-            f"{_fmt(r['estimate'])} {_ci(r.get('ci95'))} | {_fmt(r.get('t'))} ({r.get('df')}) | {_fmt(r.get('p'))} |"
+            f"{_fmt(r['estimate'])} {_ci(r.get('ci95'))} | {_fmt(r.get('t'))} ({fmt_df(r.get('df'))}) | "
+            f"{_fmt(r.get('p'))} |"
             + (f" {_fmt(r.get('p_holm'))} |" if holm_column else "")
             + f" {_fmt(r.get('cohens_dz'))} {_ci(r.get('cohens_dz_ci95'))} | {_fmt(r.get('wilcoxon', {}).get('p'))} |"
         )
@@ -147,7 +148,7 @@ def mixed_lines(mixed: dict[str, Any]) -> list[str]:
     for model, e in {**mixed["tuning_effect"], "mean over models": mixed["tuning_effect_mean_over_models"]}.items():
         lines.append(
             f"| {model} | {_fmt(e['estimate'])} {_ci(e['ci95'])} | {_fmt(e['se'])} | {_fmt(e['t'])} "
-            f"({_fmt(e['df'])}) | {_fmt(e['p'])} |"
+            f"({fmt_df(e['df'])}) | {_fmt(e['p'])} |"
         )
     parts = ", ".join(f"{k} {_fmt(v)}" for k, v in mixed["variance_components"].items())
     lines += ["", f"Variance components: {parts}."]
