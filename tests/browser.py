@@ -42,6 +42,9 @@ def chrome(profile_dir):
     for flag in (*FLAGS, f"--user-data-dir={profile_dir}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # The pages render on hashchange, after the click that changed the hash: an element a
+    # click brings is waited for (up to 10 s), not looked up in the same instant.
+    driver.implicitly_wait(10)
     try:
         yield driver
     finally:
