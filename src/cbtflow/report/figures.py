@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from cbtflow.conditions import ORDER as CONDITION_ORDER  # noqa: E402
-from cbtflow.report.format import HEURISTIC_SCALE, ordered  # noqa: E402
+from cbtflow.judge.kinds import HEURISTIC_SCALE  # noqa: E402
+from cbtflow.report.format import ordered  # noqa: E402
 from cbtflow.report.format import save as _save  # noqa: E402
 
 

@@ -38,10 +38,6 @@ def ordered(present, order) -> list[str]:
     return [i for i in order if i in present] + sorted(set(present) - set(order))
 
 
-# How a heuristic judge's scale is named wherever its scores appear.
-HEURISTIC_SCALE = "CBT vocabulary (heuristic)"
-
-
 def fmt_df(value: Any) -> str:
     """Degrees of freedom as they can mean something: a whole number as one, a
     Satterthwaite df to one decimal (1.930 says no more than 1.9)."""

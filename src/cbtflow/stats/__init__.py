@@ -22,6 +22,7 @@ import pandas as pd
 import polars as pl
 
 from cbtflow.conditions import BASELINE, TUNED, contrast_name, contrasts_among
+from cbtflow.judge.kinds import HEURISTIC_SCALE
 from cbtflow.stats.agreement import HUMAN_PREFIX, human_agreement, icc, reliability
 from cbtflow.stats.anova import rm_anova_models, rm_anova_two_way
 from cbtflow.stats.descriptive import competence, context_length, descriptives
@@ -183,7 +184,7 @@ def _judge_analysis(
     splits = sorted(totals["eval_split"].dropna().unique()) if "eval_split" in totals else []
     return {
         "heuristic": heuristic,
-        "scale": "CBT vocabulary (heuristic)" if heuristic else "rubric total",
+        "scale": HEURISTIC_SCALE if heuristic else "rubric total",
         "eval_splits": splits,
         "primary_by_split": (
             {split: _contrasts(totals[totals["eval_split"] == split], pairs)[0] for split in splits}

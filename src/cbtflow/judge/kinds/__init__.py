@@ -23,6 +23,9 @@ from cbtflow.registry import Registry
 
 ENTRY_POINT_GROUP = "cbtflow.judge_kinds"
 
+# How a heuristic judge's scale is named wherever its scores appear (stats, tables, figures).
+HEURISTIC_SCALE = "CBT vocabulary (heuristic)"
+
 # Fields every kind takes, whatever it scores with.
 COMMON_FIELDS: dict[str, Any] = {
     "kind": {"type": "string"},

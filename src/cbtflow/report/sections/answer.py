@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cbtflow.conditions import BASELINE, TUNED, contrast_name
+from cbtflow.judge.kinds import HEURISTIC_SCALE
 from cbtflow.report.format import ci as _ci
 from cbtflow.report.format import fmt as _fmt
 from cbtflow.report.format import fmt_df
@@ -52,7 +53,7 @@ def answer_lines(stats: dict[str, Any], primary_judge: str) -> list[str]:
     result = stats["judges"].get(primary_judge)
     if not result or HEADLINE not in result["primary"]:
         return ["## Answer", "", f"Not estimated: judge `{primary_judge}` has no {HEADLINE} contrast.", ""]
-    scale = "CBT vocabulary (heuristic)" if result.get("heuristic") else "the rubric total"
+    scale = HEURISTIC_SCALE if result.get("heuristic") else "the rubric total"
     contrast = result["primary"][HEADLINE]
     lines = ["## Answer", ""]
     lines += [sentence(m, b, primary_judge, scale) for m, b in contrast.items()]

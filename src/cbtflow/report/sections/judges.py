@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cbtflow.report.format import HEURISTIC_SCALE
+from cbtflow.judge.kinds import HEURISTIC_SCALE
 from cbtflow.report.format import ci as _ci
 from cbtflow.report.format import fmt as _fmt
 from cbtflow.report.inputs import ReportInputs
@@ -36,9 +36,10 @@ def _judge_section(
     lines = [f"## Judge `{judge}`{' (primary)' if primary else ''}{': ' + HEURISTIC_SCALE if heuristic else ''}", ""]
     if heuristic:
         lines += [
-            f"*{HEURISTIC_SCALE}: a lexicon count of CBT words and phrases in therapist turns, not a "
-            "competence rating and not a CTRS score. It rewards the vocabulary the course generator and the "
-            "prompted condition are told to use, so it favours them by construction.*",
+            f"*{HEURISTIC_SCALE}: a heuristic score from surface features of the therapist's turns (the "
+            "lexicon judge: a count of CBT words and phrases), not a competence rating and not a CTRS score. "
+            "It rewards the vocabulary the course generator and the prompted condition are told to use, so it "
+            "favours them by construction.*",
             "",
         ]
         if primary:
