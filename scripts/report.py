@@ -63,6 +63,7 @@ plot.fig_loss_curves(train_logs, Path(figures["loss_curves"]))
 plot.fig_usage(usage, Path(figures["usage"]))
 plot.fig_sensitivity(stats["robustness"], Path(figures["sensitivity"]))
 plot.fig_judge_confusion(stats["human_agreement"], Path(figures["judge_confusion"]))
+plot.fig_course_trajectory(stats, primary, Path(figures["course_trajectory"]))
 write_report(
     out.report,
     stats=stats,

@@ -1,4 +1,5 @@
-"""Rule simulate: all eval sessions of one model × condition × seed."""
+"""Rules simulate and simulate_course: session n of every eval patient for one model ×
+condition × seed (a later session of a course reads the sessions before it)."""
 
 from pathlib import Path
 
@@ -6,13 +7,15 @@ from cbtflow import prompts
 from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.data.profiles import load_profiles
 from cbtflow.dialogue import Party
-from cbtflow.io import write_json
+from cbtflow.io import read_json, write_json
 from cbtflow.judge.run import TooManyFailures, failure_budget
 from cbtflow.llm import Endpoint
 from cbtflow.llm.backends import backend_class
 from cbtflow.runtime import client, setup
+from cbtflow.seeds import derive_seed
+from cbtflow.simulate import course
 from cbtflow.simulate.measures import load_measure, self_reports
-from cbtflow.simulate.run import simulate, transcript_document
+from cbtflow.simulate.run import course_record, simulate, transcript_document
 
 log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
@@ -28,9 +31,32 @@ templates = {"therapist_system": snakemake.input.therapist_system, "patient_syst
 # The therapist's backend (therapist.backend) and its own settings (therapist.<backend>).
 backend, settings = backend_class(t["backend"]), t.get(t["backend"]) or {}
 shared = settings.get("shared_servers", {}).get(snakemake.params.base)
+number = int(w.get("session", 1))
+memory_mode = snakemake.params.session.get("memory", "notes")
 with backend.serving(endpoint, f"{snakemake.log[0]}.server", settings, shared) as served:
     therapist = Party(served, t["sampling"])
     allowed = failure_budget(p, len(profiles))  # the patient role's max_failures
+    ready, states, memories = None, [None] * len(profiles), [None] * len(profiles)
+    if number > 1:  # a later session of the course: memory and patient state first
+        earlier_docs = [read_json(f) for f in snakemake.input.earlier]
+        earlier = [
+            sorted((d for d in earlier_docs if d["profile_id"] == pr["id"]), key=lambda d: d.get("session", 1))
+            for pr in profiles
+        ]
+        system = prompts.render(templates["therapist_system"])
+        memories = course.write_memory(
+            llm,
+            therapist,
+            memory_mode,
+            [docs[-1] for docs in earlier],
+            system,
+            str(snakemake.input.memory_prompt[0]) if snakemake.input.memory_prompt else None,
+            [derive_seed(int(w.seed), "course.memory", i, number - 1) for i in range(len(profiles))],
+        )
+        ready, states, _ = course.course_sessions(
+            profiles, earlier, system, templates["patient_system"], memory_mode, memories, number, int(w.seed)
+        )
+        log.info("session %d: %s memory, %d patients", number, memory_mode, len(profiles))
     sessions = simulate(
         llm,
         profiles,
@@ -42,6 +68,7 @@ with backend.serving(endpoint, f"{snakemake.log[0]}.server", settings, shared) a
         int(w.seed),
         snakemake.params.session.get("max_context_tokens"),
         tolerate_patient_failures=allowed > 0,
+        sessions=ready,
     )
 failed = [s.failure for s in sessions if s.failure]
 if len(failed) > allowed:
@@ -51,9 +78,9 @@ if len(failed) > allowed:
 measures = {Path(f).stem: load_measure(f) for f in snakemake.input.measures}
 measure_templates = {Path(f).stem: f for f in snakemake.input.measure_templates}
 hashes = prompts.template_hashes({**templates, **measure_templates})
-by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions)))
+by_id = dict(zip([pr["id"] for pr in profiles], zip(profiles, sessions, states, memories)))
 for path in snakemake.output.transcripts:
-    profile, session = by_id[path.rsplit("/", 1)[1][:-5]]
+    profile, session, state, memory = by_id[path.rsplit("/", 1)[1][:-5]]
     reports = None
     if measures and not session.failure:
         reports = self_reports(
@@ -78,6 +105,7 @@ for path in snakemake.output.transcripts:
             patient=patient,
             template_hashes=hashes,
             measures=reports if measures else None,
+            course=course_record(session, state, memory_mode, memory, number - 1) if state else None,
         ),
     )
 llm.usage.write(snakemake.output.usage, "simulate", dict(w))

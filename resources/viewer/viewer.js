@@ -3,7 +3,8 @@
 // URL hash, so report.md can link to a filtered list or to one side-by-side pair.
 "use strict";
 const DATA = JSON.parse(document.getElementById("viewer-data").textContent);
-const FILTERS = ["model", "condition", "seed", "profile", "style"];
+const COURSES = DATA.sessions.some((s) => s.session > 1);  // simulation.sessions > 1
+const FILTERS = ["model", "condition", "seed", "profile", "style", ...(COURSES ? ["session"] : [])];
 const $ = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -49,12 +50,13 @@ function renderList(state) {
   const shown = DATA.sessions.filter((s) => matches(s, state));
   const rows = shown.map((s) => $("tr", {
     class: "row" + (state.view === s.id ? " selected" : ""), "data-id": s.id,
-    onclick: () => writeState({ ...readState(), view: s.id, compare: "", card: "" }),
+    onclick: () => writeState({ ...readState(), view: s.id, compare: "", card: "", course: "" }),
   }, $("td", {}, s.model), $("td", {}, s.condition), $("td", {}, s.seed), $("td", {}, s.profile),
-     $("td", { class: "score" }, fmt(scoreOf(s, state.judge)))));
+     COURSES ? $("td", {}, s.session) : [], $("td", { class: "score" }, fmt(scoreOf(s, state.judge)))));
+  const header = ["model", "condition", "seed", "profile", ...(COURSES ? ["session"] : []), `total (${state.judge})`];
   document.getElementById("list").replaceChildren(
     $("p", { class: "count", id: "count" }, `${shown.length} of ${DATA.sessions.length} transcripts`),
-    $("table", {}, $("thead", {}, $("tr", {}, ["model", "condition", "seed", "profile", `total (${state.judge})`].map((h) => $("th", {}, h)))),
+    $("table", {}, $("thead", {}, $("tr", {}, header.map((h) => $("th", {}, h)))),
       $("tbody", {}, rows)));
 }
 
@@ -69,9 +71,30 @@ function itemTable(scores) {
       $("td", {}, entry.justification || entry.evidence || features(entry.features) ||
         (entry.score_token_mass !== undefined ? `expected score over the digits; digit mass ${fmt(entry.score_token_mass)}` : "")));
   });
+  // Course items (from a later session): scored apart from the total, or not applicable yet.
+  const courseRows = (DATA.course_items || []).map((item) => {
+    const entry = (scores.course_items || {})[item.id];
+    const na = (scores.not_applicable || []).includes(item.id);
+    return $("tr", { "data-item": item.id, class: "course-item" }, $("td", {}, `${item.name} (course item, not in the total)`),
+      $("td", { class: "score" }, na ? "n/a" : fmt(entry && entry.score)),
+      $("td", {}, na ? `not applicable before session ${item.from}` : features(entry && entry.features)));
+  });
   return $("table", { class: "items" },
     $("thead", {}, $("tr", {}, $("th", {}, "item"), $("th", {}, `score (${DATA.scale.min}-${DATA.scale.max})`), $("th", {}, "justification or evidence"))),
-    $("tbody", {}, rows));
+    $("tbody", {}, rows, courseRows));
+}
+
+// What a later session of a course carried: the therapist's memory and the patient's week.
+function courseNote(session) {
+  if (!session.memory) return [];
+  const m = session.memory, p = session.patient_state || {}, c = session.continuity || {};
+  const homework = p.agreed ? `agreed: "${p.agreed}"; ${p.homework_done ? "done" : "not done"}` : "no homework was agreed";
+  return $("div", { class: "course", "data-session": session.session },
+    $("div", { class: "memory" }, `Therapist memory (${m.mode}, from session ${m.written_after_session}): `,
+      m.text ? $("q", {}, m.text) : m.history_turns ? `${m.history_turns} earlier turns re-sent` : "none"),
+    $("div", { class: "state" }, `Patient's week: ${homework}; mood ${p.mood}${p.life_event ? `; life event: ${p.life_event}` : ""}`),
+    $("div", { class: "continuity" }, `Continuity (heuristic detector): ${c.refers_back ? "refers back to the last session" : "no reference back"}`,
+      c.refers_to_homework ? `; reuses the homework's words (${c.homework_words_reused.join(", ")})` : ""));
 }
 
 function crisisNote(scores) {
@@ -94,13 +117,13 @@ function sessionView(session, judge) {
       turn.scripted ? $("span", { class: "flag" }, `scripted disclosure: ${turn.scripted}`) : []),
     $("div", { class: "text" }, turn.text),
     turn.scripted ? crisisNote(scores) || [] : []));
-  return $("article", { class: "session", "data-id": session.id, "data-condition": session.condition },
-    $("h2", {}, `${session.model} · ${session.condition}`),
+  return $("article", { class: "session", "data-id": session.id, "data-condition": session.condition, "data-session": session.session },
+    $("h2", {}, `${session.model} · ${session.condition}${COURSES ? ` · session ${session.session}` : ""}`),
     $("div", { class: "meta" }, `profile ${session.profile} · style ${session.style} · seed ${session.seed} · ended: ${session.ending}`,
       session.failure ? ` (${session.failure})` : ""),
     $("div", { class: "meta total" }, `${judge}: total ${fmt(scores && scores.total)}`, scores && scores.heuristic ? " (heuristic)" : "",
       scores && scores.status !== "scored" ? ` (${scores.status})` : ""),
-    itemTable(scores), $("div", { class: "turns" }, turns));
+    courseNote(session), itemTable(scores), $("div", { class: "turns" }, turns));
 }
 
 // The judge card: what the judge measures (cbtflow/judge_card.py), before its scores are read.
@@ -122,11 +145,31 @@ function cardView(judge) {
     $("ul", {}, verdicts));
 }
 
-const pairKey = (s) => `${s.model}|${s.seed}|${s.profile}`;
+const pairKey = (s) => `${s.model}|${s.seed}|${s.profile}` + (s.session > 1 ? `|${s.session}` : "");
+const courseKey = (s) => `${s.model}|${s.seed}|${s.profile}`;
+
+// One patient's course as a timeline: a row per session, the conditions side by side,
+// with the totals by session above it.
+function courseView(key, judge) {
+  const course = DATA.sessions.filter((s) => courseKey(s) === key);
+  const sessions = [...new Set(course.map((s) => s.session))].sort((a, b) => a - b);
+  const conditions = DATA.conditions.filter((c) => course.some((s) => s.condition === c));
+  const cell = (n, c) => course.find((s) => s.session === n && s.condition === c);
+  const totals = $("table", { class: "timeline-totals" },
+    $("thead", {}, $("tr", {}, $("th", {}, `total (${judge})`), sessions.map((n) => $("th", {}, `session ${n}`)))),
+    $("tbody", {}, conditions.map((c) => $("tr", {}, $("td", {}, c), sessions.map((n) => $("td", { class: "score" }, fmt(cell(n, c) && scoreOf(cell(n, c), judge))))))));
+  const rows = sessions.map((n) => $("div", { class: "pair timeline-row", "data-session": n },
+    conditions.map((c) => (cell(n, c) ? sessionView(cell(n, c), judge) : $("p", { class: "hint" }, `${c}: no session ${n}`)))));
+  return $("div", { id: "timeline" }, $("h2", {}, `Course of ${key.split("|")[2]} (${key.split("|")[0]}, seed ${key.split("|")[1]})`), totals, rows);
+}
 function renderDetail(state) {
   const detail = document.getElementById("detail");
   if (state.card && DATA.cards && DATA.cards[state.card]) {
     detail.replaceChildren(cardView(state.card));
+    return;
+  }
+  if (state.course) {
+    detail.replaceChildren(courseView(state.course, state.judge));
     return;
   }
   if (state.compare) {
@@ -136,9 +179,11 @@ function renderDetail(state) {
   }
   const session = DATA.sessions.find((s) => s.id === state.view);
   if (!session) return;
-  const compare = $("button", { id: "compare", type: "button", onclick: () => writeState({ ...readState(), compare: pairKey(session), view: "", card: "" }) },
+  const compare = $("button", { id: "compare", type: "button", onclick: () => writeState({ ...readState(), compare: pairKey(session), view: "", card: "", course: "" }) },
     "Compare the conditions for this patient and seed");
-  detail.replaceChildren(compare, sessionView(session, state.judge));
+  const timeline = COURSES ? $("button", { id: "timeline-button", type: "button", onclick: () => writeState({ ...readState(), course: courseKey(session), view: "", compare: "", card: "" }) },
+    "Show this patient's course as a timeline") : [];
+  detail.replaceChildren(compare, timeline, sessionView(session, state.judge));
 }
 
 function render() {

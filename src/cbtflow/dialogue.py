@@ -45,6 +45,9 @@ class Session:
     failure: str | None = None  # why the session stopped early: a role's calls kept failing
     # A scripted crisis moment (profiles.crisis): {kind, text, patient_turn}.
     disclosure: dict[str, Any] | None = None
+    # Earlier sessions' turns the therapist sees again (simulation.memory: transcript), each
+    # with ``from_session``; empty for a first session or another memory mode.
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def tidy_turn(text: str, hit_limit: bool) -> tuple[str, bool]:
@@ -76,16 +79,30 @@ def speaker_messages(turns: Sequence[dict[str, Any]], speaker: str, system: str)
     return head + [{"role": "assistant" if t["role"] == speaker else "user", "content": t["text"]} for t in turns]
 
 
+def history_messages(history: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """Earlier sessions as the therapist saw them: each opens with its own arrival cue."""
+    messages: list[dict[str, str]] = []
+    for index, turn in enumerate(history):
+        if index == 0 or turn["from_session"] != history[index - 1]["from_session"]:
+            messages.append({"role": "user", "content": f"[Session {turn['from_session']}] {SESSION_START_CUE}"})
+        messages.append({"role": "assistant" if turn["role"] == THERAPIST else "user", "content": turn["text"]})
+    return messages
+
+
 def view(session: Session, speaker: str, max_context_tokens: int | None = None) -> list[dict[str, str]]:
     """The messages ``speaker`` sees: its own turns are ``assistant``.
 
     With a context budget, the oldest turns are dropped (the system prompt and the opening
     cue are always kept) until the estimate fits, the strategy a deployed chatbot with a
-    fixed window would follow; the study saw coherence fall near ~4,000 tokens.
+    fixed window would follow; the study saw coherence fall near ~4,000 tokens. A therapist
+    with earlier sessions in memory (``history``) sees them first, and they are the first
+    to go when the budget is short.
     """
     system = session.therapist_system if speaker == THERAPIST else session.patient_system
     messages = speaker_messages(session.turns, speaker, system)
     head, body = messages[: 2 if speaker == THERAPIST else 1], messages[2 if speaker == THERAPIST else 1 :]
+    if speaker == THERAPIST and session.history:
+        head, body = messages[:1], [*history_messages(session.history), *messages[1:]]
     if max_context_tokens:
         used = sum(approx_tokens(m["content"]) for m in head)
         kept: list[dict[str, str]] = []
@@ -96,7 +113,7 @@ def view(session: Session, speaker: str, max_context_tokens: int | None = None) 
             kept.append(message)
         body = kept[::-1]
         # Keep roles alternating after the head (some chat templates insist on it).
-        first = "assistant" if speaker == THERAPIST else "user"
+        first = "assistant" if speaker == THERAPIST and len(head) == 2 else "user"
         while body and body[0]["role"] != first:
             body = body[1:]
     return head + body

@@ -147,7 +147,9 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
 
     max_turns = config["simulation"]["max_turns"]
     jobs = len(config["models"]) * len(config["conditions"]) * len(config["seeds"])
-    transcripts = jobs * config["profiles"]["eval"]
+    # A course (simulation.sessions: K) is K sessions per eval patient, each simulated and judged.
+    course_length = int(config["simulation"].get("sessions", 1))
+    transcripts = jobs * config["profiles"]["eval"] * course_length
     t_max = config["therapist"]["sampling"]["max_tokens"]
     patient = config["roles"]["patient"]
     p_max = patient["sampling"]["max_tokens"]
@@ -177,6 +179,19 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
     transcript_tokens = max_turns * reply
+    memory = config["simulation"].get("memory", "notes")
+    if course_length > 1 and memory in ("notes", "summary"):
+        later = transcripts // course_length * (course_length - 1)  # one call per later session, from the last
+        for name, model in config["models"].items():
+            per_model = later // len(config["models"])
+            add(
+                "simulate",
+                f"therapist {memory} ({name})",
+                f"local/{model['base']}",
+                per_model,
+                per_model * (SYSTEM_TOKENS + transcript_tokens),
+                per_model * t_max,
+            )
     for name in config["simulation"]["measures"]:
         measure = load_measure(RESOURCES / "measures" / f"{name}.yaml")
         for when in measure["when"]:  # one call per item and time point; after the session it reads the session

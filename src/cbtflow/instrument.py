@@ -5,6 +5,13 @@ packaged one (``resources/<name>/<name>.yaml``) or a file of your own in the sam
 file also says what the judge prompts call it (``title``, ``rater``, ``measures``,
 ``practice``), its default variant, and, optionally, the lexicon beside it that the lexicon
 judge counts and a ``safety`` item scored apart from the total.
+
+Course items: an item marked ``applies_from_session: n`` (n > 1) only applies from session n
+of a course (reviewing last week's homework, bridging from the last session). The rule,
+one place: the total is over the items that apply at every session, so totals compare
+across sessions and with one-session runs; a course item is scored where it applies,
+recorded as not applicable where it does not (never as 0) and analysed on its own.
+Loading moves such items from ``items`` to ``course_items``.
 """
 
 from __future__ import annotations
@@ -59,7 +66,24 @@ def load_rubric(path: str | Path, variant: str | None = None) -> dict[str, Any]:
     ids = [item["id"] for item in rubric["items"]]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate item ids")
-    return {"title": rubric["name"], **FRAMING_DEFAULTS, **rubric}
+    for item in rubric["items"]:
+        start = item.get("applies_from_session", 1)
+        if not isinstance(start, int) or start < 1:
+            raise ValueError(
+                f"{path}: items.{item['id']}.applies_from_session must be a whole number ≥ 1, not {start!r}"
+            )
+    every = [i for i in rubric["items"] if i.get("applies_from_session", 1) == 1]
+    if not every:
+        raise ValueError(f"{path}: every item has applies_from_session > 1; the total needs items that always apply")
+    course = [i for i in rubric["items"] if i.get("applies_from_session", 1) > 1]
+    return {"title": rubric["name"], **FRAMING_DEFAULTS, **rubric, "items": every, "course_items": course}
+
+
+def course_items_at(rubric: dict[str, Any], session: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The course items that apply at ``session``, and the ids of those that do not."""
+    items = rubric.get("course_items") or []
+    applies = [i for i in items if session >= int(i["applies_from_session"])]
+    return applies, [i["id"] for i in items if session < int(i["applies_from_session"])]
 
 
 def item_ids(rubric: dict[str, Any]) -> list[str]:

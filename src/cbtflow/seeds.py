@@ -16,7 +16,10 @@ import hashlib
 STREAMS = (
     "course.session",  # a course session's generation: (session number, attempt)
     "course.summary",  # the summary of a finished course session: (session number,)
-    "simulate.session",  # an evaluation session within a simulate job: (profile index,)
+    "simulate.session",  # an evaluation session: (profile index,) for session 1, (profile index, session) after
+    "course.adherence",  # an eval patient's homework-adherence trait: (profile number,)
+    "course.memory",  # the therapist's notes or summary of one eval session: (profile index, session)
+    "course.week",  # the week between two eval sessions (homework, mood, life event): (profile number, session)
     "dialogue.turn",  # one turn of a session, from the session's seed: (turn index,)
     "judge.repeat",  # one judging sample of a transcript: (repeat,)
     "judge.reask",  # an API judge's re-ask after an invalid reply: (attempt,)

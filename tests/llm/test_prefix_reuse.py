@@ -169,3 +169,30 @@ def test_the_estimate_counts_reusable_prompt_tokens_at_the_cached_price():
     assert mood_post["cached_prompt_tokens"] > mood_pre["cached_prompt_tokens"] > 0
     judges = [r for (stage, _), r in rows.items() if stage == "judge" and r["calls"]]
     assert any(r["cached_prompt_tokens"] > 0 for r in judges)
+
+
+def test_an_earlier_session_re_sent_as_memory_is_encoded_once_per_session(embedded_model):
+    """simulation.memory: transcript re-sends the earlier sessions at every therapist turn;
+    from the second turn on, they come from the stored KV state, not a new encoding."""
+    endpoint = Endpoint(f"local/{embedded_model}")
+    loaded = local.load(endpoint)
+    loaded.prefixes.clear()
+    earlier = [
+        "Welcome back. Last week we looked at how your evenings go.",
+        "They are long and I mostly sit with the television on.",
+        "Could you keep an activity diary each evening before we meet again?",
+        "I can try that, I suppose.",
+    ] * 3
+    history = [
+        {"role": "therapist" if i % 2 == 0 else "patient", "text": text, "from_session": 1}
+        for i, text in enumerate(earlier)
+    ]
+    session = Session("You are a CBT therapist. Keep replies short.", "p", seed=3, history=history)
+    client = Client()
+    patient = Party(Endpoint("scripted/patient"), GREEDY)
+    run_sessions(client, [session], Party(endpoint, GREEDY), patient, max_turns=5)
+    therapist = client.usage.by_model[endpoint.model]
+    turns = [t for t in session.turns if t["role"] == "therapist"]
+    assert len(turns) == 3 and turns[0]["context_messages"] > len(history)
+    history_tokens = turns[0]["prompt_tokens"]  # the first prompt is mostly the earlier session
+    assert therapist["cached_prompt_tokens"] >= 2 * 0.9 * history_tokens, therapist

@@ -13,6 +13,7 @@ from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import ConfigError, validate_config
 from cbtflow.preflight import preflight
 from cbtflow.data.profiles import profile_ids
+from cbtflow.simulate.course import MEMORY_PROMPTS
 
 try:
     validate_config(config)
@@ -29,7 +30,7 @@ def roles_called(jobs):
     for job in jobs:
         if job.rule.name == "courses":
             roles.add("roles.generator")
-        elif job.rule.name == "simulate":
+        elif job.rule.name in ("simulate", "simulate_course"):
             roles.add("roles.patient")
         elif "judge" in job.wildcards.keys():
             roles.add(f"judges.{job.wildcards.judge}")
@@ -51,6 +52,7 @@ JUDGES = sorted(config["judges"])
 GENERATOR = config["roles"]["generator"]["name"]
 TRAIN_IDS = profile_ids("train", config["profiles"]["train"])
 EVAL_IDS = profile_ids("eval", config["profiles"]["eval"])
+SESSIONS = list(range(1, int(config["simulation"]["sessions"]) + 1))
 EMBEDDED_BASES = sorted(b for b, spec in config["bases"].items() if spec["source"] == "embedded")
 PROMPTS = "resources/prompts"
 INSTRUMENT = experiment.instrument(config)[0]  # judging.instrument, as a file
@@ -63,6 +65,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     condition="|".join(CONDITIONS),
     seed=r"\d+",
+    session=r"[2-9]|[1-9]\d+",  # a later session of a course; session 1 has no wildcard
     judge="|".join(map(re.escape, JUDGES)),
     generator=re.escape(GENERATOR),
     base="|".join(map(re.escape, EMBEDDED_BASES)) or "(?!)",
@@ -110,14 +113,60 @@ def templates(*names):
     return {name: f"{PROMPTS}/{name}.j2" for name in names}
 
 
-def transcripts_of(wildcards):
+def session_dir(session):
+    """Where a session's files sit below seed<seed>/: session 1 where a one-session run keeps it."""
+    return f"session{session}/" if int(session) > 1 else ""
+
+
+def job_usage(stage, model, condition, seed, session=1, judge=None):
+    """A simulate or judge job's usage log: seed<seed>.json for session 1, as a one-session
+    run writes it; seed<seed>/session<n>.json for a later session of a course."""
+    name = (
+        f"seed{seed}.json"
+        if int(session) == 1
+        else os.path.join(f"seed{seed}", f"session{session}.json")
+    )
+    return os.path.join(
+        "results", "usage", stage, *([judge] if judge else []), model, condition, name
+    )
+
+
+def transcripts_of(wildcards, session=None):
+    """One simulate job's transcripts (the wildcards' session, or ``session``)."""
+    number = session or wildcards.get("session", 1)
     return expand(
-        "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
+        "results/transcripts/{model}/{condition}/seed{seed}/{course}{profile}.json",
         model=wildcards.model,
         condition=wildcards.condition,
         seed=wildcards.seed,
+        course=session_dir(number),
         profile=EVAL_IDS,
     )
+
+
+def earlier_sessions(wildcards):
+    """Session n of a course reads sessions 1..n-1 of the same model × condition × seed."""
+    number = int(wildcards.get("session", 1))
+    return [p for k in range(1, number) for p in transcripts_of(wildcards, k)]
+
+
+def memory_prompt(wildcards):
+    """The prompt that writes the therapist's memory of the last session (simulation.memory)."""
+    if int(wildcards.get("session", 1)) == 1:
+        return []
+    prompt = MEMORY_PROMPTS.get(config["simulation"]["memory"])
+    return [f"{PROMPTS}/{prompt}.j2"] if prompt else []
+
+
+def simulation_params(wildcards):
+    """A simulate job's slice of simulation: never the course length (raising K reruns only
+    the new sessions), and the memory mode only where a session reads one."""
+    later = int(wildcards.get("session", 1)) > 1
+    return {
+        k: v
+        for k, v in config["simulation"].items()
+        if k != "sessions" and (later or k != "memory")
+    }
 
 
 def measure_files():
@@ -173,9 +222,16 @@ def same_base_predecessor(wildcards, stage):
     ]
     if not earlier:
         return []
-    judge = f"{wildcards.judge}/" if stage == "judge" else ""
+    judge = wildcards.judge if stage == "judge" else None
     return [
-        f"results/usage/{stage}/{judge}{earlier[-1]}/{wildcards.condition}/seed{wildcards.seed}.json"
+        job_usage(
+            stage,
+            earlier[-1],
+            wildcards.condition,
+            wildcards.seed,
+            wildcards.get("session", 1),
+            judge,
+        )
     ]
 
 
@@ -210,19 +266,22 @@ def api_job(role):
     return int(experiment.is_api_role(role))
 
 
-# Every transcript and score document of the run (the report, the viewer, the run's perturbations).
+# Every transcript and score document of the run, every session of each course (the
+# report, the viewer, the run's perturbations).
 SCORE_DOCS = expand(
-    "results/ctrs/{judge}/{model}/{condition}/seed{seed}/{profile}.json",
+    "results/ctrs/{judge}/{model}/{condition}/seed{seed}/{course}{profile}.json",
     judge=JUDGES,
     model=MODELS,
     condition=CONDITIONS,
     seed=SEEDS,
+    course=[session_dir(n) for n in SESSIONS],
     profile=EVAL_IDS,
 )
 TRANSCRIPTS = expand(
-    "results/transcripts/{model}/{condition}/seed{seed}/{profile}.json",
+    "results/transcripts/{model}/{condition}/seed{seed}/{course}{profile}.json",
     model=MODELS,
     condition=CONDITIONS,
     seed=SEEDS,
+    course=[session_dir(n) for n in SESSIONS],
     profile=EVAL_IDS,
 )

@@ -30,3 +30,16 @@ rule judge:
         cache_dir=CACHE,
     script:
         "../../scripts/judge.py"
+
+
+use rule judge as judge_course with:
+    output:
+        scores=expand(
+            "results/ctrs/{{judge}}/{{model}}/{{condition}}/seed{{seed}}/session{{session}}/{profile}.json",
+            profile=EVAL_IDS,
+        ),
+        usage="results/usage/judge/{judge}/{model}/{condition}/seed{seed}/session{session}.json",
+    log:
+        "logs/judge/{judge}/{model}/{condition}/seed{seed}/session{session}.log",
+    benchmark:
+        "benchmarks/judge/{judge}/{model}/{condition}/seed{seed}/session{session}.tsv"

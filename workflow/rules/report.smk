@@ -8,6 +8,7 @@ FIGURES = [
     "usage",
     "sensitivity",
     "judge_confusion",
+    "course_trajectory",
 ]
 EVAL_SPLIT_MEANING = {
     "held_out": "no eval profile shares a core belief, intermediate belief or automatic thought with training",
@@ -25,26 +26,29 @@ rule report:
             else []
         ),
         human=config["report"].get("human_ratings", []),
-        # Simulated self-reports live in the transcripts (simulation.measures).
-        transcripts=TRANSCRIPTS if config["simulation"]["measures"] else [],
+        # Simulated self-reports (simulation.measures) and a course's patient state,
+        # memory and continuity readings live in the transcripts.
+        transcripts=(TRANSCRIPTS if config["simulation"]["measures"] or len(SESSIONS) > 1 else []),
         measures=measure_files(),
         cards=expand("results/judge_cards/{judge}.json", judge=JUDGES),
         run_perturbations=expand("results/judge_cards/{judge}.run.json", judge=JUDGES),
         rubric=INSTRUMENT,
         usage=expand("results/usage/courses/{generator}.json", generator=GENERATOR)
-        + expand(
-            "results/usage/simulate/{model}/{condition}/seed{seed}.json",
-            model=MODELS,
-            condition=CONDITIONS,
-            seed=SEEDS,
-        )
-        + expand(
-            "results/usage/judge/{judge}/{model}/{condition}/seed{seed}.json",
-            judge=JUDGES,
-            model=MODELS,
-            condition=CONDITIONS,
-            seed=SEEDS,
-        ),
+        + [
+            job_usage("simulate", m, c, s, n)
+            for m in MODELS
+            for c in CONDITIONS
+            for s in SEEDS
+            for n in SESSIONS
+        ]
+        + [
+            job_usage("judge", m, c, s, n, j)
+            for j in JUDGES
+            for m in MODELS
+            for c in CONDITIONS
+            for s in SEEDS
+            for n in SESSIONS
+        ],
     output:
         scores="results/report/scores.parquet",
         stats="results/report/stats.json",
@@ -75,6 +79,12 @@ rule report:
             f"(eval split: {config['profiles'].get('eval_split', 'held_out')}: "
             f"{EVAL_SPLIT_MEANING[config['profiles'].get('eval_split', 'held_out')]}); "
             f"judges: {', '.join(JUDGES)}."
+            + (
+                f" Courses: {len(SESSIONS)} sessions per patient, therapist memory: "
+                f"{config['simulation']['memory']}."
+                if len(SESSIONS) > 1
+                else ""
+            )
         ),
     script:
         "../../scripts/report.py"

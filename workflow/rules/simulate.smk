@@ -1,5 +1,7 @@
 # Therapist (each model, instruct and CBT-tuned) meets a simulated patient, per eval profile.
 # One job per model × condition × seed: the therapist loads once and all sessions batch.
+# With simulation.sessions K > 1 each later session n is its own job (simulate_course),
+# reading sessions 1..n-1 of the same triple: its memory and the patient's state.
 
 
 rule simulate:
@@ -14,6 +16,8 @@ rule simulate:
         after=lambda wc: same_base_predecessor(wc, "simulate"),
         measures=measure_files(),
         measure_templates=measure_templates(),
+        earlier=earlier_sessions,
+        memory_prompt=memory_prompt,
     output:
         transcripts=expand(
             "results/transcripts/{{model}}/{{condition}}/seed{{seed}}/{profile}.json",
@@ -42,8 +46,21 @@ rule simulate:
             "sampling": config["roles"]["patient"]["sampling"],
             "max_failures": config["roles"]["patient"]["max_failures"],
         },
-        session=lambda wc: config["simulation"],
+        session=simulation_params,
         base=therapist_base,
         cache_dir=CACHE,
     script:
         "../../scripts/simulate.py"
+
+
+use rule simulate as simulate_course with:
+    output:
+        transcripts=expand(
+            "results/transcripts/{{model}}/{{condition}}/seed{{seed}}/session{{session}}/{profile}.json",
+            profile=EVAL_IDS,
+        ),
+        usage="results/usage/simulate/{model}/{condition}/seed{seed}/session{session}.json",
+    log:
+        "logs/simulate/{model}/{condition}/seed{seed}/session{session}.log",
+    benchmark:
+        "benchmarks/simulate/{model}/{condition}/seed{seed}/session{session}.tsv"

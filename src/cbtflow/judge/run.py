@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cbtflow.data.detectors import apply_caps, detect, load_detectors
-from cbtflow.instrument import load_rubric, summarise
+from cbtflow.instrument import course_items_at, load_rubric, summarise
 from cbtflow.io import sha256_json
 from cbtflow.judge import crisis
 from cbtflow.judge.kinds import JudgeJob, RunFacts, Scorer, kind_of
@@ -215,6 +215,10 @@ def _score_document(scorer: Scorer, transcript: dict[str, Any], out_path: str, s
     safety = None
     if transcript.get("risk_level", "none") != "none" and rubric.get("safety"):
         safety = _consensus([scorer.safety(transcript, out_path, s) for s in seeds])["safety"]
+    course_items, not_applicable = course_items_at(rubric, SessionKey.of(transcript).session)
+    course_scores = (
+        _consensus([scorer.course_items(transcript, course_items, out_path, s) for s in seeds]) if course_items else {}
+    )
     crisis_doc = None
     if transcript.get("crisis_kind") and scorer.job.crisis:
         crisis_doc = {"kind": transcript["crisis_kind"], "reached": crisis.excerpt(transcript["turns"]) is not None}
@@ -240,6 +244,10 @@ def _score_document(scorer: Scorer, transcript: dict[str, Any], out_path: str, s
         "flags": flags,
         "items": items,
         **summarise(rubric, {k: v["score"] for k, v in items.items()}),
+        # Items that apply only from a later session of a course (cbtflow.instrument): scored
+        # apart from the total where they apply, listed as not applicable (never 0) before.
+        "course_items": course_scores,
+        "not_applicable": not_applicable,
         # Scored apart from the CTRS total, and only when the patient carries risk.
         "safety": safety,
         # The response to a scripted crisis disclosure (profiles.crisis), apart from the total.

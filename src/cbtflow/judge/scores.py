@@ -1,6 +1,7 @@
 """The long-format scores table the statistics read: one row per judge × transcript × item.
 
-Columns: judge, heuristic, model, condition, seed, profile, item, score, plus the
+Columns: judge, heuristic, model, condition, seed, profile, session (of a course; 1 for
+a one-session run), item, score, not_applicable (course items not applicable here), plus the
 transcript's length and content hash (``transcript``: identical transcripts, such as the
 instruct sessions of two models on one base, are then counted once where that matters).
 Each transcript also gets ``total`` and ``percent`` rows, so any analysis is a filter on
@@ -30,6 +31,7 @@ SCHEMA = {
     "condition": pl.Utf8,
     "seed": pl.Int64,
     "profile": pl.Utf8,
+    "session": pl.Int64,
     "item": pl.Utf8,
     "score": pl.Float64,
     "transcript_tokens": pl.Int64,
@@ -43,6 +45,7 @@ SCHEMA = {
     "degenerate_flags": pl.Int64,
     "low_confidence_items": pl.Int64,
     "digit_mass": pl.Float64,
+    "not_applicable": pl.Int64,
 }
 TRANSCRIPT_KEYS = scores_check.TRANSCRIPT_KEYS
 NOT_RUBRIC_ITEMS = {"total", "percent", "safety"}
@@ -80,6 +83,7 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
                 len(f.get("items", [])) for f in doc.get("flags", []) if f["kind"] == "low_confidence"
             ),
             "digit_mass": None,
+            "not_applicable": len(doc.get("not_applicable") or []),
         }
         for item, value in doc["items"].items():
             rows.append(
@@ -91,6 +95,8 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
                     "digit_mass": value.get("score_token_mass"),
                 }
             )
+        for item, value in (doc.get("course_items") or {}).items():  # never in the total
+            rows.append({**base, "item": item, "score": float(value["score"]), "repeat": None})
         rows.append({**base, "item": "total", "score": float(doc["total"]), "repeat": None})
         rows.append({**base, "item": "percent", "score": float(doc["percent"]), "repeat": None})
         if doc.get("safety"):  # apart from the total, risk profiles only
@@ -103,7 +109,7 @@ def scores_table(documents: Sequence[dict[str, Any]]) -> pl.DataFrame:
                 rows.append(
                     {**base, "item": "total", "score": float(sum(s[r] for s in repeat_scores.values())), "repeat": r}
                 )
-    return pl.DataFrame(rows, schema=SCHEMA).sort(["judge", "model", "condition", "seed", "profile", "item"])
+    return pl.DataFrame(rows, schema=SCHEMA).sort(["judge", "model", "condition", "seed", "profile", "session", "item"])
 
 
 def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame:
@@ -113,6 +119,8 @@ def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame
     rows but no ``total`` its total and percent from ``rubric`` (default: the project's CTRS)."""
     rubric = rubric or load_rubric(DEFAULT_RUBRIC, "ctrs-modified")
     frame = scores_check.coerce(scores_check.read_table(path), str(path))
+    if "session" not in frame.columns:  # a sheet of one-session transcripts
+        frame = frame.with_columns(pl.lit(1, dtype=pl.Int64).alias("session"))
     for column, dtype in (
         ("repeat", pl.Int64),
         ("transcript", pl.Utf8),
@@ -132,8 +140,9 @@ def read_scores(path: str, rubric: dict[str, Any] | None = None) -> pl.DataFrame
 
 
 def _describe(key: tuple) -> str:
-    judge, model, condition, seed, profile, repeat = key
+    judge, model, condition, seed, profile, session, repeat = key
     where = f"judge={judge} model={model} condition={condition} seed={seed} profile={profile}"
+    where += f" session={int(session)}" if not pd.isna(session) and int(session) > 1 else ""
     return where + ("" if pd.isna(repeat) else f" repeat={int(repeat)}")
 
 

@@ -16,7 +16,7 @@ import polars as pl
 from cbtflow.instrument import item_ids
 
 KEY_COLUMNS = ["judge", "model", "condition", "seed", "profile", "item", "score"]
-TRANSCRIPT_KEYS = ["judge", "model", "condition", "seed", "profile", "repeat"]
+TRANSCRIPT_KEYS = ["judge", "model", "condition", "seed", "profile", "session", "repeat"]
 
 
 class BadTable(ValueError):
@@ -35,7 +35,7 @@ def read_table(path: str) -> pl.DataFrame:
         frame = (
             pl.read_parquet(path)
             if str(path).endswith(".parquet")
-            else pl.read_csv(path, schema_overrides={"score": pl.Utf8, "seed": pl.Utf8})
+            else pl.read_csv(path, schema_overrides={"score": pl.Utf8, "seed": pl.Utf8, "session": pl.Utf8})
         )
     except Exception as err:  # polars raises several kinds for a bad file
         raise BadTable(f"{path}: cannot read the scores table ({type(err).__name__}: {err})") from err
@@ -76,6 +76,8 @@ def coerce(frame: pl.DataFrame, path: str) -> pl.DataFrame:
             raise BadTable(f"{path}: {_where(frame, row)}: '{column}' is empty (rule: every row names its {column})")
         frame = frame.with_columns(values.alias(column))
     frame = _numbers(frame, "seed", path, pl.Int64, "a seed is an integer")
+    if "session" in frame.columns:
+        frame = _numbers(frame, "session", path, pl.Int64, "a session is a whole number from 1")
     return _numbers(frame, "score", path, pl.Float64, "a score is a finite number")
 
 
@@ -83,7 +85,9 @@ def check_scale(frame: pl.DataFrame, rubric: dict[str, Any], path: str) -> None:
     """Item scores within the rubric's scale; totals within its items' range; percent 0-100."""
     low, high = float(rubric["scale"]["min"]), float(rubric["scale"]["max"])
     n_items = len(item_ids(rubric))
-    allowed = set(item_ids(rubric)) | {"total", "percent", "safety"}
+    allowed = (
+        set(item_ids(rubric)) | {i["id"] for i in rubric.get("course_items") or []} | {"total", "percent", "safety"}
+    )
     unknown = frame.with_row_index("_row").filter(~pl.col("item").is_in(sorted(allowed)))
     if unknown.height:
         row = int(unknown["_row"][0])

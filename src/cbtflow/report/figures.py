@@ -181,3 +181,30 @@ def fig_judge_confusion(agreement: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(human)
     fig.tight_layout()
     _save(fig, path)
+
+
+def fig_course_trajectory(stats: dict[str, Any], judge: str, path: Path) -> None:
+    """Score by session per model and condition (mean over patients of patient means, 95% CI)."""
+    course = (stats["judges"].get(judge) or {}).get("course") or {}
+    if not course.get("ran"):
+        return placeholder(path, "one session per patient (simulation.sessions: 1): no course to plot")
+    by_session = course["by_session"]
+    models = sorted(by_session)
+    fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 3.4), sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for index, condition in enumerate(ordered(by_session[model], CONDITION_ORDER)):
+            cells = by_session[model][condition]
+            sessions = sorted(int(s) for s in cells)
+            means = np.array([cells[str(s)]["mean"] for s in sessions], float)
+            low = np.array([(cells[str(s)]["ci95"] or [np.nan, np.nan])[0] for s in sessions], float)
+            high = np.array([(cells[str(s)]["ci95"] or [np.nan, np.nan])[1] for s in sessions], float)
+            ax.plot(sessions, means, marker="o", color=f"C{index}", label=condition)
+            ax.fill_between(sessions, low, high, color=f"C{index}", alpha=0.15)
+        ax.set_xticks(sorted({int(s) for per in by_session[model].values() for s in per}))
+        ax.set_xlabel("session")
+        ax.set_title(model, fontsize=9)
+    heuristic = bool((stats["judges"].get(judge) or {}).get("heuristic"))
+    axes[0][0].set_ylabel(f"{HEURISTIC_SCALE if heuristic else 'total score'}\njudge {judge}", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)

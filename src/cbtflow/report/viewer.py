@@ -5,7 +5,9 @@ Researchers decide whether to trust a score by reading the sessions behind it. T
 embeds the transcripts and every judge's score documents, the same files the report rule
 reads, as one JSON block; its script (``resources/viewer/viewer.js``, plain JavaScript)
 filters them, shows per-item scores with their justifications and each flag next to the
-turns it names, and puts the conditions for one patient and seed side by side. Its state
+turns it names, and puts the conditions for one patient and seed side by side; a course
+(``simulation.sessions`` > 1) shows as a timeline, session by session, with the memory the
+therapist carried and the patient's week. Its state
 is the URL hash, so report.md links to a filtered list or a pair (``viewer_link``).
 """
 
@@ -44,6 +46,8 @@ def _session(doc: dict[str, Any]) -> dict[str, Any]:
         ],
         "role_breaks": doc.get("role_breaks", []),
         "scores": {},
+        # A later session of a course: what the therapist remembered and the patient's week.
+        **{k: doc[k] for k in ("memory", "patient_state", "continuity") if doc.get(k)},
     }
 
 
@@ -65,6 +69,10 @@ def _scores(doc: dict[str, Any]) -> dict[str, Any]:
         "items": items,
         "flags": doc.get("flags", []),
         "crisis": doc.get("crisis"),
+        "course_items": {
+            k: {"score": v["score"], "features": v.get("features")} for k, v in (doc.get("course_items") or {}).items()
+        },
+        "not_applicable": doc.get("not_applicable") or [],
     }
 
 
@@ -94,6 +102,10 @@ def viewer_data(
         "judges": sorted({doc["judge"] for doc in score_docs}),
         "conditions": conditions,
         "items": [{"id": item["id"], "name": item.get("name", item["id"])} for item in rubric["items"]],
+        "course_items": [
+            {"id": i["id"], "name": i.get("name", i["id"]), "from": i["applies_from_session"]}
+            for i in rubric.get("course_items") or []
+        ],
         "scale": rubric["scale"],
         "sessions": sorted(sessions.values(), key=lambda s: s["id"]),
         "cards": {card["judge"]: _card(card) for card in cards},

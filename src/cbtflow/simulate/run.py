@@ -17,6 +17,7 @@ from cbtflow.dialogue import Party, Session, role_breaks, run_sessions
 from cbtflow.llm import Client
 from cbtflow.seeds import derive_seed
 from cbtflow.session_key import SessionKey
+from cbtflow.simulate.course import PatientState, continuity
 
 
 def simulate(
@@ -30,7 +31,15 @@ def simulate(
     seed: int,
     max_context_tokens: int | None = None,
     tolerate_patient_failures: bool = False,
+    sessions: Sequence[Session] | None = None,
 ) -> list[Session]:
+    """Every profile's session, batched. A first session is built from the templates; a
+    later session of a course comes ready, with its memory and patient state
+    (``cbtflow.simulate.course.course_sessions``)."""
+    if sessions is not None:
+        return run_sessions(
+            client, sessions, therapist, patient, max_turns, max_context_tokens, tolerate_patient_failures
+        )
     system = prompts.render(therapist_template)
     sessions = [
         Session(
@@ -55,7 +64,12 @@ def transcript_document(
     patient: Party,
     template_hashes: dict[str, str],
     measures: dict[str, Any] | None = None,
+    course: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The transcript file. ``course`` (sessions of a course after the first): the session
+    number, the memory the therapist was given, the patient's state and the continuity
+    detector's reading, all recorded beside the turns (``course_record``)."""
+    session_number = int((course or {}).get("session", 1))
     return {
         "kind": "transcript",
         "profile_hash": profile["hash"],
@@ -63,7 +77,7 @@ def transcript_document(
         "eval_split": profile.get("eval_split"),
         "style": profile.get("style"),
         "crisis_kind": (profile.get("crisis") or {}).get("kind"),
-        **SessionKey(model, condition, seed, profile["id"]).fields(),
+        **SessionKey(model, condition, seed, profile["id"], session_number).fields(),
         "therapist": {**therapist.endpoint.identity(), "sampling": therapist.sampling},
         "patient": {**patient.endpoint.identity(), "sampling": patient.sampling},
         "template_hashes": template_hashes,
@@ -74,4 +88,25 @@ def transcript_document(
         "n_tokens": sum(t["completion_tokens"] for t in session.turns),
         # Simulated self-reports in character (cbtflow.simulate.measures), when configured.
         **({"measures": measures} if measures is not None else {}),
+        **({k: v for k, v in course.items() if k != "session"} if course else {}),
+    }
+
+
+def course_record(
+    session: Session, state: PatientState, mode: str, memory: str | None, written_after: int
+) -> dict[str, Any]:
+    """What a later session of a course records: its number, the therapist's memory (mode,
+    text, the session it was written after; the earlier turns it re-read, counted), the
+    patient's state and the continuity detector's reading of the therapist's opening."""
+    return {
+        "session": state.session,
+        "therapist_system": session.therapist_system,
+        "memory": {
+            "mode": mode,
+            "written_after_session": written_after,
+            "text": memory,
+            "history_turns": len(session.history),
+        },
+        "patient_state": state.as_document(),
+        "continuity": continuity(state.agreed, session.turns),
     }

@@ -25,6 +25,7 @@ from cbtflow.conditions import BASELINE, TUNED, contrast_name, contrasts_among
 from cbtflow.judge.kinds import HEURISTIC_SCALE
 from cbtflow.stats.agreement import HUMAN_PREFIX, human_agreement, icc, reliability
 from cbtflow.stats.anova import rm_anova_models, rm_anova_two_way
+from cbtflow.stats.course import course_analysis, course_means, has_course
 from cbtflow.stats.descriptive import competence, context_length, descriptives
 from cbtflow.stats.generalising import headline_contrast
 from cbtflow.stats.mixed import mixed_model
@@ -72,12 +73,12 @@ VARIANCE_SOURCES = (
 )
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe numbers: NaN/inf become None, numpy scalars become Python ones."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
     if isinstance(value, (np.integer,)):
@@ -240,12 +241,14 @@ def analyse(
     families: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Every analysis, per judge; reliability across repeats and across judges; the
-    robustness of the primary effect to the judge and the patient style.
-    ``item_order`` is the rubric's item order, kept for the report's tables and figures;
-    ``families`` the declared Holm families (``report.multiplicity_families``), by default
-    the primary family (cbt vs instruct per model) and one secondary family per other contrast.
+        robustness of the primary effect to the judge and the patient style. A table of courses
+    (``session`` takes more than one value) is analysed on course means, the declared course
+    primary, and each judge gains a ``course`` section (``cbtflow.stats.course``).
+        ``item_order`` is the rubric's item order, kept for the report's tables and figures;
+        ``families`` the declared Holm families (``report.multiplicity_families``), by default
+        the primary family (cbt vs instruct per model) and one secondary family per other contrast.
 
-    Raises ValueError naming what is missing instead of returning an empty analysis.
+        Raises ValueError naming what is missing instead of returning an empty analysis.
     """
     everything = scores.to_pandas()
     if "repeat" not in everything:
@@ -255,6 +258,12 @@ def analyse(
         raise ValueError("the scores table has no 'total' rows (and no item rows to sum); nothing to analyse")
     frame, splits = split_by_answering_model(frame)
     everything, _ = split_by_answering_model(everything)
+    courses: dict[str, Any] = {}
+    if has_course(frame):  # the headline is the course-level primary: the mean over sessions
+        first = set(frame.loc[frame["session"] == frame["session"].min(), "item"])
+        later_only = sorted(set(frame["item"]) - first - {"total", "percent", "safety"})
+        courses = {str(j): course_analysis(g, later_only) for j, g in frame.groupby("judge")}
+        frame, everything = course_means(frame), course_means(everything)
     result: dict[str, Any] = {
         "judges": {},
         "judges_split_by_answering_model": splits,
@@ -271,4 +280,5 @@ def analyse(
     for judge, jframe in frame.groupby("judge"):
         repeats = everything[(everything["judge"] == judge) & everything["repeat"].notna()]
         result["judges"][str(judge)] = _judge_analysis(jframe, repeats, threshold, families)
-    return _clean(result)
+        result["judges"][str(judge)]["course"] = courses.get(str(judge)) or skipped("one session per patient")
+    return json_safe(result)

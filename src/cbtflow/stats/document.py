@@ -9,7 +9,8 @@ from typing import Any
 import polars as pl
 
 from cbtflow.judge.scores import failures
-from cbtflow.stats import analyse
+from cbtflow.stats import analyse, json_safe
+from cbtflow.stats.course import course_transcripts
 from cbtflow.stats.outcomes import outcome_table, outcomes
 from cbtflow.stats.paired import skipped
 from cbtflow.stats.safety import crisis_summary, crisis_table
@@ -29,7 +30,8 @@ def stats_document(
 ) -> dict[str, Any]:
     """Every analysis of the scores, then what only the run's documents hold: the crisis
     responses and failure records (score documents) and the patients' self-reports
-    (transcripts). Where those documents are not given, their sections say so instead of
+    (transcripts), and for a course the continuity, homework and context readings by session
+    (``cbtflow.stats.course``). Where those documents are not given, their sections say so instead of
     reporting nothing as if it were an answer."""
     stats = analyse(scores, threshold=threshold, item_order=item_order, primary_judge=primary_judge, families=families)
     if documents is None:
@@ -39,8 +41,14 @@ def stats_document(
         stats["failures"] = failures(documents)
     if transcripts is None:
         stats["outcomes"] = skipped("the run's transcripts were not given (cbtflow stats --results DIR)")
+        stats["course"] = skipped("the run's transcripts were not given (cbtflow stats --results DIR)")
     else:
-        stats["outcomes"] = outcomes(outcome_table(transcripts, measures))
+        reports = outcome_table(transcripts, measures)
+        stats["outcomes"] = outcomes(reports)
+        judge = primary_judge or (sorted(stats["judges"]) or [None])[0]
+        frame = scores.to_pandas()
+        totals = frame[(frame["judge"] == judge) & (frame["item"] == "total") & frame["repeat"].isna()]
+        stats["course"] = json_safe(course_transcripts(transcripts, totals, reports))
     if primary_judge:
         stats["primary_judge"] = primary_judge
     return {"kind": "stats", **({"source": source} if source else {}), **stats}

@@ -137,6 +137,13 @@ class Scorer(ABC):
         rubric = {**framing(self.job.rubric), **self.job.crisis["rubric"]}
         return self.rubric_items(rubric, text, out_path.replace(".json", ".crisis.json"), seed)
 
+    def course_items(
+        self, transcript: dict[str, Any], items: list[dict[str, Any]], out_path: str, seed: int
+    ) -> dict[str, Any]:
+        """The course items that apply at this session, scored as this kind scores rubric items."""
+        rubric = {**self.job.rubric, "items": items}
+        return self.rubric_items(rubric, self.text(transcript), out_path.replace(".json", ".course.json"), seed)
+
     def rubric_items(self, rubric: dict[str, Any], text: str, out_path: str, seed: int) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} scores no free-standing rubric")
 

@@ -110,6 +110,9 @@ class LexiconScorer(Scorer):
     def score(self, transcript, out_path, seed):
         return score_transcript(self.job.data["lexicon"], transcript["turns"], self.job.rubric)
 
+    def course_items(self, transcript, items, out_path, seed):
+        return score_transcript(self.job.data["lexicon"], transcript["turns"], {**self.job.rubric, "items": items})
+
     def safety(self, transcript, out_path, seed):
         lexicon, scale = self.job.data["lexicon"], self.job.rubric["scale"]
         return {"safety": score_safety(lexicon, transcript["turns"], scale)}

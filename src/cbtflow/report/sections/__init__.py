@@ -2,6 +2,7 @@
 takes the ReportInputs and returns its markdown lines."""
 
 from cbtflow.report.sections import (
+    course,
     crisis,
     failures,
     figures,
@@ -15,4 +16,17 @@ from cbtflow.report.sections import (
     usage,
 )
 
-SECTIONS = (header, judges, crisis, outcomes, failures, robustness, human, reliability, training, usage, figures)
+SECTIONS = (
+    header,
+    judges,
+    course,
+    crisis,
+    outcomes,
+    failures,
+    robustness,
+    human,
+    reliability,
+    training,
+    usage,
+    figures,
+)
