@@ -158,11 +158,48 @@ def cmd_export_ratings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rating_kit(args: argparse.Namespace) -> int:
+    from cbtflow.instrument import load_rubric
+    from cbtflow.judge.rating_kit import build_kit
+
+    paths = sorted(p for p in Path(args.transcripts).rglob("*.json") if p.name.count(".") == 1)
+    if not paths:
+        print(f"{args.transcripts}: no transcripts found", file=sys.stderr)
+        return 1
+    try:
+        kit = build_kit(
+            [json.loads(p.read_text(encoding="utf-8")) for p in paths],
+            args.out,
+            load_rubric(args.rubric, args.variant),
+            raters=args.raters,
+            overlap=args.overlap,
+            calibration=args.calibration,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        print(f"cbtflow rating-kit: {err}", file=sys.stderr)
+        return 2
+    pages = ", ".join(f"{args.out}/{rater}.html" for rater in kit["assignment"])
+    print(
+        f"rating kit {kit['kit_id']}: {len(kit['transcripts'])} blinded transcripts, {kit['raters']} raters "
+        f"({len(kit['calibration'])} calibration transcripts each, every other one to {kit['overlap']}); "
+        f"pages: {pages}; keep {args.out}/key.json from the raters"
+    )
+    return 0
+
+
 def cmd_import_ratings(args: argparse.Namespace) -> int:
     from cbtflow.instrument import load_rubric
+    from cbtflow.judge.rating_kit import load_kit
     from cbtflow.judge.ratings import import_ratings
 
-    table = import_ratings(args.sheet, args.key, load_rubric(args.rubric, args.variant))
+    kit_path = Path(args.kit) if args.kit else Path(args.key).with_name("kit.json")
+    kit = load_kit(kit_path) if args.kit or kit_path.is_file() else None  # a rating kit's sheet carries its id
+    try:
+        table = import_ratings(args.sheet, args.key, load_rubric(args.rubric, args.variant), kit)
+    except ValueError as err:
+        print(f"cbtflow import-ratings: {err}", file=sys.stderr)
+        return 2
     table.write_parquet(args.output) if args.output.endswith(".parquet") else table.write_csv(args.output)
     print(f"wrote {table.height} rows to {args.output}; set report.human_ratings to it and rerun the report")
     return 0
@@ -284,15 +321,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, func, help_text in (
         ("export-ratings", cmd_export_ratings, "blinded transcripts + an empty rating sheet"),
         ("import-ratings", cmd_import_ratings, "a filled rating sheet -> scores table"),
+        ("rating-kit", cmd_rating_kit, "a blinded rating page per rater, with calibration and overlap for agreement"),
     ):
         p = sub.add_parser(name, help=help_text)
-        if name == "export-ratings":
+        if name in ("export-ratings", "rating-kit"):
             p.add_argument("--transcripts", default="results/transcripts")
-            p.add_argument("--out", default="ratings")
+            p.add_argument("-o", "--out", default="ratings" if name == "export-ratings" else "rating_kit")
             p.add_argument("--seed", type=int, default=0)
-        else:
+        if name == "rating-kit":
+            p.add_argument("--raters", type=int, required=True)
+            p.add_argument("--overlap", type=int, default=2, help="raters per transcript beyond calibration (2)")
+            p.add_argument("--calibration", type=int, default=3, help="transcripts every rater rates first (3)")
+        if name == "import-ratings":
             p.add_argument("sheet")
             p.add_argument("--key", required=True)
+            p.add_argument("--kit", help="the rating kit's kit.json (default: beside the key, when there)")
             p.add_argument("-o", "--output", required=True)
         p.add_argument("--rubric", default=str(DEFAULT_RUBRIC))
         p.add_argument("--variant", default="ctrs-modified")

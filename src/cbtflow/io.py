@@ -113,3 +113,23 @@ def sha256_dir(path: str | Path, pattern: str = "*") -> str:
         digest.update(str(file.relative_to(root)).encode())
         digest.update(sha256_file(file).encode())
     return digest.hexdigest()
+
+
+def inline_page(directory: Path, data: dict[str, Any], title: str) -> str:
+    """A static page that opens from disk: ``directory``'s index.html with its one style sheet
+    (*.css), script (*.js) and ``data`` (JSON) inlined, since a file:// page can fetch nothing.
+    The viewer and the rating kit are built this way."""
+    page = (directory / "index.html").read_text(encoding="utf-8")
+    # "</" inside the JSON would end the script element early; JSON allows "<\/" for it.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    (style,), (script,) = sorted(directory.glob("*.css")), sorted(directory.glob("*.js"))
+    parts = {
+        "__STYLE__": style.read_text(encoding="utf-8"),
+        "__SCRIPT__": script.read_text(encoding="utf-8"),
+        "__TITLE__": title.replace("<", "&lt;"),
+        "__DATA__": payload,
+    }
+    for marker, text in parts.items():
+        before, after = page.split(marker, 1)  # one pass each: a marker inside the data stays as it is
+        page = before + text + after
+    return page

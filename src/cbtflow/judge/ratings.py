@@ -27,6 +27,15 @@ from cbtflow.session_key import SessionKey
 SHEET_FIXED = ["rating_id", "rater"]
 
 
+def key_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the key (kept from raters) records of one blinded transcript."""
+    return {
+        **SessionKey.of(doc).fields(),
+        "risk_level": doc.get("risk_level", "none"),
+        "transcript_sha256": transcript_hash(doc),  # so human and judge scores meet on the same transcript
+    }
+
+
 def export_ratings(transcript_paths: list[Path], out_dir: str | Path, rubric: dict[str, Any], seed: int = 0) -> int:
     out = Path(out_dir)
     docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in transcript_paths]
@@ -36,10 +45,7 @@ def export_ratings(transcript_paths: list[Path], out_dir: str | Path, rubric: di
     for number, index in enumerate(order, start=1):
         doc, rating_id = docs[index], f"R{number:04d}"
         write_text_atomic(out / "transcripts" / f"{rating_id}.txt", render_transcript(doc["turns"]) + "\n")
-        key[rating_id] = {
-            **{k: doc[k] for k in ("model", "condition", "seed", "profile_id", "risk_level")},
-            "transcript_sha256": transcript_hash(doc),  # so human and judge scores meet on the same transcript
-        }
+        key[rating_id] = key_entry(doc)
         rows.append(
             {
                 "rating_id": rating_id,
@@ -55,19 +61,43 @@ def export_ratings(transcript_paths: list[Path], out_dir: str | Path, rubric: di
     return len(rows)
 
 
-def import_ratings(sheet: str | Path, key_path: str | Path, rubric: dict[str, Any]) -> pl.DataFrame:
-    """Read a filled sheet into a scores table; every bad cell is named by row and column."""
+def import_ratings(
+    sheet: str | Path, key_path: str | Path, rubric: dict[str, Any], kit: dict[str, Any] | None = None
+) -> pl.DataFrame:
+    """Read a filled sheet into a scores table; every bad cell is named by row and column.
+
+    Refused, naming the line: a row with no rating id or one the key does not hold, a score
+    that is not an integer on the rubric's scale, and a rater who rated one transcript
+    twice. With a rating kit (``kit``, its ``kit.json``) a sheet must also carry that kit's
+    id in its ``kit`` column: a sheet exported from another kit is refused."""
     key = json.loads(Path(key_path).read_text(encoding="utf-8"))
     lo, hi = int(rubric["scale"]["min"]), int(rubric["scale"]["max"])
-    documents, problems = [], []
+    documents, problems, seen = [], [], {}
     with open(sheet, newline="", encoding="utf-8") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             where = f"{sheet}, line {line}"
             if not row.get("rater"):
                 continue  # not rated yet
-            if row["rating_id"] not in key:
-                problems.append(f"{where}: unknown rating_id {row['rating_id']!r}")
+            if kit is not None and (row.get("kit") or "").strip() != kit["kit_id"]:
+                problems.append(
+                    f"{where}: kit {row.get('kit')!r} is not this kit's {kit['kit_id']!r} "
+                    "(rule: a sheet is imported with the key and kit.json of the kit it was exported from)"
+                )
                 continue
+            rating_id = (row.get("rating_id") or "").strip()
+            if not rating_id:
+                problems.append(f"{where}: no rating_id (rule: every rated row names its transcript)")
+                continue
+            if rating_id not in key:
+                problems.append(f"{where}: unknown rating_id {rating_id!r} (rule: the key holds every transcript)")
+                continue
+            if (row["rater"], rating_id) in seen:
+                problems.append(
+                    f"{where}: rater {row['rater']!r} rated {rating_id} twice (first on line "
+                    f"{seen[(row['rater'], rating_id)]}; rule: one rating per rater and transcript)"
+                )
+                continue
+            seen[(row["rater"], rating_id)] = line
             items = {}
             for item in item_ids(rubric):
                 value = (row.get(item) or "").strip()
@@ -77,8 +107,11 @@ def import_ratings(sheet: str | Path, key_path: str | Path, rubric: dict[str, An
                 items[item] = {"score": int(value)}
             if len(items) != len(item_ids(rubric)):
                 continue
-            origin = key[row["rating_id"]]
+            origin = key[rating_id]
             safety_cell = (row.get("safety") or "").strip()
+            if safety_cell.isdigit() and not lo <= int(safety_cell) <= hi:
+                problems.append(f"{where}, column safety: {safety_cell!r} is not an integer {lo}-{hi}")
+                continue
             documents.append(
                 {
                     "judge": f"human:{row['rater']}",

@@ -13,14 +13,13 @@ is the URL hash, so report.md links to a filtered list or a pair (``viewer_link`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from cbtflow.conditions import ORDER
-from cbtflow.io import write_text_atomic
+from cbtflow.io import inline_page, write_text_atomic
 from cbtflow.packaged import RESOURCES
 from cbtflow.session_key import SessionKey
 
@@ -119,19 +118,7 @@ def _card(card: dict[str, Any]) -> dict[str, Any]:
 
 def render_page(data: dict[str, Any]) -> str:
     """The HTML page with its style, script and data inlined (a file:// page can fetch nothing)."""
-    page = (VIEWER_DIR / "index.html").read_text(encoding="utf-8")
-    # "</" inside the JSON would end the script element early; JSON allows "<\/" for it.
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-    parts = {
-        "__STYLE__": (VIEWER_DIR / "viewer.css").read_text(encoding="utf-8"),
-        "__SCRIPT__": (VIEWER_DIR / "viewer.js").read_text(encoding="utf-8"),
-        "__TITLE__": data["title"].replace("<", "&lt;"),
-        "__DATA__": payload,
-    }
-    for marker, text in parts.items():
-        before, after = page.split(marker, 1)  # one pass each: a marker inside the data stays as it is
-        page = before + text + after
-    return page
+    return inline_page(VIEWER_DIR, data, data["title"])
 
 
 def write_viewer(path: str | Path, data: dict[str, Any]) -> None:

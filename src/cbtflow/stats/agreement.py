@@ -30,8 +30,8 @@ def icc(frame: pd.DataFrame, raters: str) -> dict[str, Any]:
     data = frame.assign(target=_targets(frame)).drop_duplicates(subset=["target", raters])
     n_raters = data[raters].nunique()
     complete = data.groupby("target").filter(lambda g: g[raters].nunique() == n_raters)
-    if n_raters < 2 or complete["target"].nunique() < 2:
-        return skipped(f"needs ≥2 {raters}s rating ≥2 common transcripts")
+    if n_raters < 2 or complete["target"].nunique() < 3:  # pingouin's ICC needs 5 or more ratings
+        return skipped(f"needs ≥2 {raters}s rating ≥3 common transcripts")
     if complete["score"].var() == 0:
         return skipped("all scores are identical")
     with warnings.catch_warnings():
@@ -70,35 +70,74 @@ def confusion(pairs: list[tuple[pd.Series, pd.Series]], labels: list[int]) -> di
     return {"labels": labels, "counts": counts.tolist()}
 
 
-def human_agreement(frame: pd.DataFrame) -> dict[str, Any]:
-    """Each judge against each human rater, never pooled: ICC(A,1) on the total and
-    quadratic-weighted Cohen's κ per item (sklearn) on the transcripts both scored. A judge's
-    fractional item scores (a local judge's expectation, a lexicon score) are rounded to the
-    scale's integers for κ; the ICC uses them as they are."""
+def _pair(frame: pd.DataFrame, a: str, b: str, labels: list[int]) -> dict[str, Any]:
+    """Two raters (or a judge and a rater) on the transcripts both scored: ICC(A,1) on the
+    total, quadratic-weighted Cohen's κ per item (sklearn; fractional scores rounded to the
+    scale's integers for κ) and the confusion of b's item scores (rows) against a's."""
     from sklearn.metrics import cohen_kappa_score
 
+    pair = frame[frame["judge"].isin([a, b])]
+    entry: dict[str, Any] = {"total": icc(pair[pair["item"] == "total"], "judge"), "kappa_quadratic": {}}
+    pairs: list[tuple[pd.Series, pd.Series]] = []
+    for item, rows in pair[~pair["item"].isin(["total", "percent", "safety"])].groupby("item"):
+        wide = rows.pivot_table(index="target", columns="judge", values="score", aggfunc="mean").dropna()
+        if a not in wide or b not in wide or len(wide) < 2:
+            continue
+        x, y = wide[a].round().astype(int), wide[b].round().astype(int)
+        kappa = cohen_kappa_score(x, y, weights="quadratic") if (x.nunique() > 1 or y.nunique() > 1) else None
+        entry["kappa_quadratic"][str(item)] = {"kappa": kappa, "n": int(len(wide))}
+        pairs.append((y, x))
+    entry["confusion"] = confusion(pairs, labels)
+    return entry
+
+
+def _summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ICC(A,1) on the total and mean weighted κ over items, across pairs that ran."""
+    iccs = [e["total"]["icc2_single"]["icc"] for e in entries if e["total"].get("ran")]
+    kappas = [k["kappa"] for e in entries for k in e["kappa_quadratic"].values() if k["kappa"] is not None]
+    return {
+        "n_pairs": len(iccs),
+        "mean_icc": float(np.mean(iccs)) if iccs else None,
+        "mean_kappa": float(np.mean(kappas)) if kappas else None,
+    }
+
+
+CEILING = (
+    "rater–rater agreement is the human ceiling: a judge that agrees with the raters as well as they agree with each "
+    "other has reached it (VERA-MH's judge: 0.81 against clinicians' own 0.77)"
+)
+
+
+def human_agreement(frame: pd.DataFrame) -> dict[str, Any]:
+    """Each judge against each human rater, never pooled, and the raters against each other
+    (the human ceiling, every pair on the transcripts both rated), with each judge's mean
+    agreement stated relative to that ceiling."""
     judges = sorted(frame["judge"].unique())
     scores = frame.loc[~frame["item"].isin(["total", "percent", "safety"]), "score"].dropna()
     labels = list(range(int(np.floor(scores.min())), int(np.ceil(scores.max())) + 1)) if len(scores) else []
     humans = [j for j in judges if j.startswith(HUMAN_PREFIX)]
     machines = [j for j in judges if not j.startswith(HUMAN_PREFIX)]
-    if not humans or not machines:
-        return skipped("needs human ratings (report.human_ratings) and at least one judge")
+    if not humans or (not machines and len(humans) < 2):
+        return skipped("needs human ratings (report.human_ratings) and at least one judge or a second rater")
     frame = frame.assign(target=_targets(frame))
+    between = {f"{a} | {b}": _pair(frame, a, b, labels) for i, a in enumerate(humans) for b in humans[i + 1 :]}
+    ceiling = {**_summary(list(between.values())), "label": CEILING} if between else skipped("one human rater")
     out: dict[str, Any] = {}
+    relative: dict[str, Any] = {}
     for judge in machines:
         for human in humans:
-            pair = frame[frame["judge"].isin([judge, human])]
-            entry: dict[str, Any] = {"total": icc(pair[pair["item"] == "total"], "judge"), "kappa_quadratic": {}}
-            pairs: list[tuple[pd.Series, pd.Series]] = []
-            for item, rows in pair[~pair["item"].isin(["total", "percent", "safety"])].groupby("item"):
-                wide = rows.pivot_table(index="target", columns="judge", values="score", aggfunc="mean").dropna()
-                if judge not in wide or human not in wide or len(wide) < 2:
-                    continue
-                a, b = wide[judge].round().astype(int), wide[human].round().astype(int)
-                kappa = cohen_kappa_score(a, b, weights="quadratic") if (a.nunique() > 1 or b.nunique() > 1) else None
-                entry["kappa_quadratic"][str(item)] = {"kappa": kappa, "n": int(len(wide))}
-                pairs.append((b, a))
-            entry["confusion"] = confusion(pairs, labels)
-            out.setdefault(judge, {})[human] = entry
-    return {"ran": True, "by_judge": out}
+            out.setdefault(judge, {})[human] = _pair(frame, judge, human, labels)
+        mine = _summary(list(out[judge].values()))
+        top = ceiling.get("mean_icc") if ceiling.get("n_pairs") else None
+        relative[judge] = {
+            **mine,
+            "ceiling_icc": top,
+            "ratio_to_ceiling": mine["mean_icc"] / top if mine["mean_icc"] is not None and top else None,
+        }
+    return {
+        "ran": True,
+        "by_judge": out,
+        "between_raters": between,
+        "ceiling": ceiling,
+        "relative_to_ceiling": relative,
+    }

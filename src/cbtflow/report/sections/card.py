@@ -12,6 +12,7 @@ from typing import Any
 
 from cbtflow.report.format import ci as _ci
 from cbtflow.report.format import fmt as _fmt
+from cbtflow.report.sections.human import ceiling_sentence
 
 
 def failed_line(cards: dict[str, dict[str, Any]], primary_judge: str) -> list[str]:
@@ -46,6 +47,9 @@ def _reliability(judge: str, result: dict[str, Any], stats: dict[str, Any]) -> l
         lines.append(f"- Agreement with human rater {rater} (ICC(A,1) of the total): {total_icc(entry)}")
     if not humans:
         lines.append("- Agreement with human raters: none rated (report.human_ratings)")
+    relative = ceiling_sentence(stats.get("human_agreement") or {}, judge)
+    if relative:
+        lines.append(f"- Against the human ceiling: {relative}")
     return lines
 
 
