@@ -4,6 +4,7 @@ from cbtflow import prompts
 from cbtflow.data.dataset import build_examples, dataset_stats, save_dataset_dict
 from cbtflow.io import read_json, write_json, write_jsonl
 from cbtflow.runtime import setup
+from cbtflow.train.cards import dataset_card, write_card
 
 log = setup(snakemake.log[0])
 courses = [read_json(p) for p in snakemake.input.courses]
@@ -16,3 +17,11 @@ save_dataset_dict(rows, snakemake.output.hf)
 stats = dataset_stats(courses, rows)
 write_json(snakemake.output.stats, {"kind": "dataset_stats", **stats})
 log.info("dataset: %s", stats)
+# The Hugging Face dataset card, inside the DatasetDict directory that `cbtflow push` uploads.
+card = dataset_card(
+    name=snakemake.wildcards.generator,
+    generator=snakemake.params.generator_model,
+    stats=stats,
+    license=settings.get("license", "other"),
+)
+write_card(card, f"{snakemake.output.hf}/README.md")

@@ -2,7 +2,9 @@
 
 from cbtflow.io import write_json
 from cbtflow.runtime import setup
+from cbtflow.train.cards import model_card, write_card
 from cbtflow.train.finetune import provenance, select_backend, train_adapter
+from cbtflow.train.tracking import run_name
 
 log = setup(snakemake.log[0], snakemake.threads)
 seed, out = int(snakemake.wildcards.seed), snakemake.output[0]
@@ -16,7 +18,10 @@ train_log = train_adapter(
     out_dir=out,
     backend=backend,
     threads=snakemake.threads,
+    name=run_name(snakemake.wildcards.model, seed, snakemake.params.recipe),
 )
+if train_log["resumed_from_step"]:
+    log.info("resumed from step %d (checkpoint in results/checkpoints/)", train_log["resumed_from_step"])
 write_json(f"{out}/train_log.json", {"kind": "train_log", **train_log})
 write_json(
     f"{out}/provenance.json",
@@ -32,3 +37,16 @@ write_json(
     },
 )
 log.info("loss %s -> %s", train_log["first_quarter_loss"], train_log["last_quarter_loss"])
+card = snakemake.params.card
+write_card(
+    model_card(
+        model=snakemake.wildcards.model,
+        seed=seed,
+        source=card["source"],
+        recipe=snakemake.params.recipe,
+        train_log=train_log,
+        dataset=card["dataset"],
+        license=card["license"],
+    ),
+    f"{out}/README.md",
+)

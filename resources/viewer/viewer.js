@@ -75,7 +75,7 @@ function itemTable(scores) {
   const courseRows = (DATA.course_items || []).map((item) => {
     const entry = (scores.course_items || {})[item.id];
     const na = (scores.not_applicable || []).includes(item.id);
-    return $("tr", { "data-item": item.id, class: "course-item" }, $("td", {}, `${item.name} (course item, not in the total)`),
+    return $("tr", { "data-course-item": item.id, class: "course-item" }, $("td", {}, `${item.name} (course item, not in the total)`),
       $("td", { class: "score" }, na ? "n/a" : fmt(entry && entry.score)),
       $("td", {}, na ? `not applicable before session ${item.from}` : features(entry && entry.features)));
   });

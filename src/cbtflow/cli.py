@@ -205,6 +205,23 @@ def cmd_import_ratings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from cbtflow.push import describe, plan, push
+
+    try:
+        uploads = plan(args.results, args.namespace, args.adapters, args.dataset)
+        print(describe(uploads))
+        if args.dry_run:
+            print(f"dry run: {len(uploads)} repositories, {sum(len(u.files) for u in uploads)} files; nothing uploaded")
+            return 0
+        for url in push(uploads):
+            print(url)
+    except ValueError as err:
+        print(f"cbtflow push: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from cbtflow.config import ConfigError
     from cbtflow.score_files import score_files
@@ -340,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--rubric", default=str(DEFAULT_RUBRIC))
         p.add_argument("--variant", default="ctrs-modified")
         p.set_defaults(func=func)
+    p = sub.add_parser("push", help="upload adapters and the training set, with their cards, to the Hugging Face Hub")
+    p.add_argument("--namespace", required=True, help="the Hub user or organisation")
+    p.add_argument("--adapters", action="store_true", help="every adapter under results/adapters")
+    p.add_argument("--dataset", action="store_true", help="every training set under results/datasets")
+    p.add_argument("--results", default="results")
+    p.add_argument("--dry-run", action="store_true", help="list what would be uploaded; make no call")
+    p.set_defaults(func=cmd_push)
     p = sub.add_parser("estimate", help="planned calls, tokens and cost per stage and role (no call is made)")
     p.add_argument("--configfile", default="config.yaml")
     p.add_argument("--effect", type=float, default=5.0, help="cbt − instruct to power for, in total points (5)")

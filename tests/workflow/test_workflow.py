@@ -253,7 +253,7 @@ def test_snakemake_html_report_zip(run):
     assert done.returncode == 0, done.stderr[-3000:]
     with zipfile.ZipFile(run / "report.zip") as zf:
         pngs = [n for n in zf.namelist() if n.endswith(".png")]
-        assert len(pngs) == 7
+        assert len(pngs) == 8  # FIGURES in workflow/rules/report.smk
         assert all(zf.read(n)[:4] == b"\x89PNG" for n in pngs)
         viewer = [n for n in zf.namelist() if n.startswith("report/data/raw/") and n.endswith("/index.html")]
         assert len(viewer) == 1 and b'id="viewer-data"' in zf.read(viewer[0]), "the viewer is in the report"

@@ -95,5 +95,6 @@ rule dataset:
         software_env("dataset")
     params:
         settings=lambda wc: config["dataset"],
+        generator_model=lambda wc: config["roles"]["generator"]["model"],
     script:
         "../../scripts/dataset.py"

@@ -25,5 +25,13 @@ rule finetune:
             "chat_template": chat_template_of(therapist_base(wc)),
         },
         base=lambda wc: base_location(therapist_base(wc)),
+        card=lambda wc: {
+            "source": config["bases"][therapist_base(wc)]["source"],
+            "license": config["bases"][therapist_base(wc)].get(
+                "license",
+                "apache-2.0" if therapist_base(wc) in EMBEDDED_BASES else "other",
+            ),
+            "dataset": GENERATOR,
+        },
     script:
         "../../scripts/finetune.py"

@@ -22,6 +22,7 @@ from typing import Any
 
 from cbtflow.io import atomic_dir, sha256_file, write_json
 from cbtflow.llm.local import prefix_stable, render
+from cbtflow.train import checkpoints, tracking
 from cbtflow.train.backends import discover, select_backend, training_backend
 
 log = logging.getLogger(__name__)
@@ -157,15 +158,29 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def sft_config(train_cfg: dict[str, Any], backend: str, seed: int, output_dir: str, has_validation: bool):
+def sft_config(
+    train_cfg: dict[str, Any],
+    backend: str,
+    seed: int,
+    output_dir: str,
+    has_validation: bool,
+    **overrides: Any,
+):
     """TRL's SFTConfig for our recipe. Imported here, after the backend is loaded: Unsloth
     patches ``trl.SFTConfig``/``SFTTrainer`` when it is imported, so names bound before
-    that would stay the unpatched classes."""
+    that would stay the unpatched classes. ``overrides``: checkpointing
+    (``cbtflow.train.checkpoints.settings``) and tracking (``cbtflow.train.tracking``)."""
     from trl import SFTConfig
 
     trainer = training_backend(backend)
+    options = {
+        "output_dir": output_dir,
+        "save_strategy": "no",
+        "report_to": [],
+        **overrides,
+    }
     return SFTConfig(
-        output_dir=output_dir,
+        **options,
         seed=seed,
         data_seed=seed,
         learning_rate=float(train_cfg["learning_rate"]),
@@ -178,8 +193,7 @@ def sft_config(train_cfg: dict[str, Any], backend: str, seed: int, output_dir: s
         weight_decay=float(train_cfg.get("weight_decay", 0.0)),
         max_length=int(train_cfg["max_seq_length"]),
         logging_steps=1,
-        save_strategy="no",
-        report_to=[],
+        save_total_limit=2,  # the newest checkpoint and the one before it, should the newest be cut off
         eval_strategy="epoch" if has_validation else "no",
         dataloader_num_workers=0,
         use_cpu=trainer.on_cpu,
@@ -225,8 +239,15 @@ def train_adapter(
     out_dir: str,
     backend: str | None = None,
     threads: int = 1,
+    work_dir: str | Path | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Train one adapter; writes it with ``train_log.json`` and ``provenance.json`` to ``out_dir``.
+
+    ``work_dir`` (default ``cbtflow.train.checkpoints.checkpoint_dir(out_dir)``) holds the
+    run's checkpoints and tracker files while it trains: a rerun after a crash resumes
+    from its newest complete checkpoint, and the tracker files move beside the adapter at
+    the end. ``name``: the tracker's run name.
 
     The backend is loaded first: with Unsloth, nothing from transformers, peft or trl may
     be imported before it (it patches them on import)."""
@@ -234,10 +255,13 @@ def train_adapter(
 
     backend = backend or select_backend()
     torch.set_num_threads(max(1, threads))
+    # The LoRA matrices are initialised when the backend builds the model, before the
+    # trainer seeds anything: unseeded, two runs of one seed trained different adapters
+    # (the loss agreed at step 1, where LoRA's B = 0 hides A, and drifted from step 2).
+    torch.manual_seed(seed)
     train_cfg = recipe["training"]
     model, tokenizer = training_backend(backend).load(base, recipe, seed)
     from datasets import load_from_disk
-    from transformers import TrainerCallback
 
     data = load_from_disk(dataset_dir)
     max_len = int(train_cfg["max_seq_length"])
@@ -245,22 +269,30 @@ def train_adapter(
     val_rows = tokenize_dataset(tokenizer, data["validation"]["messages"], max_len) if len(data["validation"]) else []
     if not train_rows:
         raise ValueError(f"{dataset_dir}: no training example has a therapist turn within max_seq_length={max_len}")
-    history: list[dict[str, Any]] = []
-
-    class Record(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
-                history.append({"step": state.global_step, "epoch": state.epoch, **logs})
-
+    work = Path(work_dir) if work_dir else checkpoints.checkpoint_dir(out_dir)
+    resume = checkpoints.resume_point(work)
+    if resume is not None:
+        log.info("resuming from %s (step %s)", resume, resume.name.rsplit("-", 1)[1])
     with atomic_dir(out_dir) as staging:
-        args = sft_config(train_cfg, backend, seed, str(staging / "trainer"), bool(val_rows))
-        trainer = build_trainer(model, tokenizer, train_rows, val_rows, args, backend, [Record()])
+        overrides = {
+            **checkpoints.settings(train_cfg, work),
+            **tracking.tracking(train_cfg, name or Path(out_dir).name, work / tracking.EVENTS),
+        }
+        output_dir = overrides.pop("output_dir", str(staging / "trainer"))  # the checkpoints' home, when saved
+        args = sft_config(train_cfg, backend, seed, output_dir, bool(val_rows), **overrides)
+        callbacks = [checkpoints.marker_callback()] if train_cfg.get("checkpoint_steps") else []
+        trainer = build_trainer(model, tokenizer, train_rows, val_rows, args, backend, callbacks)
         start = time.perf_counter()
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         wall = time.perf_counter() - start
         trained_tokens = sum(len(r["input_ids"]) for r in train_rows) * float(train_cfg["epochs"])
         model.save_pretrained(str(staging))
         shutil.rmtree(staging / "trainer", ignore_errors=True)
+        if (work / tracking.EVENTS).is_dir():  # the tracker's files, from every attempt, beside the adapter
+            shutil.copytree(work / tracking.EVENTS, staging / tracking.EVENTS, dirs_exist_ok=True)
+        # The trainer's own log history: restored from the checkpoint on resume, so the
+        # curve runs from step 1 whether or not the run was interrupted.
+        history = [{"step": h.get("step"), **h} for h in trainer.state.log_history]
         losses = [h["loss"] for h in history if "loss" in h]
         train_log = {
             "backend": backend,
@@ -276,8 +308,12 @@ def train_adapter(
             "eval_curve": [{"epoch": h["epoch"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
             "first_quarter_loss": _quarter_mean(losses, first=True),
             "last_quarter_loss": _quarter_mean(losses, first=False),
+            "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume else None,
+            "report_to": list(overrides["report_to"]),
+            "run_name": overrides["run_name"],
         }
         write_json(staging / "train_log.json", train_log)
+    checkpoints.finish(work, keep=bool(train_cfg.get("keep_checkpoints")))
     return train_log
 
 
