@@ -273,6 +273,8 @@ def train_adapter(
     resume = checkpoints.resume_point(work)
     if resume is not None:
         log.info("resuming from %s (step %s)", resume, resume.name.rsplit("-", 1)[1])
+    elif train_cfg.get("checkpoint_steps"):
+        log.info("no complete checkpoint in %s: training from step 0", work)
     with atomic_dir(out_dir) as staging:
         overrides = {
             **checkpoints.settings(train_cfg, work),
