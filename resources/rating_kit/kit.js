@@ -5,15 +5,6 @@
 "use strict";
 const DATA = JSON.parse(document.getElementById("kit-data").textContent);
 const STORE = `cbtflow-rating-kit:${DATA.kit}:${DATA.rater}`;
-const $ = (tag, attrs = {}, ...children) => {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value; else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-};
 const fresh = () => ({ ratings: {}, t: 0, i: 0 });
 function load() {
   try { return JSON.parse(localStorage.getItem(STORE)) || fresh(); } catch (e) { return fresh(); }

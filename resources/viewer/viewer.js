@@ -5,15 +5,6 @@
 const DATA = JSON.parse(document.getElementById("viewer-data").textContent);
 const COURSES = DATA.sessions.some((s) => s.session > 1);  // simulation.sessions > 1
 const FILTERS = ["model", "condition", "seed", "profile", "style", ...(COURSES ? ["session"] : [])];
-const $ = (tag, attrs = {}, ...children) => {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value; else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-};
 const fmt = (x, digits = 2) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits).replace(/\.?0+$/, ""));
 
 function readState() {

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -115,17 +115,17 @@ def sha256_dir(path: str | Path, pattern: str = "*") -> str:
     return digest.hexdigest()
 
 
-def inline_page(directory: Path, data: dict[str, Any], title: str) -> str:
+def inline_page(directory: Path, data: dict[str, Any], title: str, shared: Sequence[Path] = ()) -> str:
     """A static page that opens from disk: ``directory``'s index.html with its one style sheet
-    (*.css), script (*.js) and ``data`` (JSON) inlined, since a file:// page can fetch nothing.
-    The viewer and the rating kit are built this way."""
+    (*.css), the ``shared`` scripts then its own script (*.js), and ``data`` (JSON) inlined,
+    since a file:// page can fetch nothing. The viewer and the rating kit are built this way."""
     page = (directory / "index.html").read_text(encoding="utf-8")
     # "</" inside the JSON would end the script element early; JSON allows "<\/" for it.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     (style,), (script,) = sorted(directory.glob("*.css")), sorted(directory.glob("*.js"))
     parts = {
         "__STYLE__": style.read_text(encoding="utf-8"),
-        "__SCRIPT__": script.read_text(encoding="utf-8"),
+        "__SCRIPT__": "\n".join(p.read_text(encoding="utf-8") for p in (*shared, script)),
         "__TITLE__": title.replace("<", "&lt;"),
         "__DATA__": payload,
     }

@@ -25,3 +25,5 @@ def schema_path(name: str) -> Path:
 
 RESOURCES = _directory("cbtflow.resources")
 DEFAULT_RUBRIC = RESOURCES / "ctrs" / "ctrs.yaml"
+# The DOM helper the static pages (viewer, rating kit) share.
+PAGE_SCRIPTS = (RESOURCES / "dom.js",)

@@ -35,7 +35,7 @@ from typing import Any
 from cbtflow.instrument import item_ids
 from cbtflow.io import inline_page, sha256_json, write_json, write_text_atomic
 from cbtflow.judge.ratings import key_entry
-from cbtflow.packaged import RESOURCES
+from cbtflow.packaged import PAGE_SCRIPTS, RESOURCES
 
 KIT_DIR = RESOURCES / "rating_kit"
 
@@ -167,7 +167,9 @@ def build_kit(
                 for i in order
             ],
         }
-        write_text_atomic(out / f"rater{rater}.html", inline_page(KIT_DIR, page, f"{page['rater']}: {page['title']}"))
+        write_text_atomic(
+            out / f"rater{rater}.html", inline_page(KIT_DIR, page, f"{page['rater']}: {page['title']}", PAGE_SCRIPTS)
+        )
     return kit
 
 

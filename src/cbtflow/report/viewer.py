@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from cbtflow.conditions import ORDER
 from cbtflow.io import inline_page, write_text_atomic
-from cbtflow.packaged import RESOURCES
+from cbtflow.packaged import PAGE_SCRIPTS, RESOURCES
 from cbtflow.session_key import SessionKey
 
 VIEWER_DIR = RESOURCES / "viewer"
@@ -118,7 +118,7 @@ def _card(card: dict[str, Any]) -> dict[str, Any]:
 
 def render_page(data: dict[str, Any]) -> str:
     """The HTML page with its style, script and data inlined (a file:// page can fetch nothing)."""
-    return inline_page(VIEWER_DIR, data, data["title"])
+    return inline_page(VIEWER_DIR, data, data["title"], PAGE_SCRIPTS)
 
 
 def write_viewer(path: str | Path, data: dict[str, Any]) -> None:
