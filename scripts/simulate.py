@@ -53,7 +53,7 @@ with backend.serving(endpoint, f"{snakemake.log[0]}.server", settings, shared) a
             str(snakemake.input.memory_prompt[0]) if snakemake.input.memory_prompt else None,
             [derive_seed(int(w.seed), "course.memory", i, number - 1) for i in range(len(profiles))],
         )
-        ready, states, _ = course.course_sessions(
+        ready, states = course.course_sessions(
             profiles, earlier, system, templates["patient_system"], memory_mode, memories, number, int(w.seed)
         )
         log.info("session %d: %s memory, %d patients", number, memory_mode, len(profiles))

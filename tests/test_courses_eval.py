@@ -78,7 +78,7 @@ def test_the_memory_and_the_patient_state_reach_the_next_sessions_prompts(script
     asked = calls[0]
     assert asked[0] == {"role": "system", "content": "sys"} and asked[-2]["content"].startswith("Before we meet")
     assert "session notes" in asked[-1]["content"], "the therapist writes its notes from its own seat"
-    sessions, states, _ = course.course_sessions(
+    sessions, states = course.course_sessions(
         [_profile()], [[SESSION_ONE]], "sys", str(PATIENT_TEMPLATE), "notes", notes, 2, seed=1
     )
     therapist_view = view(sessions[0], THERAPIST)
@@ -87,7 +87,7 @@ def test_the_memory_and_the_patient_state_reach_the_next_sessions_prompts(script
     assert "This is session 2 of your therapy" in sessions[0].patient_system
     assert states[0].agreed in sessions[0].patient_system
     # transcript memory: the earlier turns come back as messages, within the context budget.
-    sessions, _, _ = course.course_sessions(
+    sessions, _ = course.course_sessions(
         [_profile()], [[SESSION_ONE]], "sys", str(PATIENT_TEMPLATE), "transcript", [None], 2, seed=1
     )
     full = view(sessions[0], THERAPIST)
@@ -95,7 +95,7 @@ def test_the_memory_and_the_patient_state_reach_the_next_sessions_prompts(script
     assert full[-1]["content"].endswith("arrived for the session.]"), "then today's session opens"
     assert len(view(sessions[0], THERAPIST, max_context_tokens=40)) < len(full), "oldest dropped first"
     # none: the therapist starts cold; the patient still knows its week.
-    cold, _, _ = course.course_sessions(
+    cold, _ = course.course_sessions(
         [_profile()], [[SESSION_ONE]], "sys", str(PATIENT_TEMPLATE), "none", [None], 2, seed=1
     )
     assert cold[0].therapist_system == "sys" and "session 2" in cold[0].patient_system
@@ -241,3 +241,24 @@ def test_continuity_detector_reads_back_references_and_homework_words():
     assert hit["refers_back"] and hit["refers_to_homework"] and "diary" in hit["homework_words_reused"]
     assert not miss["refers_back"] and not miss["refers_to_homework"]
     assert "heuristic" in hit["detector"]
+
+
+def test_an_llm_judge_scores_the_course_items_only_where_they_apply(scripted, tmp_path):
+    import json
+
+    from fakes import run_judge
+
+    client = scripted(lambda m, s: json.dumps({"score": 3, "justification": "Therapist: 'Last time'"}))
+    judge = {"name": "api", "kind": "llm", "mode": "per_item", "endpoint": {"model": "gemini/x"}}
+    rubric = load_rubric(ROOT / "resources/ctrs/ctrs.yaml", "ctrs-modified")
+    templates = {n: str(ROOT / f"resources/prompts/{n}.j2") for n in ("judge_item", "judge_all", "judge_item_json")}
+    first, later = _transcript(1, "Hello."), _transcript(2, "Last time we spoke about your diary.")
+    docs = run_judge(client, [first, later], [str(tmp_path / "a.json"), str(tmp_path / "b.json")], judge, rubric,
+                     templates, None, seed=1)  # fmt: skip
+    assert len(client.calls) == 11 + 13, "the course items are asked only at session 2"
+    asked = [c[0]["content"] for c in client.calls]
+    assert sum(rubric["course_items"][0]["question"] in a for a in asked) == 1
+    by_session = {d.get("session", 1): d for d in docs}
+    assert by_session[1]["not_applicable"] == ["homework_review", "bridging"] and by_session[1]["course_items"] == {}
+    assert {k: v["score"] for k, v in by_session[2]["course_items"].items()} == {"homework_review": 3, "bridging": 3}
+    assert by_session[2]["total"] == by_session[1]["total"] == 33

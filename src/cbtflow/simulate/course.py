@@ -116,8 +116,8 @@ def next_state(profile: dict[str, Any], previous: dict[str, Any] | None, session
     before = (previous or {}).get("patient_state") or {}
     agreed = agreed_homework((previous or {}).get("turns", []))
     done = None if agreed is None else rng.random() < adherence
-    up = 0.45 if done else 0.25
-    step = rng.choices([1, 0, -1], weights=[up, 0.5, 1 - up - 0.5 + 0.25])[0]
+    up = 0.45 if done else 0.25  # relative weights of a better, a same and a worse week
+    step = rng.choices([1, 0, -1], weights=[up, 0.5, 0.75 - up])[0]
     mood = max(-2, min(2, int(before.get("mood_level", 0)) + step))
     triggers = list(profile.get("triggers") or [])
     event = rng.choice(triggers) if triggers and rng.random() < 0.5 else None
@@ -224,11 +224,11 @@ def course_sessions(
     memories: Sequence[str | None],
     session: int,
     seed: int,
-) -> tuple[list[Session], list[PatientState], list[list[dict[str, Any]]]]:
+) -> tuple[list[Session], list[PatientState]]:
     """Session ``session`` of every profile's course: the therapist's system prompt with its
     memory, the patient's with its state, and (``transcript`` memory) the earlier turns.
     ``earlier[i]`` holds profile i's sessions 1..n−1 in order."""
-    sessions, states, histories = [], [], []
+    sessions, states = [], []
     for index, (profile, docs, memory) in enumerate(zip(profiles, earlier, memories)):
         state = next_state(profile, docs[-1] if docs else None, session, seed)
         history = history_turns(docs) if mode == "transcript" else []
@@ -241,5 +241,4 @@ def course_sessions(
             )
         )
         states.append(state)
-        histories.append(history)
-    return sessions, states, histories
+    return sessions, states
