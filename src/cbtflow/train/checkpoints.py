@@ -79,3 +79,8 @@ def finish(directory: Path, keep: bool) -> None:
     """Remove the checkpoints once the adapter is final, unless the config keeps them."""
     if not keep:
         shutil.rmtree(directory, ignore_errors=True)
+        for parent in (directory.parent, directory.parent.parent):  # <model>/, then checkpoints/, once empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
