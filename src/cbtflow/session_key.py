@@ -12,6 +12,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 
+def session_dir(session: int) -> str:
+    """Where a session's files sit below ``seed<seed>/``: nothing for session 1 (where a
+    one-session run keeps it), ``session<n>/`` for a later session of a course."""
+    return f"session{int(session)}/" if int(session) > 1 else ""
+
+
 class SessionKey(NamedTuple):
     model: str
     condition: str
@@ -49,5 +55,4 @@ class SessionKey(NamedTuple):
     def path(self) -> str:
         """``model/condition/seed<seed>/[session<n>/]profile``: unique in a run, as the results
         tree nests it (a first session at the place a one-session run keeps it)."""
-        course = f"session{self.session}/" if self.session > 1 else ""
-        return f"{self.model}/{self.condition}/seed{self.seed}/{course}{self.profile_id}"
+        return f"{self.model}/{self.condition}/seed{self.seed}/{session_dir(self.session)}{self.profile_id}"

@@ -13,6 +13,7 @@ from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import ConfigError, validate_config
 from cbtflow.preflight import preflight
 from cbtflow.data.profiles import profile_ids
+from cbtflow.session_key import session_dir
 from cbtflow.simulate.course import MEMORY_PROMPTS
 
 try:
@@ -111,11 +112,6 @@ def adapter_for(wildcards):
 
 def templates(*names):
     return {name: f"{PROMPTS}/{name}.j2" for name in names}
-
-
-def session_dir(session):
-    """Where a session's files sit below seed<seed>/: session 1 where a one-session run keeps it."""
-    return f"session{session}/" if int(session) > 1 else ""
 
 
 def job_usage(stage, model, condition, seed, session=1, judge=None):
