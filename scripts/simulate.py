@@ -32,7 +32,7 @@ templates = {"therapist_system": snakemake.input.therapist_system, "patient_syst
 backend, settings = backend_class(t["backend"]), t.get(t["backend"]) or {}
 shared = settings.get("shared_servers", {}).get(snakemake.params.base)
 number = int(w.get("session", 1))
-memory_mode = snakemake.params.session.get("memory", "notes")
+memory_mode = snakemake.params.session["memory"] if number > 1 else "none"  # a first session has no memory
 with backend.serving(endpoint, f"{snakemake.log[0]}.server", settings, shared) as served:
     therapist = Party(served, t["sampling"])
     allowed = failure_budget(p, len(profiles))  # the patient role's max_failures

@@ -148,7 +148,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     max_turns = config["simulation"]["max_turns"]
     jobs = len(config["models"]) * len(config["conditions"]) * len(config["seeds"])
     # A course (simulation.sessions: K) is K sessions per eval patient, each simulated and judged.
-    course_length = int(config["simulation"].get("sessions", 1))
+    course_length = int(config["simulation"]["sessions"])
     transcripts = jobs * config["profiles"]["eval"] * course_length
     t_max = config["therapist"]["sampling"]["max_tokens"]
     patient = config["roles"]["patient"]
@@ -179,7 +179,7 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
     transcript_tokens = max_turns * reply
-    memory = config["simulation"].get("memory", "notes")
+    memory = config["simulation"]["memory"]
     if course_length > 1 and memory in ("notes", "summary"):
         later = transcripts // course_length * (course_length - 1)  # one call per later session, from the last
         for name, model in config["models"].items():

@@ -42,6 +42,9 @@ def _bad(case: str) -> tuple[pl.DataFrame, list[str]]:
         return _set(table, agenda, "seed", None), [f"row {agenda + 1}", "'seed' is empty"]
     if case == "missing column":
         return table.drop("condition"), ["lacks columns ['condition']"]
+    if case == "session below 1":
+        table = table.with_columns(pl.lit(1).alias("session"))
+        return _set(table, agenda, "session", "0"), [f"row {agenda + 1}", "sessions count from 1"]
     raise AssertionError(case)
 
 
@@ -56,6 +59,7 @@ CASES = [
     "an item row twice",
     "missing seed",
     "missing column",
+    "session below 1",
 ]
 
 

@@ -78,6 +78,12 @@ def coerce(frame: pl.DataFrame, path: str) -> pl.DataFrame:
     frame = _numbers(frame, "seed", path, pl.Int64, "a seed is an integer")
     if "session" in frame.columns:
         frame = _numbers(frame, "session", path, pl.Int64, "a session is a whole number from 1")
+        below = frame["session"] < 1
+        if below.any():
+            row = int(below.arg_true()[0])
+            raise BadTable(
+                f"{path}: {_where(frame, row)}: session {frame['session'][row]} (rule: sessions count from 1)"
+            )
     return _numbers(frame, "score", path, pl.Float64, "a score is a finite number")
 
 
