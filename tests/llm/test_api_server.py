@@ -6,6 +6,7 @@ loopback) through litellm's `openai/` provider with `api_base`. No mock anywhere
 import json
 import shutil
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -46,7 +47,27 @@ def server(embedded_model, tmp_path_factory):
         "smollm2",
     ]
     with OpenAIServer(command, port, "smollm2", folder / "server.log", startup_timeout=120) as running:
+        first_completion(running.url, folder / "server.log")
         yield running.url
+
+
+def first_completion(url: str, log_path: Path) -> None:
+    """One short completion before the workflow runs: a server that lists its model but dies
+    on its first decode (llama-cpp-python built with -march=native on an AMX CPU) is named
+    here with its log, not as 'Connection error' inside a rule's job."""
+    request = urllib.request.Request(
+        f"{url}/chat/completions",
+        data=json.dumps({"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            assert answer.status == 200
+    except OSError as err:
+        pytest.fail(
+            f"llama-cpp-python's server failed its first completion ({err}); on an AMX CPU build it with "
+            f"the CMAKE_ARGS in .ci/run. Server log {log_path}:\n{log_path.read_text(errors='replace')[-2000:]}"
+        )
 
 
 def test_patient_and_judge_through_a_real_openai_compatible_server(server, tmp_path, embedded_model):
