@@ -55,9 +55,10 @@ def first_completion(url: str, log_path: Path) -> None:
     """One short completion before the workflow runs: a server that lists its model but dies
     on its first decode (llama-cpp-python built with -march=native on an AMX CPU) is named
     here with its log, not as 'Connection error' inside a rule's job."""
+    hello = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
     request = urllib.request.Request(
         f"{url}/chat/completions",
-        data=json.dumps({"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode(),
+        data=json.dumps(hello).encode(),
         headers={"Content-Type": "application/json"},
     )
     try:
