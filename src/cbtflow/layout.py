@@ -31,6 +31,11 @@ def chat_template_of(config: dict[str, Any], base: str) -> str | None:
     return f"resources/chat_templates/{name}.jinja" if name else None
 
 
+def precision_of(config: dict[str, Any], base: str) -> str:
+    """The precision a base generates and judges in (llm/local/precision.py), default auto."""
+    return config["bases"][base].get("precision", "auto")
+
+
 def endpoint_spec(config: dict[str, Any], role: dict[str, Any]) -> dict[str, Any]:
     """A role's endpoint with ``local/<base>`` resolved to the directory it loads from
     (paths relative to the project root, where Snakemake and ``cbtflow`` run)."""
@@ -38,6 +43,8 @@ def endpoint_spec(config: dict[str, Any], role: dict[str, Any]) -> dict[str, Any
     spec: dict[str, Any] = {"model": f"local/{base_location(config, base)}" if base else role["model"]}
     if base and chat_template_of(config, base):
         spec["chat_template"] = chat_template_of(config, base)
+    if base:
+        spec["precision"] = precision_of(config, base)
     if role.get("api_base"):
         spec["api_base"] = role["api_base"]
     if role.get("fallbacks"):

@@ -18,7 +18,9 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        Path(log_path).write_text("")  # a rerun's log starts empty; appended to by the job and its model worker
+        handlers.append(logging.FileHandler(log_path, mode="a"))
+        os.environ["CBTFLOW_JOB_LOG"] = str(log_path)
     logging.basicConfig(
         level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -31,12 +33,14 @@ def setup(log_path: str | None, threads: int = 1) -> logging.Logger:
     # The cache and usage loggers name only hashes and models; API keys never reach a log.
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
-    except ImportError:
-        pass
+    # The job's thread budget, for torch wherever it is first imported (here, or in the
+    # job's model worker: llm/local/remote.py). Importing torch just to set it would cost a
+    # job that runs no local model 1.5 s.
+    threads = max(1, int(threads))
+    os.environ["CBTFLOW_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     return logger
 
 

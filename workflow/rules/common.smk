@@ -13,6 +13,7 @@ from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import ConfigError, validate_config
 from cbtflow.preflight import preflight
 from cbtflow.data.profiles import profile_ids
+from cbtflow.llm.local import forkserver
 from cbtflow.session_key import session_dir
 from cbtflow.simulate.course import MEMORY_PROMPTS
 
@@ -38,12 +39,48 @@ def roles_called(jobs):
     return roles
 
 
+def runs_local_models(jobs):
+    """Whether a job to run calls a local model: simulate's therapist always does (in its
+    process or through a server backend), a generator, patient or judge when it is local."""
+    if any(job.rule.name in ("simulate", "simulate_course") for job in jobs):
+        return True
+    roles = experiment.model_roles(config)
+    return any(
+        experiment.is_local_role(roles[field])
+        for field in roles_called(jobs)
+        if field in roles
+    )
+
+
+LOCAL_SERVER = {}  # the run's local model server (llm/local/forkserver.py), while it runs
+
+
+def stop_local_server():
+    if LOCAL_SERVER:
+        forkserver.stop(LOCAL_SERVER.pop("process"), LOCAL_SERVER.pop("address"))
+
+
 onstart:
     # Runs before the first job of a real run (not for a dry run, which makes no call), and
     # checks only the roles the jobs to run call: a run that calls no model needs no key.
-    problems = preflight(config, roles_called(workflow.dag.needrun_jobs()))
+    jobs = workflow.dag.needrun_jobs()
+    problems = preflight(config, roles_called(jobs))
     if problems:
         raise WorkflowError("preflight failed, no job was run:\n  " + "\n  ".join(problems))
+    # Jobs run here share one import of torch and transformers: each forks its model worker
+    # from the server started now (jobs on a cluster's nodes load their models themselves).
+    if config["local_server"] and workflow.local_exec and runs_local_models(jobs):
+        environment, process = forkserver.start("logs/local_server.log")
+        os.environ.update(environment)
+        LOCAL_SERVER.update(process=process, address=environment[forkserver.ENV_ADDRESS])
+
+
+onsuccess:
+    stop_local_server()
+
+
+onerror:
+    stop_local_server()
 
 
 MODELS = sorted(config["models"])

@@ -39,6 +39,7 @@ rule simulate:
         therapist=lambda wc: {
             "model": therapist_model(wc),
             "chat_template": therapist_chat_template(wc),
+            "precision": layout.precision_of(config, therapist_base(wc)),
             **config["therapist"],
         },
         patient=lambda wc: {

@@ -52,6 +52,8 @@ class Endpoint:
     adapter: str | None = None
     api_base: str | None = None
     chat_template: str | None = None  # a Jinja file, for local bases that ship none
+    # A local model's weight precision (llm/local/precision.py): auto | float32 | bfloat16.
+    precision: str = "auto"
     # API models (model, api_base or None) tried in order when this one still fails after
     # its retries. Not part of the identity: a fallback's reply is cached under this
     # endpoint's key, marked with the model that gave it (reply["model"]), so a rerun
@@ -68,7 +70,7 @@ class Endpoint:
     def from_spec(cls, spec: dict[str, Any] | str) -> Endpoint:
         if isinstance(spec, str):
             return cls(model=spec)
-        unknown = set(spec) - {"model", "adapter", "api_base", "chat_template", "fallbacks", "extra"}
+        unknown = set(spec) - {"model", "adapter", "api_base", "chat_template", "precision", "fallbacks", "extra"}
         if unknown:
             raise ValueError(f"endpoint spec has unknown keys {sorted(unknown)}")
         if "model" not in spec:
@@ -78,6 +80,7 @@ class Endpoint:
             adapter=spec.get("adapter") or None,
             api_base=spec.get("api_base"),
             chat_template=spec.get("chat_template"),
+            precision=spec.get("precision") or "auto",
             fallbacks=tuple(_fallback(f) for f in spec.get("fallbacks") or ()),
             extra=dict(spec.get("extra") or {}),
         )
@@ -141,4 +144,6 @@ class Endpoint:
             identity["backend"] = self.backend
         if self.chat_template:
             identity["chat_template_sha"] = sha256_file(self.chat_template)[:16]
+        if self.is_local:
+            identity["precision"] = self.precision
         return identity

@@ -17,6 +17,7 @@ from typing import Any
 
 from cbtflow.llm import prefix
 from cbtflow.llm.endpoint import Endpoint
+from cbtflow.llm.local import int4, precision
 from cbtflow.llm.local.templates import template_accepts
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class LocalModel:
     model: Any
     tokenizer: Any
     device: str
+    dtype: str = "float32"  # the weights' precision (llm/local/precision.py)
     # Stored KV states of recent conversations; None where the model or its chat template
     # cannot reuse them (every prompt is then encoded whole).
     prefixes: prefix.PrefixPool | None = None
@@ -106,13 +108,12 @@ def load_tokenizer(path: str, chat_template: str | None = None):
 @lru_cache(maxsize=4)
 def load(endpoint: Endpoint) -> LocalModel:
     """Load (once per process) the base model and, if given, merge its LoRA adapter."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     device = pick_device()
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype_name = precision.resolve(endpoint.precision, device)
     tokenizer = load_tokenizer(endpoint.local_path, endpoint.chat_template)
-    model = AutoModelForCausalLM.from_pretrained(endpoint.local_path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(endpoint.local_path, dtype=precision.torch_dtype(dtype_name))
     if endpoint.adapter:
         from peft import PeftModel
 
@@ -124,7 +125,14 @@ def load(endpoint: Endpoint) -> LocalModel:
                 " Delete it and rerun the finetune rule."
             ) from err
     model.to(device).eval()
-    loaded = LocalModel(model=model, tokenizer=tokenizer, device=device)
+    log.info(
+        "loaded %s%s in %s on %s",
+        endpoint.local_path,
+        f" + {endpoint.adapter}" if endpoint.adapter else "",
+        dtype_name,
+        device,
+    )
+    loaded = LocalModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype_name)
     if device == "cpu":
         use_skinny_linear(model, lambda: loaded.skinny_rows)
         # With a padding mask, transformers copies each layer's keys and values up to the
@@ -132,6 +140,8 @@ def load(endpoint: Endpoint) -> LocalModel:
         # torch's CPU attention takes grouped heads with a mask directly, with identical
         # logits (checked). CUDA keeps transformers' choice (its masked GQA path is slower).
         os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+        if dtype_name == "int4":
+            int4.use_int4_decode(model)
     reusable = prefix.reusable_model(model)
     if reusable and not template_accepts(tokenizer):
         log.warning(

@@ -1,0 +1,147 @@
+"""How far bfloat16 weights move the local model's outputs from float32, on the same inputs.
+
+1. Sessions: the real simulate loop (therapist and patient both the embedded model, the
+   default config's sampling made greedy) runs at float32. Every turn of those sessions is
+   then regenerated from the identical float32 prompt (teacher forcing) at float32 and at
+   bfloat16: the share of turns that come out identical, and the share of tokens that agree
+   before the first difference.
+2. The judge: the default config's SmolLM2 judge (G-Eval over score digits) scores the
+   float32 transcripts at both precisions: the mean absolute difference of item scores and
+   totals, against the spread of the totals between transcripts.
+
+Prints a table and ends with ``bfloat16_identical_turns: X`` (a share of turns).
+
+    python bench/precision.py [--sessions 6] [--turns 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=6)
+    parser.add_argument("--turns", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+    import yaml
+
+    from cbtflow.config import run_facts, validate_config
+    from cbtflow.data.profiles import load_attributes, sample_splits
+    from cbtflow.dialogue import THERAPIST, Party, view
+    from cbtflow.judge.run import judge_transcripts, load_job, packaged_files
+    from cbtflow.layout import judge_settings
+    from cbtflow.llm import Client, Endpoint, local
+    from cbtflow.llm.embedded import prepare_base_model
+    from cbtflow.simulate.run import simulate
+
+    torch.set_num_threads(args.threads)
+    cache = ROOT / ".cbtflow-cache"
+    base = cache / "test-models" / "smollm2-135m"
+    if not (base / "model.safetensors").exists():
+        prepare_base_model("smollm2-135m", base, cache / "wheels")
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate_config(config)
+    profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, args.sessions, seed=7)[
+        "eval"
+    ]
+    templates = [str(ROOT / "resources/prompts/therapist_system.j2"), str(ROOT / "resources/prompts/patient_system.j2")]
+    therapist_sampling = {**config["therapist"]["sampling"], "temperature": 0.0}
+    patient_sampling = {**config["roles"]["patient"]["sampling"], "temperature": 0.0}
+    fp32, bf16 = (Endpoint(f"local/{base}", precision=p) for p in ("float32", "bfloat16"))
+
+    start = time.perf_counter()
+    sessions = simulate(
+        Client(),
+        profiles,
+        Party(fp32, therapist_sampling),
+        Party(fp32, patient_sampling),
+        *templates,
+        args.turns,
+        seed=1,
+    )
+    simulate_seconds = time.perf_counter() - start
+
+    # Teacher forcing: every turn's prompt exactly as the float32 session had it.
+    prompts, kinds = [], []
+    for session in sessions:
+        for index, turn in enumerate(session.turns):
+            prompts.append(view(replace(session, turns=session.turns[:index]), turn["role"]))
+            kinds.append(therapist_sampling if turn["role"] == THERAPIST else patient_sampling)
+    replies = {}
+    for endpoint in (fp32, bf16):
+        loaded = local.load(endpoint)
+        tokens, texts = [], []
+        with loaded.options(reuse_prefixes=False):
+            for prompt, kind in zip(prompts, kinds):
+                reply = local.generate_batch(endpoint, [prompt], kind, 1)[0]
+                texts.append(reply["text"])
+                tokens.append(loaded.tokenizer.encode(reply["text"], add_special_tokens=False))
+        replies[endpoint.precision] = (texts, tokens)
+    (a_text, a_tok), (b_text, b_tok) = replies["float32"], replies["bfloat16"]
+    identical = sum(x == y for x, y in zip(a_text, b_text)) / len(a_text)
+
+    def agreeing(x: list[int], y: list[int]) -> float:
+        n = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+        return n / max(len(x), len(y), 1)
+
+    token_agreement = statistics.mean(agreeing(x, y) for x, y in zip(a_tok, b_tok))
+    first_token = sum(bool(x) and bool(y) and x[0] == y[0] for x, y in zip(a_tok, b_tok)) / len(a_tok)
+
+    transcripts = [
+        {
+            "profile_id": p["id"],
+            "model": "fp32",
+            "condition": "instruct",
+            "seed": 1,
+            "risk_level": p.get("risk_level", "none"),
+            "n_tokens": 0,
+            "eval_split": "held_out",
+            "style": "plain",
+            "turns": [{"role": t["role"], "text": t["text"]} for t in s.turns],
+        }
+        for p, s in zip(profiles, sessions)
+    ]
+    scored = {}
+    for name in ("float32", "bfloat16"):
+        judge = judge_settings(config, "smollm2")
+        judge["endpoint"] = {**judge["endpoint"], "model": f"local/{base}", "precision": name}
+        job = load_job(Client(), judge, packaged_files(judge, run_facts(config)), config["judging"]["rubric_variant"])
+        scored[name] = judge_transcripts(job, transcripts, [f"t{i}.json" for i in range(len(transcripts))], seed=1)
+    item_diffs, total_diffs = [], []
+    for x, y in zip(scored["float32"], scored["bfloat16"]):
+        total_diffs.append(abs(x["total"] - y["total"]))
+        item_diffs += [abs(x["items"][k]["score"] - y["items"][k]["score"]) for k in x["items"]]
+    totals = [d["total"] for d in scored["float32"]]
+    spread = statistics.stdev(totals) if len(totals) > 1 else float("nan")
+    same_items = sum(d == 0 for d in item_diffs) / len(item_diffs)
+
+    print(f"{len(sessions)} greedy sessions of {args.turns} utterances at float32 ({simulate_seconds:.0f} s);")
+    print(
+        f"{len(prompts)} turns regenerated from the same prompts; the SmolLM2 judge on {len(transcripts)} transcripts"
+    )
+    print("| measure | bfloat16 against float32 |")
+    print("|---|---|")
+    print(f"| turns identical | {identical:.1%} |")
+    print(f"| first token identical | {first_token:.1%} |")
+    print(f"| tokens agreeing before the first difference (mean share of a reply) | {token_agreement:.1%} |")
+    print(f"| judge item scores identical | {same_items:.1%} |")
+    print(f"| judge item score, mean absolute difference (0-6 scale) | {statistics.mean(item_diffs):.3f} |")
+    print(f"| judge total, mean absolute difference (0-66) | {statistics.mean(total_diffs):.3f} |")
+    print(f"| judge total, SD between transcripts at float32 | {spread:.3f} |")
+    print(f"bfloat16_identical_turns: {identical:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
