@@ -2,7 +2,9 @@
 
 Runs `snakemake --cores 2` in a temporary copy of the repository (so nothing here is
 touched), keeping only the wheel cache so no download is timed, then reads Snakemake's
-benchmark files and the usage logs. Prints a table and ends with `e2e_wall_seconds: N`.
+benchmark files, its log (each stage's wall-clock span), the usage logs and the job logs
+(every local model load, and how many ran in workers of the run's local model server).
+Prints a table and ends with `e2e_wall_seconds: N`.
 
     python bench/e2e.py [--keep DIR] [--configfile experiments/beyond.yaml]
 """
@@ -12,12 +14,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +34,48 @@ def copy_tree(dst: Path) -> None:
     wheels = ROOT / ".cbtflow-cache" / "wheels"
     if wheels.exists():
         shutil.copytree(wheels, dst / ".cbtflow-cache" / "wheels")
+
+
+LOADED = re.compile(r"cbtflow\.llm\.local\.loading: loaded \S+(?: \+ \S+)? in (\w+) on (\w+)")
+FORKED = "forked from the run's local model server"
+
+
+def model_loads(logs: Path) -> tuple[Counter, int]:
+    """Every local model load the jobs logged (llm/local/loading.py), by precision, and how
+    many job logs say their model ran in a worker of the run's server."""
+    loads: Counter = Counter()
+    workers = 0
+    for path in logs.rglob("*.log"):
+        text = path.read_text(errors="replace")
+        loads.update(f"{precision} on {device}" for precision, device in LOADED.findall(text))
+        workers += text.count(FORKED)
+    return loads, workers
+
+
+def stage_spans(work: Path) -> dict[str, tuple[float, float, int]]:
+    """Per rule: (first start, last end) in seconds from the run's start, and the job count,
+    read from Snakemake's log."""
+    log = sorted((work / ".snakemake" / "log").glob("*.snakemake.log"))[-1].read_text()
+    stamp = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", re.M)
+    jobs: dict[str, list] = {}
+    clock = None
+    for block in re.split(r"\n(?=\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]\n)", log):
+        found = stamp.search(block)
+        if not found:
+            continue
+        clock = time.mktime(time.strptime(found.group(1), "%a %b %d %H:%M:%S %Y"))
+        started = re.search(r"rule (\w+):.*?jobid: (\d+)", block, re.S)
+        if started:
+            jobs[started.group(2)] = [started.group(1), clock, clock]
+        for finished in re.findall(r"Finished jobid: (\d+)", block):
+            if finished in jobs:
+                jobs[finished][2] = clock
+    origin = min((start for _, start, _ in jobs.values()), default=0.0)
+    spans: dict[str, tuple[float, float, int]] = {}
+    for rule, start, end in jobs.values():
+        first, last, count = spans.get(rule, (start - origin, end - origin, 0))
+        spans[rule] = (min(first, start - origin), max(last, end - origin), count + 1)
+    return spans
 
 
 def main() -> int:
@@ -68,12 +113,20 @@ def main() -> int:
     train_tokens = sum(
         json.loads(p.read_text())["tokens_seen"] for p in (work / "results/adapters").rglob("train_log.json")
     )
-    print(f"{'stage':<20}{'job seconds':>12}{'peak RSS MB':>14}{'tokens generated':>18}")
+    loads, workers = model_loads(work / "logs")
+    spans = stage_spans(work)
+    print(f"{'stage':<26}{'jobs':>5}{'job seconds':>12}{'wall span s':>12}{'peak RSS MB':>12}{'tokens out':>11}")
     for stage in sorted(set(stage_seconds) | set(tokens)):
+        first, last, jobs = spans.get(stage, (0.0, 0.0, 0))
         print(
-            f"{stage:<20}{stage_seconds.get(stage, 0):>12.1f}{stage_rss.get(stage, 0):>14.0f}{tokens.get(stage, 0):>18}"
+            f"{stage:<26}{jobs:>5}{stage_seconds.get(stage, 0):>12.1f}{last - first:>12.1f}"
+            f"{stage_rss.get(stage, 0):>12.0f}{tokens.get(stage, 0):>11}"
         )
-    print(f"{'finetune (trained)':<20}{'':>12}{'':>14}{train_tokens:>18}")
+    print(f"{'finetune (tokens trained)':<26}{'':>5}{'':>12}{'':>12}{'':>12}{train_tokens:>11}")
+    print(
+        f"model loads for generation and judging: {sum(loads.values())} "
+        f"({workers} in workers forked from the run's local model server); by precision: {dict(loads)}"
+    )
     print(f"peak RSS of any process: {peak_kb / 1024:.0f} MB; workdir: {work}")
     print(f"e2e_wall_seconds: {wall:.1f}")
     if not args.keep:

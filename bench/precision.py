@@ -2,14 +2,15 @@
 
 1. Sessions: the real simulate loop (therapist and patient both the embedded model, the
    default config's sampling made greedy) runs at float32. Every turn of those sessions is
-   then regenerated from the identical float32 prompt (teacher forcing) at float32 and at
-   bfloat16: the share of turns that come out identical, and the share of tokens that agree
+   then regenerated from the identical float32 prompt (teacher forcing) at float32, bfloat16
+   and int4: the share of turns that come out identical, and the share of tokens that agree
    before the first difference.
 2. The judge: the default config's SmolLM2 judge (G-Eval over score digits) scores the
    float32 transcripts at both precisions: the mean absolute difference of item scores and
    totals, against the spread of the totals between transcripts.
 
-Prints a table and ends with ``bfloat16_identical_turns: X`` (a share of turns).
+The same for int4 (llm/local/int4.py). Prints a table and ends with
+``int4_identical_turns: X`` (percent of turns identical to float32's).
 
     python bench/precision.py [--sessions 6] [--turns 6]
 """
@@ -58,8 +59,8 @@ def main() -> int:
     templates = [str(ROOT / "resources/prompts/therapist_system.j2"), str(ROOT / "resources/prompts/patient_system.j2")]
     therapist_sampling = {**config["therapist"]["sampling"], "temperature": 0.0}
     patient_sampling = {**config["roles"]["patient"]["sampling"], "temperature": 0.0}
-    fp32, bf16 = (Endpoint(f"local/{base}", precision=p) for p in ("float32", "bfloat16"))
-
+    fp32 = Endpoint(f"local/{base}", precision="float32")
+    faster = ("bfloat16", "int4")
     start = time.perf_counter()
     sessions = simulate(
         Client(),
@@ -79,7 +80,8 @@ def main() -> int:
             prompts.append(view(replace(session, turns=session.turns[:index]), turn["role"]))
             kinds.append(therapist_sampling if turn["role"] == THERAPIST else patient_sampling)
     replies = {}
-    for endpoint in (fp32, bf16):
+    for name in ("float32", *faster):
+        endpoint = replace(fp32, precision=name)
         loaded = local.load(endpoint)
         tokens, texts = [], []
         with loaded.options(reuse_prefixes=False):
@@ -87,16 +89,22 @@ def main() -> int:
                 reply = local.generate_batch(endpoint, [prompt], kind, 1)[0]
                 texts.append(reply["text"])
                 tokens.append(loaded.tokenizer.encode(reply["text"], add_special_tokens=False))
-        replies[endpoint.precision] = (texts, tokens)
-    (a_text, a_tok), (b_text, b_tok) = replies["float32"], replies["bfloat16"]
-    identical = sum(x == y for x, y in zip(a_text, b_text)) / len(a_text)
+        replies[name] = (texts, tokens)
 
     def agreeing(x: list[int], y: list[int]) -> float:
         n = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
         return n / max(len(x), len(y), 1)
 
-    token_agreement = statistics.mean(agreeing(x, y) for x, y in zip(a_tok, b_tok))
-    first_token = sum(bool(x) and bool(y) and x[0] == y[0] for x, y in zip(a_tok, b_tok)) / len(a_tok)
+    rows: dict[str, dict[str, str]] = {name: {} for name in faster}
+    a_text, a_tok = replies["float32"]
+    for name in faster:
+        b_text, b_tok = replies[name]
+        rows[name]["turns identical"] = f"{sum(x == y for x, y in zip(a_text, b_text)) / len(a_text):.1%}"
+        first = sum(bool(x) and bool(y) and x[0] == y[0] for x, y in zip(a_tok, b_tok)) / len(a_tok)
+        rows[name]["first token identical"] = f"{first:.1%}"
+        rows[name]["tokens agreeing before the first difference (mean share of a reply)"] = (
+            f"{statistics.mean(agreeing(x, y) for x, y in zip(a_tok, b_tok)):.1%}"
+        )
 
     transcripts = [
         {
@@ -113,33 +121,34 @@ def main() -> int:
         for p, s in zip(profiles, sessions)
     ]
     scored = {}
-    for name in ("float32", "bfloat16"):
+    for name in ("float32", *faster):
         judge = judge_settings(config, "smollm2")
         judge["endpoint"] = {**judge["endpoint"], "model": f"local/{base}", "precision": name}
         job = load_job(Client(), judge, packaged_files(judge, run_facts(config)), config["judging"]["rubric_variant"])
         scored[name] = judge_transcripts(job, transcripts, [f"t{i}.json" for i in range(len(transcripts))], seed=1)
-    item_diffs, total_diffs = [], []
-    for x, y in zip(scored["float32"], scored["bfloat16"]):
-        total_diffs.append(abs(x["total"] - y["total"]))
-        item_diffs += [abs(x["items"][k]["score"] - y["items"][k]["score"]) for k in x["items"]]
     totals = [d["total"] for d in scored["float32"]]
-    spread = statistics.stdev(totals) if len(totals) > 1 else float("nan")
-    same_items = sum(d == 0 for d in item_diffs) / len(item_diffs)
+    for name in faster:
+        item_diffs, total_diffs = [], []
+        for x, y in zip(scored["float32"], scored[name]):
+            total_diffs.append(abs(x["total"] - y["total"]))
+            item_diffs += [abs(x["items"][k]["score"] - y["items"][k]["score"]) for k in x["items"]]
+        rows[name]["judge item scores identical"] = f"{sum(d == 0 for d in item_diffs) / len(item_diffs):.1%}"
+        rows[name]["judge item score, mean absolute difference (0-6)"] = f"{statistics.mean(item_diffs):.3f}"
+        rows[name]["judge total, mean absolute difference (0-66)"] = f"{statistics.mean(total_diffs):.3f}"
+    rows["float32"] = {"judge total, SD between transcripts": f"{statistics.stdev(totals):.3f}"}
 
     print(f"{len(sessions)} greedy sessions of {args.turns} utterances at float32 ({simulate_seconds:.0f} s);")
     print(
         f"{len(prompts)} turns regenerated from the same prompts; the SmolLM2 judge on {len(transcripts)} transcripts"
     )
-    print("| measure | bfloat16 against float32 |")
-    print("|---|---|")
-    print(f"| turns identical | {identical:.1%} |")
-    print(f"| first token identical | {first_token:.1%} |")
-    print(f"| tokens agreeing before the first difference (mean share of a reply) | {token_agreement:.1%} |")
-    print(f"| judge item scores identical | {same_items:.1%} |")
-    print(f"| judge item score, mean absolute difference (0-6 scale) | {statistics.mean(item_diffs):.3f} |")
-    print(f"| judge total, mean absolute difference (0-66) | {statistics.mean(total_diffs):.3f} |")
-    print(f"| judge total, SD between transcripts at float32 | {spread:.3f} |")
-    print(f"bfloat16_identical_turns: {identical:.3f}")
+    print("| measure | bfloat16 against float32 | int4 against float32 |")
+    print("|---|---|---|")
+    for measure in rows["int4"]:
+        print(f"| {measure} | {rows['bfloat16'][measure]} | {rows['int4'][measure]} |")
+    print(
+        f"| judge total, SD between transcripts at float32 | {rows['float32']['judge total, SD between transcripts']} |"
+    )
+    print(f"int4_identical_turns: {rows['int4']['turns identical'].rstrip('%')}")
     return 0
 
 

@@ -158,13 +158,15 @@ def test_local_judge_reads_real_token_probabilities(embedded_model):
         assert 0 <= value["score"] <= 6
         assert sum(value["probs"]) == pytest.approx(1.0, abs=1e-4)
         assert value["score_token_mass"] > 0.3
-    # The shared-prefix KV cache gives the same numbers as separate forward passes.
+    # The shared-prefix KV cache gives the same numbers as separate forward passes (at
+    # float32; bfloat16 and int4 round a prompt encoded in two pieces differently).
     from cbtflow.llm import local
 
+    fp32 = Endpoint(f"local/{embedded_model}", precision="float32")
     conv = [{"role": "user", "content": "Rate 0-6: agenda. Answer with one digit."}]
-    alone = local.score_distributions(Endpoint(f"local/{embedded_model}"), [conv], [str(i) for i in range(7)])
+    alone = local.score_distributions(fp32, [conv], [str(i) for i in range(7)])
     batched = local.score_distributions(
-        Endpoint(f"local/{embedded_model}"),
+        fp32,
         [conv, [{"role": "user", "content": "Rate 0-6: agenda. Answer with two digits."}]],
         [str(i) for i in range(7)],
     )

@@ -50,10 +50,11 @@ def test_endpoint_providers_and_key_env():
 
 
 def test_batched_and_sequential_greedy_generation_agree(embedded_model):
-    """Left padding must not change what a session says (greedy decoding)."""
+    """Left padding must not change what a session says (greedy decoding). Exact at float32;
+    at bfloat16 and int4 a row's rounding depends on the batch it is in (bench/precision.py)."""
     from cbtflow.llm import local
 
-    ep = Endpoint(f"local/{embedded_model}")
+    ep = Endpoint(f"local/{embedded_model}", precision="float32")
     conversations = [
         [{"role": "system", "content": "You are a CBT therapist."}, {"role": "user", "content": "I feel low."}],
         [{"role": "user", "content": "Hello"}],

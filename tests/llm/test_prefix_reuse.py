@@ -48,7 +48,8 @@ def _play(endpoint: Endpoint, reuse: bool) -> tuple[list[list[str]], dict]:
 
 
 def test_reusing_each_conversations_state_gives_the_same_greedy_turns(embedded_model):
-    endpoint = Endpoint(f"local/{embedded_model}")
+    # Exact at float32; at bfloat16 and int4 a prompt encoded in two pieces rounds differently.
+    endpoint = Endpoint(f"local/{embedded_model}", precision="float32")
     whole, whole_usage = _play(endpoint, False)
     reused, reused_usage = _play(endpoint, True)
     assert whole == reused, "greedy turns must not change when earlier turns' KV states are reused"

@@ -46,9 +46,7 @@ def runs_local_models(jobs):
         return True
     roles = experiment.model_roles(config)
     return any(
-        experiment.is_local_role(roles[field])
-        for field in roles_called(jobs)
-        if field in roles
+        experiment.is_local_role(roles[field]) for field in roles_called(jobs) if field in roles
     )
 
 

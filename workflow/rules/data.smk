@@ -62,6 +62,9 @@ rule courses:
         "logs/courses/{generator}.log",
     benchmark:
         "benchmarks/courses/{generator}.tsv"
+    # First whenever it can run: training, the cbt sessions and their judging wait for it,
+    # while the instruct sessions and the judge cards can fill the cores later.
+    priority: 50
     conda:
         software_env("courses", config["roles"]["generator"])
     threads: 2  # alone on the critical path: a second thread makes decoding ~1.5x faster
@@ -91,6 +94,7 @@ rule dataset:
         hf=directory("results/datasets/{generator}.hf"),
     log:
         "logs/dataset/{generator}.log",
+    priority: 50
     conda:
         software_env("dataset")
     params:

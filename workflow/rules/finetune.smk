@@ -13,6 +13,7 @@ rule finetune:
         "logs/finetune/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{model}/seed{seed}.tsv"
+    priority: 40  # on the critical path, as the courses are (data.smk)
     conda:
         software_env("finetune")
     threads: 2
