@@ -6,8 +6,9 @@
    and int4: the share of turns that come out identical, and the share of tokens that agree
    before the first difference.
 2. The judge: the default config's SmolLM2 judge (G-Eval over score digits) scores the
-   float32 transcripts at both precisions: the mean absolute difference of item scores and
-   totals, against the spread of the totals between transcripts.
+   float32 transcripts (or, with ``--transcripts``, a finished run's, both conditions) at
+   each precision: the differences of item scores and totals against the spread of the
+   totals between transcripts, and the cbt - instruct effect each precision gives.
 
 The same for int4 (llm/local/int4.py). Prints a table and ends with
 ``int4_identical_turns: X`` (percent of turns identical to float32's).
@@ -32,6 +33,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=6)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--transcripts", help="judge a finished run's results/transcripts instead of the sessions here")
     args = parser.parse_args()
 
     import torch
@@ -106,41 +108,63 @@ def main() -> int:
             f"{statistics.mean(agreeing(x, y) for x, y in zip(a_tok, b_tok)):.1%}"
         )
 
-    transcripts = [
-        {
-            "profile_id": p["id"],
-            "model": "fp32",
-            "condition": "instruct",
-            "seed": 1,
-            "risk_level": p.get("risk_level", "none"),
-            "n_tokens": 0,
-            "eval_split": "held_out",
-            "style": "plain",
-            "turns": [{"role": t["role"], "text": t["text"]} for t in s.turns],
-        }
-        for p, s in zip(profiles, sessions)
-    ]
+    if args.transcripts:  # a finished run's transcripts: both conditions, so the effect can be compared
+        from cbtflow.score_files import load_transcript_file
+
+        files = sorted(Path(args.transcripts).glob("*/*/seed*/*.json"))
+        transcripts = [load_transcript_file(f) for f in files]
+    else:
+        transcripts = [
+            {
+                "profile_id": p["id"],
+                "model": "fp32",
+                "condition": "instruct",
+                "seed": 1,
+                "risk_level": p.get("risk_level", "none"),
+                "n_tokens": 0,
+                "eval_split": "held_out",
+                "style": "plain",
+                "turns": [{"role": t["role"], "text": t["text"]} for t in s.turns],
+            }
+            for p, s in zip(profiles, sessions)
+        ]
     scored = {}
     for name in ("float32", *faster):
         judge = judge_settings(config, "smollm2")
         judge["endpoint"] = {**judge["endpoint"], "model": f"local/{base}", "precision": name}
         job = load_job(Client(), judge, packaged_files(judge, run_facts(config)), config["judging"]["rubric_variant"])
         scored[name] = judge_transcripts(job, transcripts, [f"t{i}.json" for i in range(len(transcripts))], seed=1)
+
+    def effect(documents) -> float:
+        """Mean cbt - instruct total over (model, seed, profile) pairs (nan with one condition)."""
+        by = {
+            (t["model"], t["seed"], t["profile_id"], t["condition"]): d["total"] for t, d in zip(transcripts, documents)
+        }
+        pairs = [
+            v - by[(m, s, p, "instruct")]
+            for (m, s, p, c), v in by.items()
+            if c == "cbt" and (m, s, p, "instruct") in by
+        ]
+        return statistics.mean(pairs) if pairs else float("nan")
+
     totals = [d["total"] for d in scored["float32"]]
     for name in faster:
         item_diffs, total_diffs = [], []
         for x, y in zip(scored["float32"], scored[name]):
-            total_diffs.append(abs(x["total"] - y["total"]))
+            total_diffs.append(y["total"] - x["total"])
             item_diffs += [abs(x["items"][k]["score"] - y["items"][k]["score"]) for k in x["items"]]
-        rows[name]["judge item scores identical"] = f"{sum(d == 0 for d in item_diffs) / len(item_diffs):.1%}"
+        other = [d["total"] for d in scored[name]]
         rows[name]["judge item score, mean absolute difference (0-6)"] = f"{statistics.mean(item_diffs):.3f}"
-        rows[name]["judge total, mean absolute difference (0-66)"] = f"{statistics.mean(total_diffs):.3f}"
+        rows[name]["judge total, mean absolute difference (0-66)"] = f"{statistics.mean(map(abs, total_diffs)):.3f}"
+        rows[name]["judge total, mean difference (0-66)"] = f"{statistics.mean(total_diffs):+.3f}"
+        rows[name]["judge totals, Pearson r with float32's"] = f"{statistics.correlation(totals, other):.3f}"
+        rows[name]["judge's cbt - instruct effect (float32's in brackets)"] = (
+            f"{effect(scored[name]):+.3f} ({effect(scored['float32']):+.3f})"
+        )
     rows["float32"] = {"judge total, SD between transcripts": f"{statistics.stdev(totals):.3f}"}
 
     print(f"{len(sessions)} greedy sessions of {args.turns} utterances at float32 ({simulate_seconds:.0f} s);")
-    print(
-        f"{len(prompts)} turns regenerated from the same prompts; the SmolLM2 judge on {len(transcripts)} transcripts"
-    )
+    print(f"{len(prompts)} turns regenerated from the same prompts; the judge on {len(transcripts)} transcripts")
     print("| measure | bfloat16 against float32 | int4 against float32 |")
     print("|---|---|---|")
     for measure in rows["int4"]:

@@ -96,6 +96,19 @@ def test_planted_key_is_in_no_file(run):
     assert not leaks
 
 
+def test_local_models_ran_in_workers_of_the_runs_model_server(run):
+    """One import of torch and transformers per run (llm/local/forkserver.py): every job that
+    loaded a local model for generating or judging did it in a worker forked for it, whose
+    lines are in the job's own log; the server stopped with the run."""
+    server_log = (run / "logs/local_server.log").read_text()
+    assert "local model server" in server_log and "ready" in server_log
+    loaded = [p for p in (run / "logs").rglob("*.log") if "cbtflow.llm.local.loading: loaded" in p.read_text()]
+    assert any("simulate" in str(p) for p in loaded) and any("judge" in str(p) for p in loaded)
+    assert all("forked from the run's local model server" in p.read_text() for p in loaded), loaded
+    address = re.search(r"ready at (\S+)", server_log).group(1)
+    assert not Path(address).exists(), "the server and its socket are gone after the run"
+
+
 def test_killed_simulation_reruns_only_the_missing_calls(run, tmp_path):
     """SIGKILL mid-simulation, rerun with --rerun-incomplete: only the unfinished calls are made,
     and the transcripts equal the uninterrupted run's."""

@@ -61,7 +61,7 @@ def stop_local_server():
 onstart:
     # Runs before the first job of a real run (not for a dry run, which makes no call), and
     # checks only the roles the jobs to run call: a run that calls no model needs no key.
-    jobs = workflow.dag.needrun_jobs()
+    jobs = list(workflow.dag.needrun_jobs())  # read twice below
     problems = preflight(config, roles_called(jobs))
     if problems:
         raise WorkflowError("preflight failed, no job was run:\n  " + "\n  ".join(problems))

