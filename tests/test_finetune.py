@@ -209,7 +209,11 @@ def test_precision_follows_the_gpu(monkeypatch, bf16_supported, expected):
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
     assert training_backend("unsloth").mixed_precision() == expected == training_backend("peft-bnb").mixed_precision()
-    assert training_backend("peft-cpu").mixed_precision() == {"bf16": False, "fp16": False}
+    from cbtflow.llm.local import precision
+
+    for native in (True, False):  # a CPU trains with bf16 autocast where it computes bf16 natively
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
+        assert training_backend("peft-cpu").mixed_precision() == {"bf16": native, "fp16": False}
 
 
 def test_mistral_v03_template_gets_the_system_prompt_folded(smol_tokenizer):
