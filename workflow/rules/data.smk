@@ -62,12 +62,11 @@ rule courses:
         "logs/courses/{generator}.log",
     benchmark:
         "benchmarks/courses/{generator}.tsv"
-    # First whenever it can run: training, the cbt sessions and their judging wait for it,
-    # while the instruct sessions and the judge cards can fill the cores later.
+    # First whenever it can run: training, the cbt sessions and their judging wait for it.
     priority: 50
     conda:
         software_env("courses", config["roles"]["generator"])
-    threads: 2  # alone on the critical path: a second thread makes decoding ~1.5x faster
+    threads: 1  # the other core makes the instruct sessions and the judge cards meanwhile
     resources:
         mem_mb=3000,
         gpu=gpu_job(config["roles"]["generator"]),
