@@ -28,6 +28,7 @@ rule simulate:
         "logs/simulate/{model}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/simulate/{model}/{condition}/seed{seed}.tsv"
+    priority: 30  # before judging: the last sessions' judging and the run's perturbations wait for them
     conda:
         software_env("simulate")
     threads: 1
