@@ -118,3 +118,39 @@ def test_the_server_stops_when_the_process_that_started_it_is_gone(tmp_path):
         assert not address.parent.exists(), "its socket directory is removed"
     finally:
         forkserver.stop(process, str(address))
+
+
+def test_a_worker_runs_a_named_library_function_for_its_job(in_server_env):
+    """How a finetune job trains in its worker: a cbtflow function by name, nothing else."""
+    from cbtflow.seeds import derive_seed
+
+    worker = remote.connect(threads=1)
+    assert worker.call("cbtflow.seeds:derive_seed", seed=3, stream="course.memory") == derive_seed(3, "course.memory")
+    with pytest.raises(remote.WorkerFailed, match="cbtflow's own functions only"):
+        worker.call("os:getcwd")
+
+
+def test_a_killed_jobs_worker_stops_at_once(in_server_env):
+    """kill -9 of a job must not leave its worker computing (or a finetune worker writing)."""
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from cbtflow.llm.local import remote; w = remote.connect(threads=1); "
+            "print(w.pid, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    worker = int(job.stdout.readline())
+    os.kill(worker, 0)  # alive while its job is
+    job.kill()
+    job.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"worker {worker} outlived its killed job")

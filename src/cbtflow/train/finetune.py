@@ -319,6 +319,14 @@ def train_adapter(
     return train_log
 
 
+def select_and_train(**kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """The first available backend and ``train_adapter`` on it: what a finetune job runs, in
+    its own process or in its worker of the run's local model server (llm/local/forkserver.py)."""
+    backend = select_backend()
+    log.info("backend: %s", backend)
+    return backend, train_adapter(backend=backend, **kwargs)
+
+
 def trained_fraction(rows: Sequence[dict[str, Any]]) -> float:
     """Share of the tokens that carry loss (therapist tokens)."""
     return sum(sum(r["assistant_masks"]) for r in rows) / max(1, sum(len(r["input_ids"]) for r in rows))

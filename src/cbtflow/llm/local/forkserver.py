@@ -6,8 +6,9 @@ and peft (about 4.5 s of a 2-core machine's time, more than loading the 135M mod
 The workflow starts this server once per local run (``onstart`` in workflow/rules/common.smk)
 and each job's in-process backend asks it for a worker: a forked copy of the server that
 has the libraries imported already, loads the job's model and adapter, and answers that
-job's calls with the same code (``local.generate_batch``, ``local.score_distributions``)
-and the job's thread count, then exits with the job. So what a job gets is exactly what it
+job's calls with the same code (``local.generate_batch``, ``local.score_distributions``;
+a finetune job's ``train.finetune.select_and_train``) and the job's thread count, then
+exits with the job (at once, if the job is killed). So what a job gets is exactly what it
 would have computed itself: its own process, its own KV states, its own failures; the log
 lines the worker writes go to the job's log, and usage and the call cache stay in the job.
 
@@ -18,6 +19,8 @@ CUDA) are first started inside a worker, never in the process that forks.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -44,7 +47,10 @@ JOB_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLI
 
 
 def preload() -> None:
-    """Everything a worker would otherwise import itself (the cost this server saves)."""
+    """Everything a worker would otherwise import itself (the cost this server saves):
+    generation and judging, and training (trl, datasets) for the finetune jobs, unless
+    Unsloth is installed: it must be imported before transformers, so there the finetune
+    jobs train in their own processes (scripts/finetune.py)."""
     import peft  # noqa: F401
     import torch
     import transformers  # noqa: F401
@@ -52,11 +58,17 @@ def preload() -> None:
 
     import cbtflow.llm.local  # noqa: F401
 
+    if importlib.util.find_spec("unsloth") is None:
+        import datasets  # noqa: F401
+        import trl  # noqa: F401
+
     torch.set_num_threads(1)  # no thread pool exists before a fork; each worker sets the job's count
 
 
 def answer(request: tuple[Any, ...]) -> Any:
-    """One call of the job, run by the same functions the job would run itself."""
+    """One call of the job, run by the same functions the job would run itself: a local
+    model's generation or scores, or a named library function (``module:function``, called
+    with keyword arguments), which is how a finetune job trains in its worker."""
     from cbtflow.llm import local
 
     kind, *args = request
@@ -64,7 +76,24 @@ def answer(request: tuple[Any, ...]) -> Any:
         return local.generate_batch(*args)
     if kind == "score":
         return local.score_distributions(*args)
+    if kind == "call":
+        target, kwargs = args
+        module, _, function = target.partition(":")
+        if not module.startswith("cbtflow."):
+            raise ValueError(f"a worker runs cbtflow's own functions only, not {target!r}")
+        return getattr(importlib.import_module(module), function)(**kwargs)
     raise ValueError(f"unknown request {kind!r}")
+
+
+def watch_client(pid: int) -> None:
+    """End this worker as soon as its job's process is gone (a job killed mid-call, say
+    a finetune job on ``kill -9``, must not leave its worker training or writing)."""
+    while True:
+        time.sleep(0.1)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
 
 
 def work(conn: Connection) -> None:
@@ -73,6 +102,7 @@ def work(conn: Connection) -> None:
     import torch
 
     hello = conn.recv()
+    threading.Thread(target=watch_client, args=(int(hello["pid"]),), daemon=True).start()
     os.chdir(hello["cwd"])  # the job's relative paths (models, adapters, logs) mean what they mean there
     os.environ.update(hello.get("environment", {}))
     torch.set_num_threads(max(1, int(hello["threads"])))

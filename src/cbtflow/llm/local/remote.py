@@ -53,6 +53,11 @@ class Worker:
     ) -> list[dict[str, Any]]:
         return self._call("generate", endpoint, [list(c) for c in conversations], dict(sampling), seed)
 
+    def call(self, target: str, **kwargs: Any) -> Any:
+        """A library function (``module:function``) run in the worker, for a job that needs
+        more than a model's calls: a finetune job trains there."""
+        return self._call("call", target, kwargs)
+
     def score_distributions(
         self,
         endpoint: Endpoint,
@@ -80,6 +85,7 @@ def connect(threads: int | None = None, log_path: str | None = None) -> Worker |
         conn = Client(address, family="AF_UNIX", authkey=bytes.fromhex(key))
         conn.send(
             {
+                "pid": os.getpid(),
                 "cwd": os.getcwd(),
                 "threads": threads or int(os.environ.get("CBTFLOW_THREADS", "1")),
                 "log": log_path or os.environ.get("CBTFLOW_JOB_LOG"),
