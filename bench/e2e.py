@@ -123,10 +123,9 @@ def main() -> int:
             f"{stage_rss.get(stage, 0):>12.0f}{tokens.get(stage, 0):>11}"
         )
     print(f"{'finetune (tokens trained)':<26}{'':>5}{'':>12}{'':>12}{'':>12}{train_tokens:>11}")
-    print(
-        f"model loads for generation and judging: {sum(loads.values())} "
-        f"({workers} in workers forked from the run's local model server); by precision: {dict(loads)}"
-    )
+    print(f"model loads for generation and judging: {sum(loads.values())}, by precision: {dict(loads)}")
+    print(f"jobs whose models ran in a worker forked from the run's local model server: {workers}")
+    print("(a worker's memory is not in its job's peak RSS above, nor in the process tree's below)")
     print(f"peak RSS of any process: {peak_kb / 1024:.0f} MB; workdir: {work}")
     print(f"e2e_wall_seconds: {wall:.1f}")
     if not args.keep:

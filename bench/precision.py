@@ -38,6 +38,7 @@ def main() -> int:
 
     import torch
     import yaml
+    from simulation_setup import embedded_base
 
     from cbtflow.config import run_facts, validate_config
     from cbtflow.data.profiles import load_attributes, sample_splits
@@ -45,14 +46,10 @@ def main() -> int:
     from cbtflow.judge.run import judge_transcripts, load_job, packaged_files
     from cbtflow.layout import judge_settings
     from cbtflow.llm import Client, Endpoint, local
-    from cbtflow.llm.embedded import prepare_base_model
     from cbtflow.simulate.run import simulate
 
     torch.set_num_threads(args.threads)
-    cache = ROOT / ".cbtflow-cache"
-    base = cache / "test-models" / "smollm2-135m"
-    if not (base / "model.safetensors").exists():
-        prepare_base_model("smollm2-135m", base, cache / "wheels")
+    base = embedded_base()
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     validate_config(config)
     profiles = sample_splits(load_attributes(ROOT / "resources/profiles/attributes.yaml"), 0, args.sessions, seed=7)[

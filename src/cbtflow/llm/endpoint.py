@@ -52,7 +52,7 @@ class Endpoint:
     adapter: str | None = None
     api_base: str | None = None
     chat_template: str | None = None  # a Jinja file, for local bases that ship none
-    # A local model's weight precision (llm/local/precision.py): auto | float32 | bfloat16.
+    # A local model's weight precision (llm/local/precision.py): auto, float32, bfloat16 or int4.
     precision: str = "auto"
     # API models (model, api_base or None) tried in order when this one still fails after
     # its retries. Not part of the identity: a fallback's reply is cached under this
