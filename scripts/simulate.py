@@ -21,9 +21,7 @@ log = setup(snakemake.log[0], snakemake.threads)
 w = snakemake.wildcards
 t, p = dict(snakemake.params.therapist), dict(snakemake.params.patient)
 adapter = str(snakemake.input.adapter) if CONDITION_TABLE[w.condition].adapter else None
-endpoint = Endpoint(
-    model=t["model"], adapter=adapter, chat_template=t.get("chat_template"), precision=t.get("precision", "auto")
-)
+endpoint = Endpoint(model=t["model"], adapter=adapter, chat_template=t.get("chat_template"), precision=t["precision"])
 patient = Party(
     Endpoint.from_spec({k: v for k, v in p.items() if k not in ("sampling", "max_failures")}), p["sampling"]
 )

@@ -16,7 +16,7 @@ from cbtflow.conditions import TABLE as CONDITION_TABLE
 from cbtflow.config import calls_model, is_local_role, local_base, run_facts, therapist_backend
 from cbtflow.judge import run as judging
 from cbtflow.llm.backends import therapist_backends
-from cbtflow.llm.endpoint import LOCAL_PREFIX
+from cbtflow.llm.endpoint import LOCAL_PREFIX, Endpoint
 
 
 def base_location(config: dict[str, Any], base: str) -> str:
@@ -32,8 +32,9 @@ def chat_template_of(config: dict[str, Any], base: str) -> str | None:
 
 
 def precision_of(config: dict[str, Any], base: str) -> str:
-    """The precision a base generates and judges in (llm/local/precision.py), default auto."""
-    return config["bases"][base].get("precision", "auto")
+    """The precision a base generates and judges in (llm/local/precision.py); an endpoint's
+    default where the config names none."""
+    return config["bases"][base].get("precision", Endpoint.precision)
 
 
 def endpoint_spec(config: dict[str, Any], role: dict[str, Any]) -> dict[str, Any]:

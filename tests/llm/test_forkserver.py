@@ -95,6 +95,18 @@ def test_without_a_server_a_job_runs_its_model_itself(monkeypatch):
     assert remote.connect() is None, "a server that never became ready is skipped, with a warning"
 
 
+def test_a_server_that_died_while_starting_is_skipped_at_once(tmp_path, monkeypatch):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    address = tmp_path / "local.sock"
+    Path(f"{address}{forkserver.PID_SUFFIX}").write_text(str(dead.pid))
+    monkeypatch.setenv(forkserver.ENV_ADDRESS, str(address))
+    monkeypatch.setenv(forkserver.ENV_KEY, "00")
+    start = time.monotonic()
+    assert remote.connect() is None
+    assert time.monotonic() - start < 5, "no job waits out READY_WAIT_SECONDS for a dead server"
+
+
 def test_a_wrong_key_is_refused_and_the_server_keeps_serving(in_server_env, monkeypatch):
     key = os.environ[forkserver.ENV_KEY]
     monkeypatch.setenv(forkserver.ENV_KEY, "11" * 16)

@@ -80,7 +80,7 @@ class Endpoint:
             adapter=spec.get("adapter") or None,
             api_base=spec.get("api_base"),
             chat_template=spec.get("chat_template"),
-            precision=spec.get("precision") or "auto",
+            precision=spec.get("precision") or cls.precision,
             fallbacks=tuple(_fallback(f) for f in spec.get("fallbacks") or ()),
             extra=dict(spec.get("extra") or {}),
         )

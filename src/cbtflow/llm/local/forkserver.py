@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 ENV_ADDRESS = "CBTFLOW_LOCAL_SERVER"  # the server's Unix socket, set for the run's jobs
 ENV_KEY = "CBTFLOW_LOCAL_SERVER_KEY"  # its authentication key (hex), never written to a file
 READY_SUFFIX = ".ready"
+PID_SUFFIX = ".pid"  # written first: a job can tell a server still importing from one that died
 # What a worker takes from the job that asked for it rather than from the server.
 JOB_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -194,6 +195,7 @@ def main() -> int:
     parser.add_argument("--address", required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Path(args.address + PID_SUFFIX).write_text(str(os.getpid()))
     serve(args.address, bytes.fromhex(os.environ.pop(ENV_KEY)), int(os.environ.pop("CBTFLOW_PARENT_PID")))
     return 0
 

@@ -3,13 +3,14 @@
 On a CPU, decoding reads every weight once per step, so the bytes per weight set the
 speed, and prompt encoding is bound by matrix-multiply throughput. Where the CPU has
 native bfloat16 arithmetic (AVX512-BF16 or AMX, Intel since Cooper Lake and Sapphire
-Rapids, AMD since Zen 4), torch's oneDNN kernels run bfloat16 weights at about 2.4 times
-the prompt tokens/s of float32 and 1.4 times the decode tokens/s at a batch of 4 on the
-embedded model (bench/decode.py). Without it, bfloat16 is emulated and slower than float32.
-Greedy outputs differ from float32 once two candidates are closer than bfloat16 can tell
-apart; bench/decode.py measures how often and how far the judge's scores move
-(bench/RESULTS.md), and ``auto`` takes bfloat16 only where those numbers were measured to
-be small and the CPU runs it natively. Training keeps its own precision (float32 on a CPU).
+Rapids, AMD since Zen 4), torch's oneDNN kernels encode prompts in bfloat16 at about 2.4
+times float32's tokens/s, and decode at four conversations at 2.2 times (int4, 4-bit
+weights for decode steps: 3.4 times; bench/decode.py). Without it bfloat16 is emulated and
+slower than float32. Greedy outputs differ from float32 once two candidates are closer than
+bfloat16 can tell apart; bench/precision.py measures how often, and how far the judge's
+scores and the cbt - instruct contrast move (bench/RESULTS.md). int4 agrees with float32
+as often as bfloat16 does and is faster, so ``auto`` takes it where the CPU computes
+bfloat16 natively. Training keeps its own precision (float32, or bf16 autocast where native).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cbtflow.llm.endpoint import Endpoint
-from cbtflow.llm.local.forkserver import ENV_ADDRESS, ENV_KEY, JOB_ENVIRONMENT, READY_SUFFIX
+from cbtflow.llm.local.forkserver import ENV_ADDRESS, ENV_KEY, JOB_ENVIRONMENT, PID_SUFFIX, READY_SUFFIX
 
 log = logging.getLogger(__name__)
 READY_WAIT_SECONDS = 60.0  # a job that starts before the server has imported its libraries waits
@@ -68,6 +68,17 @@ class Worker:
         return self._call("score", endpoint, [list(c) for c in conversations], list(candidates), assistant_prefix)
 
 
+def _died(address: str) -> bool:
+    """Whether the server wrote its pid and that process is gone (it failed while importing)."""
+    try:
+        os.kill(int(Path(address + PID_SUFFIX).read_text()), 0)
+    except (FileNotFoundError, ValueError):
+        return False  # not started yet
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def connect(threads: int | None = None, log_path: str | None = None) -> Worker | None:
     """A worker for this job from the run's server, or None when the job has no server
     (then it runs its model itself). A server that was started but never became ready
@@ -77,8 +88,11 @@ def connect(threads: int | None = None, log_path: str | None = None) -> Worker |
         return None
     deadline = time.monotonic() + READY_WAIT_SECONDS
     while not Path(address + READY_SUFFIX).exists():
-        if time.monotonic() > deadline:
-            log.warning("the local model server at %s is not ready; this job loads its model itself", address)
+        if time.monotonic() > deadline or _died(address):
+            log.warning(
+                "the local model server at %s is not ready (logs/local_server.log); this job loads its model itself",
+                address,
+            )
             return None
         time.sleep(0.2)
     try:
