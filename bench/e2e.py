@@ -52,9 +52,13 @@ def model_loads(logs: Path) -> tuple[Counter, int]:
     return loads, workers
 
 
+# A later session of a course is its own rule whose benchmark files sit in its stage's folder.
+COURSE_RULES = {"simulate_course": "simulate", "judge_course": "judge"}
+
+
 def stage_spans(work: Path) -> dict[str, tuple[float, float, int]]:
-    """Per rule: (first start, last end) in seconds from the run's start, and the job count,
-    read from Snakemake's log."""
+    """Per stage (a rule, a course's later sessions counted with their stage): (first start,
+    last end) in seconds from the run's start, and the job count, read from Snakemake's log."""
     log = sorted((work / ".snakemake" / "log").glob("*.snakemake.log"))[-1].read_text()
     stamp = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", re.M)
     jobs: dict[str, list] = {}
@@ -73,6 +77,7 @@ def stage_spans(work: Path) -> dict[str, tuple[float, float, int]]:
     origin = min((start for _, start, _ in jobs.values()), default=0.0)
     spans: dict[str, tuple[float, float, int]] = {}
     for rule, start, end in jobs.values():
+        rule = COURSE_RULES.get(rule, rule)
         first, last, count = spans.get(rule, (start - origin, end - origin, 0))
         spans[rule] = (min(first, start - origin), max(last, end - origin), count + 1)
     return spans
