@@ -196,12 +196,13 @@ def cmd_import_ratings(args: argparse.Namespace) -> int:
     kit_path = Path(args.kit) if args.kit else Path(args.key).with_name("kit.json")
     kit = load_kit(kit_path) if args.kit or kit_path.is_file() else None  # a rating kit's sheet carries its id
     try:
-        table = import_ratings(args.sheet, args.key, load_rubric(args.rubric, args.variant), kit)
+        table = import_ratings(args.sheets, args.key, load_rubric(args.rubric, args.variant), kit)
     except ValueError as err:
         print(f"cbtflow import-ratings: {err}", file=sys.stderr)
         return 2
     table.write_parquet(args.output) if args.output.endswith(".parquet") else table.write_csv(args.output)
-    print(f"wrote {table.height} rows to {args.output}; set report.human_ratings to it and rerun the report")
+    raters = table["judge"].n_unique()
+    print(f"wrote {table.height} rows ({raters} raters) to {args.output}; set report.human_ratings to it")
     return 0
 
 
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--overlap", type=int, default=2, help="raters per transcript beyond calibration (2)")
             p.add_argument("--calibration", type=int, default=3, help="transcripts every rater rates first (3)")
         if name == "import-ratings":
-            p.add_argument("sheet")
+            p.add_argument("sheets", nargs="+", metavar="SHEET", help="one filled sheet, or a rating kit's sheets")
             p.add_argument("--key", required=True)
             p.add_argument("--kit", help="the rating kit's kit.json (default: beside the key, when there)")
             p.add_argument("-o", "--output", required=True)

@@ -3,6 +3,8 @@ a rater's page in headless Chromium, round-tripped through import-ratings into t
 
 import csv
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -90,16 +92,19 @@ def _sheet(path: Path, rows: list[dict], header=None) -> Path:
         ({"agenda": "7"}, "column agenda: '7' is not an integer 0-6"),
         ({"kit": "0123456789abcdef"}, "is not this kit's"),
         ("twice", "rated R0001 twice"),
+        ("twice across sheets", r"rated R0001 twice \(first at .*sheet.csv, line 2"),
     ],
 )
 def test_bad_sheets_are_refused_naming_the_problem(tmp_path, change, message):
     kit = build_kit(transcripts(), tmp_path / "kit", RUBRIC, raters=2, overlap=1, calibration=2, seed=0)
     good = {"rating_id": "R0001", "rater": "rater1", **dict.fromkeys(item_ids(RUBRIC), "3"), "safety": "n/a"}
     good["kit"] = kit["kit_id"]
-    rows = [good, dict(good)] if change == "twice" else [{**good, **change}]
-    sheet = _sheet(tmp_path / "sheet.csv", rows)
+    rows = [good, dict(good)] if change == "twice" else [good] if isinstance(change, str) else [{**good, **change}]
+    sheets = [_sheet(tmp_path / "sheet.csv", rows)]
+    if change == "twice across sheets":  # the same rater's row again in a second sheet
+        sheets.append(_sheet(tmp_path / "again.csv", [good]))
     with pytest.raises(ValueError, match=message):
-        import_ratings(sheet, tmp_path / "kit/key.json", RUBRIC, kit)
+        import_ratings(sheets, tmp_path / "kit/key.json", RUBRIC, kit)
     assert import_ratings(_sheet(tmp_path / "ok.csv", [good]), tmp_path / "kit/key.json", RUBRIC, kit).height
 
 
@@ -163,8 +168,15 @@ def test_a_rater_scores_with_the_keyboard_reloads_exports_and_the_report_shows_a
     rows = list(csv.DictReader(sheets["rater1"].open()))
     assert {r["kit"] for r in rows} == {kit["kit_id"]} and all(r["started"] for r in rows)
     assert sum(bool(r["rater"]) for r in rows) == 3 and all(float(r["seconds"]) >= 0 for r in rows)
-    kit_doc = load_kit(tmp_path / "kit/kit.json")
-    humans = pl.concat([import_ratings(sheets[r], tmp_path / "kit/key.json", RUBRIC, kit_doc) for r in sheets])
+    # Both raters' sheets in one import, as a user would (the kit's id is checked from kit.json beside the key).
+    imported = subprocess.run(
+        [sys.executable, "-m", "cbtflow.cli", "import-ratings", *map(str, sheets.values()), "--key",
+         str(tmp_path / "kit/key.json"), "-o", str(tmp_path / "human.parquet")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "(2 raters)" in imported.stdout, imported.stdout
+    humans = pl.read_parquet(tmp_path / "human.parquet")
     assert humans.filter(pl.col("item") == "total").height == 6
     table = pl.concat([_lexicon_scores(docs), humans], how="diagonal_relaxed")
     agreement = stats.analyse(table)["human_agreement"]

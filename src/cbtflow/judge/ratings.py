@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,47 @@ def export_ratings(transcript_paths: list[Path], out_dir: str | Path, rubric: di
 
 
 def import_ratings(
-    sheet: str | Path, key_path: str | Path, rubric: dict[str, Any], kit: dict[str, Any] | None = None
+    sheets: str | Path | Sequence[str | Path],
+    key_path: str | Path,
+    rubric: dict[str, Any],
+    kit: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
-    """Read a filled sheet into a scores table; every bad cell is named by row and column.
+    """Read filled sheets (one, or a rating kit's one per rater) into one scores table; every
+    bad cell is named by sheet, row and column.
 
     Refused, naming the line: a row with no rating id or one the key does not hold, a score
     that is not an integer on the rubric's scale, and a rater who rated one transcript
-    twice. With a rating kit (``kit``, its ``kit.json``) a sheet must also carry that kit's
-    id in its ``kit`` column: a sheet exported from another kit is refused."""
+    twice (within a sheet or across the sheets given). With a rating kit (``kit``, its
+    ``kit.json``) a sheet must also carry that kit's id in its ``kit`` column: a sheet
+    exported from another kit is refused."""
     key = json.loads(Path(key_path).read_text(encoding="utf-8"))
     lo, hi = int(rubric["scale"]["min"]), int(rubric["scale"]["max"])
-    documents, problems, seen = [], [], {}
+    paths = [sheets] if isinstance(sheets, (str, Path)) else list(sheets)
+    documents: list[dict[str, Any]] = []
+    problems: list[str] = []
+    seen: dict[tuple[str, str], str] = {}
+    for sheet in paths:
+        documents += _read_sheet(Path(sheet), key, rubric, kit, (lo, hi), seen, problems)
+    if problems:
+        raise ValueError("rating sheet has problems:\n  " + "\n  ".join(problems))
+    if not documents:
+        raise ValueError(f"{', '.join(map(str, paths))}: no rated rows (fill in the rater column and every item)")
+    return scores_table(documents)
+
+
+def _read_sheet(
+    sheet: Path,
+    key: dict[str, Any],
+    rubric: dict[str, Any],
+    kit: dict[str, Any] | None,
+    scale: tuple[int, int],
+    seen: dict[tuple[str, str], str],
+    problems: list[str],
+) -> list[dict[str, Any]]:
+    """One sheet's rated rows as score documents; its problems are appended to ``problems``
+    and ``seen`` (rater, rating id) -> where, across every sheet of the import."""
+    lo, hi = scale
+    documents = []
     with open(sheet, newline="", encoding="utf-8") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             where = f"{sheet}, line {line}"
@@ -93,11 +124,11 @@ def import_ratings(
                 continue
             if (row["rater"], rating_id) in seen:
                 problems.append(
-                    f"{where}: rater {row['rater']!r} rated {rating_id} twice (first on line "
+                    f"{where}: rater {row['rater']!r} rated {rating_id} twice (first at "
                     f"{seen[(row['rater'], rating_id)]}; rule: one rating per rater and transcript)"
                 )
                 continue
-            seen[(row["rater"], rating_id)] = line
+            seen[(row["rater"], rating_id)] = where
             items = {}
             for item in item_ids(rubric):
                 value = (row.get(item) or "").strip()
@@ -123,8 +154,4 @@ def import_ratings(
                     **summarise(rubric, {k: v["score"] for k, v in items.items()}),
                 }
             )
-    if problems:
-        raise ValueError("rating sheet has problems:\n  " + "\n  ".join(problems))
-    if not documents:
-        raise ValueError(f"{sheet}: no rated rows (fill in the rater column and every item)")
-    return scores_table(documents)
+    return documents
