@@ -106,6 +106,7 @@ for path in snakemake.output.transcripts:
             template_hashes=hashes,
             measures=reports if measures else None,
             course=course_record(session, state, memory_mode, memory, number - 1) if state else None,
+            runs_as=llm.usage.runs_as,
         ),
     )
 llm.usage.write(snakemake.output.usage, "simulate", dict(w))

@@ -127,3 +127,28 @@ def test_skinny_linear_computes_what_linear_computes(shape):
     got = layer(x)
     assert got.shape == expected.shape and got.is_contiguous()
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_local_replies_say_what_computed_them_in_the_usage_log_and_the_report(embedded_model, tmp_path):
+    """`precision: auto` resolves per machine, so each local reply carries the precision and
+    device that computed it; the job's usage log counts them per model (cache hits keep the
+    label of the call that made them) and the report's usage table shows them per stage."""
+    from cbtflow.llm import Client
+    from cbtflow.report.inputs import ReportInputs
+    from cbtflow.report.sections import usage as usage_section
+
+    ep = Endpoint(f"local/{embedded_model}", precision="float32")
+    messages = [[{"role": "user", "content": "Hello"}], [{"role": "user", "content": "I feel low."}]]
+    fresh = Client(cache_dir=tmp_path)
+    replies = fresh.chat_batch(ep, messages, {"temperature": 0.0, "max_tokens": 4}, [1, 2])
+    scored = fresh.score(ep, messages[:1], ["1", "2"])
+    assert {r["runs_as"] for r in replies + scored} == {"float32 on cpu"}
+    assert fresh.usage.as_dict("simulate", {})["runs_as"] == {ep.model: {"float32 on cpu": 3}}
+    again = Client(cache_dir=tmp_path)
+    again.chat_batch(ep, messages, {"temperature": 0.0, "max_tokens": 4}, [1, 2])
+    assert again.usage.totals()["cache_hits"] == 2 and again.usage.runs_as == {ep.model: {"float32 on cpu": 2}}
+    logs = [c.usage.as_dict(stage, {}) for c, stage in ((fresh, "simulate"), (again, "simulate"), (Client(), "judge"))]
+    by_stage = usage_section.usage_by_stage(logs)
+    assert by_stage["simulate"]["runs_as"] == {"float32 on cpu": 5} and by_stage["judge"]["runs_as"] == {}
+    table = "\n".join(usage_section.section(ReportInputs({}, "j", {}, by_stage, {}, "")))
+    assert "| float32 on cpu (5) |" in table and "| – |" in table

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from workspace import PLANTED_KEY, ROOT, TINY, make_workspace, snakemake
 
+from cbtflow.llm.local import precision
+
 pytestmark = pytest.mark.workflow
 
 
@@ -240,6 +242,11 @@ def test_transcripts_and_scores_have_their_structure(run):
     assert t["turns"][0]["role"] == "therapist" and t["therapist"]["adapter_sha"]
     i = json.loads((run / "results/transcripts/tiny/instruct/seed1/eval-000.json").read_text())
     assert i["therapist"]["adapter_sha"] is None
+    # What computed the replies, beside the declared precision (auto resolves per machine).
+    ran = [f"{precision.resolve('auto', 'cpu')} on cpu"]
+    assert t["therapist"]["precision"] == "auto" and t["therapist"]["runs_as"] == t["patient"]["runs_as"] == ran
+    usage = json.loads((run / "results/usage/simulate/tiny/cbt/seed1.json").read_text())
+    assert set(usage["runs_as"][t["therapist"]["model"]]) == set(ran)
     s = json.loads((run / "results/ctrs/smollm2/tiny/cbt/seed1/eval-000.json").read_text())
     assert len(s["items"]) == 11 and 0 <= s["total"] <= 66
     assert s["percent"] == pytest.approx(100 * s["total"] / 66, abs=1e-3)

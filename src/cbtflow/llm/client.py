@@ -152,7 +152,7 @@ class Client:
     def _lookup(self, endpoint: Endpoint, key: str) -> dict[str, Any] | None:
         hit = self.cache.get(key) if self.cache else None
         if hit is not None:
-            self.usage.record(hit.get("model", endpoint.model), cached=True)
+            self.usage.record(hit.get("model", endpoint.model), cached=True, runs_as=hit.get("runs_as"))
             return {**hit, "cached": True}
         return None
 
@@ -188,4 +188,5 @@ class Client:
                 seconds=reply.get("seconds", 0.0),
                 cost_usd=reply.get("cost_usd", 0.0),
                 estimated=reply.get("cost_source") == "config prices",
+                runs_as=reply.get("runs_as"),
             )

@@ -7,7 +7,7 @@ every stage; nothing here knows about secrets or prompts.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,10 @@ class UsageLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_model: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
+        # How a local model's replies were computed ("int4 on cpu"), counted per model, cache
+        # hits included (a hit carries the label of the call that made it): `precision: auto`
+        # resolves per machine, so the declared precision alone does not say what ran.
+        self.runs_as: dict[str, Counter] = defaultdict(Counter)
 
     def record(
         self,
@@ -60,8 +64,11 @@ class UsageLog:
         seconds: float = 0.0,
         cost_usd: float = 0.0,
         estimated: bool = False,
+        runs_as: str | None = None,
     ) -> None:
         with self._lock:
+            if runs_as:
+                self.runs_as[model][runs_as] += 1
             row = self.by_model[model]
             if cached:
                 row["cache_hits"] += 1
@@ -88,6 +95,7 @@ class UsageLog:
             "job": job,
             "by_model": {k: dict(v) for k, v in sorted(self.by_model.items())},
             "totals": self.totals(),
+            "runs_as": {k: dict(sorted(v.items())) for k, v in sorted(self.runs_as.items())},
         }
 
     def write(self, path: str | Path, stage: str, job: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ def write_report(
     stats: dict[str, Any],
     primary_judge: str,
     figures: dict[str, str],
-    usage: dict[str, dict[str, float]],
+    usage: dict[str, dict[str, Any]],
     train_logs: dict[str, dict[str, Any]],
     config_summary: str,
     cards: dict[str, dict[str, Any]] | None = None,

@@ -123,7 +123,7 @@ def fig_loss_curves(train_logs: dict[str, dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def fig_usage(usage: dict[str, dict[str, float]], path: Path) -> None:
+def fig_usage(usage: dict[str, dict[str, Any]], path: Path) -> None:
     stages = list(usage)
     if not stages:
         return placeholder(path, "no usage logs")

@@ -11,7 +11,7 @@ class ReportInputs:
     stats: dict[str, Any]  # stats.json: every number in the report comes from here
     primary_judge: str
     figures: dict[str, str]  # figure name -> PNG path
-    usage: dict[str, dict[str, float]]  # calls, tokens and cost per stage
+    usage: dict[str, dict[str, Any]]  # calls, tokens, cost and local replies' runs_as per stage
     train_logs: dict[str, dict[str, Any]]  # adapter -> train_log.json
     config_summary: str
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # judge cards by judge

@@ -9,7 +9,7 @@ once and every session's turn is generated in the same batch. Conditions: ``inst
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cbtflow import prompts
@@ -65,11 +65,19 @@ def transcript_document(
     template_hashes: dict[str, str],
     measures: dict[str, Any] | None = None,
     course: dict[str, Any] | None = None,
+    runs_as: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The transcript file. ``course`` (sessions of a course after the first): the session
     number, the memory the therapist was given, the patient's state and the continuity
-    detector's reading, all recorded beside the turns (``course_record``)."""
+    detector's reading, all recorded beside the turns (``course_record``). ``runs_as`` (the
+    job's ``UsageLog.runs_as``): how each local party's replies were computed, beside the
+    declared precision in its identity."""
     session_number = int((course or {}).get("session", 1))
+
+    def party(p: Party) -> dict[str, Any]:
+        ran = sorted((runs_as or {}).get(p.endpoint.model, {}))
+        return {**p.endpoint.identity(), "sampling": p.sampling, **({"runs_as": ran} if ran else {})}
+
     return {
         "kind": "transcript",
         "profile_hash": profile["hash"],
@@ -78,8 +86,8 @@ def transcript_document(
         "style": profile.get("style"),
         "crisis_kind": (profile.get("crisis") or {}).get("kind"),
         **SessionKey(model, condition, seed, profile["id"], session_number).fields(),
-        "therapist": {**therapist.endpoint.identity(), "sampling": therapist.sampling},
-        "patient": {**patient.endpoint.identity(), "sampling": patient.sampling},
+        "therapist": party(therapist),
+        "patient": party(patient),
         "template_hashes": template_hashes,
         "ending": session.ending,
         "turns": session.turns,

@@ -84,4 +84,5 @@ def score_distributions(
         r["seconds"] = seconds / len(results)
         r["completion_tokens"] = 0
         r["cost_usd"] = 0.0
+        r["runs_as"] = loaded.runs_as
     return results

@@ -123,6 +123,7 @@ def generate_batch(
                 "completion_tokens": len(ids),
                 "seconds": seconds / len(prompts),
                 "cost_usd": 0.0,
+                "runs_as": loaded.runs_as,
             }
         )
     return replies

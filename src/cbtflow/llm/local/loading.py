@@ -65,6 +65,12 @@ class LocalModel:
     reuse_prefixes: bool = True  # continue each conversation's KV state from its previous turn
     skinny_rows: range = SKINNY_ROWS  # CPU linear layers with this many rows use W @ x.T
 
+    @property
+    def runs_as(self) -> str:
+        """What computed this model's replies (``int4 on cpu``), carried by every reply into
+        the job's usage log: ``precision: auto`` resolves per machine."""
+        return f"{self.dtype} on {self.device}"
+
     @contextmanager
     def options(self, *, reuse_prefixes: bool | None = None, skinny_rows: range | None = None) -> Iterator[LocalModel]:
         """The options changed for a block and restored after it (the benches compare them)."""

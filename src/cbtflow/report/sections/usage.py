@@ -9,13 +9,23 @@ from cbtflow.report.inputs import ReportInputs
 from cbtflow.report.tables import markdown_table
 
 
-def usage_by_stage(usage_logs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
+def usage_by_stage(usage_logs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The jobs' usage logs summed per stage; ``runs_as`` counts the local replies by how
+    they were computed (``int4 on cpu``), over the stage's models."""
+    out: dict[str, dict[str, Any]] = {}
     for log in usage_logs:
-        row = out.setdefault(log["stage"], {})
+        row = out.setdefault(log["stage"], {"runs_as": {}})
         for key, value in log["totals"].items():
             row[key] = row.get(key, 0) + value
+        for counts in (log.get("runs_as") or {}).values():
+            for label, n in counts.items():
+                row["runs_as"][label] = row["runs_as"].get(label, 0) + n
     return out
+
+
+def runs_as_text(counts: dict[str, int]) -> str:
+    """``int4 on cpu (120)``, most replies first; a dash where no local model answered."""
+    return ", ".join(f"{label} ({n})" for label, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "–"
 
 
 def section(inputs: ReportInputs) -> list[str]:
@@ -23,7 +33,7 @@ def section(inputs: ReportInputs) -> list[str]:
     rows = [
         [s, int(u["calls"]), int(u["cache_hits"]), int(u["prompt_tokens"]), int(u.get("cached_prompt_tokens", 0))]
         + [int(u["completion_tokens"]), f"{u['seconds']:.1f}", f"{u['cost_usd']:.4f}"]
-        + [f"{u.get('cost_usd_estimated', 0.0):.4f}"]
+        + [f"{u.get('cost_usd_estimated', 0.0):.4f}", runs_as_text(u.get("runs_as") or {})]
         for s, u in inputs.usage.items()
     ]
     return [
@@ -33,8 +43,10 @@ def section(inputs: ReportInputs) -> list[str]:
         "a role names them; the last column says how much of it is such an estimate. Cache hits are calls "
         "answered from the call cache; reused prompt tokens are the part of the prompts not encoded again "
         "(the local backend's KV state from the conversation's previous turn, or a provider's prompt cache, "
-        "billed at its cached price).",
+        "billed at its cached price). Local replies counts a local model's replies (cache hits included) by "
+        "the precision and device that computed them: `precision: auto` resolves per machine "
+        "(llm/local/precision.py), so this, not the config, says what ran.",
         "",
-        *markdown_table([*header, "cost USD", "of which estimated"], rows),
+        *markdown_table([*header, "cost USD", "of which estimated", "local replies"], rows),
         "",
     ]
