@@ -38,18 +38,25 @@ def copy_tree(dst: Path) -> None:
 
 LOADED = re.compile(r"cbtflow\.llm\.local\.loading: loaded \S+(?: \+ \S+)? in (\w+) on (\w+)")
 FORKED = "forked from the run's local model server"
+WORKER_RSS = re.compile(r"model worker \d+ done: peak RSS (\d+) MB")
 
 
-def model_loads(logs: Path) -> tuple[Counter, int]:
-    """Every local model load the jobs logged (llm/local/loading.py), by precision, and how
-    many job logs say their model ran in a worker of the run's server."""
+def model_loads(logs: Path) -> tuple[Counter, int, dict[str, float]]:
+    """Every local model load the jobs logged (llm/local/loading.py), by precision; how
+    many job logs say their model ran in a worker of the run's server; and per stage the
+    largest peak RSS a worker logged when its job hung up (llm/local/forkserver.py), which
+    the job's own benchmark file does not see."""
     loads: Counter = Counter()
     workers = 0
+    worker_rss: dict[str, float] = defaultdict(float)
     for path in logs.rglob("*.log"):
         text = path.read_text(errors="replace")
         loads.update(f"{precision} on {device}" for precision, device in LOADED.findall(text))
         workers += text.count(FORKED)
-    return loads, workers
+        stage = path.relative_to(logs).parts[0]
+        for mb in WORKER_RSS.findall(text):
+            worker_rss[stage] = max(worker_rss[stage], float(mb))
+    return loads, workers, worker_rss
 
 
 # A later session of a course is its own rule whose benchmark files sit in its stage's folder.
@@ -118,19 +125,22 @@ def main() -> int:
     train_tokens = sum(
         json.loads(p.read_text())["tokens_seen"] for p in (work / "results/adapters").rglob("train_log.json")
     )
-    loads, workers = model_loads(work / "logs")
+    loads, workers, worker_rss = model_loads(work / "logs")
     spans = stage_spans(work)
-    print(f"{'stage':<26}{'jobs':>5}{'job seconds':>12}{'wall span s':>12}{'peak RSS MB':>12}{'tokens out':>11}")
+    print(
+        f"{'stage':<26}{'jobs':>5}{'job seconds':>12}{'wall span s':>12}{'peak RSS MB':>12}"
+        f"{'worker RSS MB':>14}{'tokens out':>11}"
+    )
     for stage in sorted(set(stage_seconds) | set(tokens)):
         first, last, jobs = spans.get(stage, (0.0, 0.0, 0))
         print(
             f"{stage:<26}{jobs:>5}{stage_seconds.get(stage, 0):>12.1f}{last - first:>12.1f}"
-            f"{stage_rss.get(stage, 0):>12.0f}{tokens.get(stage, 0):>11}"
+            f"{stage_rss.get(stage, 0):>12.0f}{worker_rss.get(stage, 0):>14.0f}{tokens.get(stage, 0):>11}"
         )
     print(f"{'finetune (tokens trained)':<26}{'':>5}{'':>12}{'':>12}{'':>12}{train_tokens:>11}")
     print(f"model loads for generation and judging: {sum(loads.values())}, by precision: {dict(loads)}")
     print(f"jobs whose models ran in a worker forked from the run's local model server: {workers}")
-    print("(a worker's memory is not in its job's peak RSS above, nor in the process tree's below)")
+    print("(peak RSS: the job's benchmark file; worker RSS: its model worker's, shared pages included, as logged)")
     print(f"peak RSS of any process: {peak_kb / 1024:.0f} MB; workdir: {work}")
     print(f"e2e_wall_seconds: {wall:.1f}")
     if not args.keep:

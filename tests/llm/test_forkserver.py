@@ -5,6 +5,7 @@ with the process that started it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,9 +58,17 @@ def test_a_worker_answers_exactly_as_the_job_itself_would(in_server_env, embedde
     there = worker.score_distributions(endpoint, CONVERSATIONS, digits, "Score: ")
     here = local.score_distributions(endpoint, CONVERSATIONS, digits, "Score: ")
     assert [r["probs"] for r in there] == [r["probs"] for r in here]
-    # The worker's own lines land in the job's log.
+    # The worker's own lines land in the job's log; when the job hangs up, its peak memory
+    # (which the job's benchmark file does not see) is the last of them.
     assert "forked from the run's local model server" in log_path.read_text()
     assert f"loaded {embedded_model}" in log_path.read_text()
+    worker.conn.close()
+    deadline = time.monotonic() + 10
+    while "done: peak RSS" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
+    peak = re.search(rf"model worker {worker.pid} done: peak RSS (\d+) MB", log_path.read_text())
+    assert peak and int(peak.group(1)) > 100, "a worker holding a 135M model"
 
 
 def test_the_backend_goes_to_the_server_and_the_client_keeps_usage_and_cache(

@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -86,6 +87,11 @@ def answer(request: tuple[Any, ...]) -> Any:
     raise ValueError(f"unknown request {kind!r}")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux reports KiB), pages shared with the server included."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def watch_client(pid: int) -> None:
     """End this worker as soon as its job's process is gone (a job killed mid-call, say
     a finetune job on ``kill -9``, must not leave its worker training or writing)."""
@@ -116,7 +122,8 @@ def work(conn: Connection) -> None:
     while True:
         try:
             request = conn.recv()
-        except EOFError:
+        except EOFError:  # the job is done; its benchmark's max_rss does not see this process
+            log.info("model worker %d done: peak RSS %.0f MB", os.getpid(), peak_rss_mb())
             return
         try:
             conn.send(("ok", answer(request)))
