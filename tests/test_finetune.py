@@ -134,7 +134,7 @@ def test_named_chat_template_overrides_the_base(embedded_model):
 
 
 @pytest.mark.parametrize("name", ["smol_tokenizer", "llama3_tokenizer"])
-def test_trl_collated_batch_trains_only_therapist_tokens(request, name, embedded_model):
+def test_trl_collated_batch_trains_only_therapist_tokens(request, name, embedded_model, tmp_path):
     """The batch TRL's own collator builds from our rows (the finetune rule's trainer):
     labels are -100 outside therapist spans and padding, and equal the input ids inside."""
     from transformers import AutoModelForCausalLM
@@ -151,7 +151,7 @@ def test_trl_collated_batch_trains_only_therapist_tokens(request, name, embedded
     if len(tok) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tok))
     recipe = {"learning_rate": 1e-4, "epochs": 1, "batch_size": 2, "max_seq_length": 256}
-    args = finetune.sft_config(recipe, "peft-cpu", 1, str(Path(request.config.cache.mkdir("trl")) / name), False)
+    args = finetune.sft_config(recipe, "peft-cpu", 1, str(tmp_path / name), False)
     trainer = finetune.build_trainer(model, tok, rows, [], args, "peft-cpu")
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 2
