@@ -104,3 +104,43 @@ def test_beyond_experiment_exercises_every_new_measurement_offline():
     assert all(m.startswith("local/") for m in models), "offline: no API role"
     counts = job_counts(dry_run("experiments/beyond.yaml"))
     assert counts["simulate"] == 4 and counts["judge"] == 8 and counts["report"] == 1
+
+
+def _paper_plan(**simulation):
+    import yaml
+
+    from cbtflow.config import validate_config
+    from cbtflow.estimate import plan
+
+    config = yaml.safe_load((ROOT / "experiments/paper.yaml").read_text())
+    config["simulation"].update(simulation)
+    validate_config(config)
+    rows = plan(config)
+    return config, {(r["stage"], r["role"]): r for r in rows}
+
+
+@pytest.mark.parametrize("memory", ["notes", "transcript"])
+def test_the_paper_course_variant_is_priced_per_session_with_its_memory(memory):
+    """experiments/paper.yaml's commented course variant, switched on: six sessions per eval
+    patient multiply the simulated and judged sessions by six; notes cost one therapist call
+    per later session; a transcript memory's earlier sessions add prompt tokens (mostly
+    reused within a session) but no call."""
+    config, one = _paper_plan()
+    _, six = _paper_plan(sessions=6, memory=memory)
+    patient = ("simulate", "patient")
+    assert six[patient]["calls"] == 6 * one[patient]["calls"]
+    assert six[patient]["cost_usd"] == pytest.approx(6 * one[patient]["cost_usd"]) and one[patient]["cost_usd"] > 0
+    gemini = next(k for k in one if k[0] == "judge" and k[1].startswith("gemini"))
+    assert six[gemini]["calls"] == 6 * one[gemini]["calls"]
+    model = next(iter(config["models"]))
+    courses = len(config["models"]) * len(config["conditions"]) * len(config["seeds"]) * config["profiles"]["eval"]
+    courses //= len(config["models"])
+    notes = six.get(("simulate", f"therapist notes ({model})"))
+    history = six.get(("simulate", f"therapist earlier sessions ({model})"))
+    if memory == "notes":
+        assert notes["calls"] == 5 * courses and history is None
+    else:
+        assert notes is None and history["calls"] == 0
+        therapist = six[("simulate", f"therapist ({model})")]
+        assert 0 < history["cached_prompt_tokens"] < history["prompt_tokens"]
+        assert history["prompt_tokens"] > therapist["prompt_tokens"] / 6, "earlier sessions outweigh one session"

@@ -192,6 +192,22 @@ def plan(config: dict[str, Any]) -> list[dict[str, Any]]:
                 per_model * (SYSTEM_TOKENS + transcript_tokens),
                 per_model * t_max,
             )
+    if course_length > 1 and memory == "transcript":
+        # Session n re-sends sessions 1..n-1 to the therapist (within max_context_tokens): the
+        # first turn of a session encodes them, its later turns continue from that KV state.
+        cap = config["simulation"].get("max_context_tokens") or math.inf
+        history = sum(int(min((n - 1) * transcript_tokens, cap)) for n in range(2, course_length + 1))
+        for name, model in config["models"].items():
+            courses_of_model = transcripts // course_length // len(config["models"])
+            add(
+                "simulate",
+                f"therapist earlier sessions ({name})",
+                f"local/{model['base']}",
+                0,  # no call of its own: the tokens the therapist rows' prompts gain
+                courses_of_model * t_calls * history,
+                0,
+                cached=courses_of_model * (t_calls - 1) * history,
+            )
     for name in config["simulation"]["measures"]:
         measure = load_measure(RESOURCES / "measures" / f"{name}.yaml")
         for when in measure["when"]:  # one call per item and time point; after the session it reads the session
