@@ -77,13 +77,12 @@ def import_ratings(
     ``kit.json``) a sheet must also carry that kit's id in its ``kit`` column: a sheet
     exported from another kit is refused."""
     key = json.loads(Path(key_path).read_text(encoding="utf-8"))
-    lo, hi = int(rubric["scale"]["min"]), int(rubric["scale"]["max"])
     paths = [sheets] if isinstance(sheets, (str, Path)) else list(sheets)
     documents: list[dict[str, Any]] = []
     problems: list[str] = []
     seen: dict[tuple[str, str], str] = {}
     for sheet in paths:
-        documents += _read_sheet(Path(sheet), key, rubric, kit, (lo, hi), seen, problems)
+        documents += _read_sheet(Path(sheet), key, rubric, kit, seen, problems)
     if problems:
         raise ValueError("rating sheet has problems:\n  " + "\n  ".join(problems))
     if not documents:
@@ -96,13 +95,12 @@ def _read_sheet(
     key: dict[str, Any],
     rubric: dict[str, Any],
     kit: dict[str, Any] | None,
-    scale: tuple[int, int],
     seen: dict[tuple[str, str], str],
     problems: list[str],
 ) -> list[dict[str, Any]]:
     """One sheet's rated rows as score documents; its problems are appended to ``problems``
     and ``seen`` (rater, rating id) -> where, across every sheet of the import."""
-    lo, hi = scale
+    lo, hi = int(rubric["scale"]["min"]), int(rubric["scale"]["max"])
     documents = []
     with open(sheet, newline="", encoding="utf-8") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):

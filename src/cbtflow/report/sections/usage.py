@@ -40,7 +40,7 @@ def section(inputs: ReportInputs) -> list[str]:
         "## Calls, tokens and cost per stage",
         "",
         "Cost from litellm's price map, or estimated from the config's `prices:` (token counts × price) where "
-        "a role names them; the last column says how much of it is such an estimate. Cache hits are calls "
+        "a role names them; 'of which estimated' says how much of it is such an estimate. Cache hits are calls "
         "answered from the call cache; reused prompt tokens are the part of the prompts not encoded again "
         "(the local backend's KV state from the conversation's previous turn, or a provider's prompt cache, "
         "billed at its cached price). Local replies counts a local model's replies (cache hits included) by "
