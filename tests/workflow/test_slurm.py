@@ -17,8 +17,17 @@ from workspace import ROOT, TINY, make_workspace, snakemake
 pytestmark = pytest.mark.slurm
 CLUSTER = ROOT / "tests" / "cluster"
 
-# Fewer jobs than the workflow test's config: one model, two conditions, the lexicon judge.
-SLURM_CONFIG = {**TINY, "conditions": ["instruct", "cbt"], "judges": {"lexicon": {"kind": "lexicon"}}}
+# Fewer jobs and calls than the workflow test's config: one model, two conditions, the
+# lexicon judge with one perturbation on its card, no self-reports or crisis moments
+# (what is under test is that every rule's job goes through sbatch).
+SLURM_CONFIG = {
+    **TINY,
+    "conditions": ["instruct", "cbt"],
+    "profiles": {**TINY["profiles"], "crisis": {"share": 0.0}},
+    "simulation": {"max_turns": 4, "measures": []},
+    "judges": {"lexicon": {"kind": "lexicon"}},
+    "validation": {"perturbations": ["drop_agenda"]},
+}
 
 # This test node has 2 CPUs, ~21 GB for jobs and no GPU: the profile's study-sized memory
 # requests are scaled down to it (everything else comes from profiles/slurm).
