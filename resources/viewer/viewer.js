@@ -111,7 +111,8 @@ function sessionView(session, judge) {
   return $("article", { class: "session", "data-id": session.id, "data-condition": session.condition, "data-session": session.session },
     $("h2", {}, `${session.model} · ${session.condition}${COURSES ? ` · session ${session.session}` : ""}`),
     $("div", { class: "meta" }, `profile ${session.profile} · style ${session.style} · seed ${session.seed} · ended: ${session.ending}`,
-      session.failure ? ` (${session.failure})` : ""),
+      session.failure ? ` (${session.failure})` : "",
+      Object.entries(session.runs_as || {}).map(([role, ran]) => ` · ${role} ran in ${ran}`)),
     $("div", { class: "meta total" }, `${judge}: total ${fmt(scores && scores.total)}`, scores && scores.heuristic ? " (heuristic)" : "",
       scores && scores.status !== "scored" ? ` (${scores.status})` : ""),
     courseNote(session), itemTable(scores), $("div", { class: "turns" }, turns));

@@ -323,6 +323,8 @@ def test_the_viewer_opens_from_disk_filters_and_puts_the_conditions_side_by_side
             )
             shown = [_shown(t.text) for t in article.find_elements(By.CSS_SELECTOR, ".turn .text")]
             assert shown == [_shown(t["text"]) for t in transcript["turns"]]
+            meta = article.find_element(By.CSS_SELECTOR, ".meta").text
+            assert f"therapist ran in {transcript['therapist']['runs_as'][0]}" in meta, meta
             lexicon = json.loads((run / f"results/ctrs/lexicon/{model}/{condition}/{seed}/{profile}.json").read_text())
             total = article.find_element(By.CSS_SELECTOR, ".meta.total").text
             shown_total = re.sub(r"\.?0+$", "", f"{lexicon['total']:.2f}")  # as the page rounds it

@@ -40,6 +40,8 @@ def _session(doc: dict[str, Any]) -> dict[str, Any]:
         "style": doc.get("style") or "plain",
         "ending": doc.get("ending"),
         "failure": doc.get("failure"),
+        # What computed each local party's replies (int4 on cpu), beside the declared precision.
+        "runs_as": {r: ", ".join(doc[r]["runs_as"]) for r in ("therapist", "patient") if doc.get(r, {}).get("runs_as")},
         "turns": [
             {"role": t["role"], "text": t["text"], "scripted": t.get("scripted_disclosure")} for t in doc["turns"]
         ],
