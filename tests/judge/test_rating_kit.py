@@ -93,6 +93,7 @@ def _sheet(path: Path, rows: list[dict], header=None) -> Path:
         ({"kit": "0123456789abcdef"}, "is not this kit's"),
         ("twice", "rated R0001 twice"),
         ("twice across sheets", r"rated R0001 twice \(first at .*sheet.csv, line 2"),
+        ("an unrated sheet beside", r"again.csv: no rated rows"),
     ],
 )
 def test_bad_sheets_are_refused_naming_the_problem(tmp_path, change, message):
@@ -103,6 +104,8 @@ def test_bad_sheets_are_refused_naming_the_problem(tmp_path, change, message):
     sheets = [_sheet(tmp_path / "sheet.csv", rows)]
     if change == "twice across sheets":  # the same rater's row again in a second sheet
         sheets.append(_sheet(tmp_path / "again.csv", [good]))
+    if change == "an unrated sheet beside":  # a second rater's sheet exported before any rating
+        sheets.append(_sheet(tmp_path / "again.csv", [{**good, "rater": ""}]))
     with pytest.raises(ValueError, match=message):
         import_ratings(sheets, tmp_path / "kit/key.json", RUBRIC, kit)
     assert import_ratings(_sheet(tmp_path / "ok.csv", [good]), tmp_path / "kit/key.json", RUBRIC, kit).height

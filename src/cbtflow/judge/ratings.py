@@ -73,7 +73,8 @@ def import_ratings(
 
     Refused, naming the line: a row with no rating id or one the key does not hold, a score
     that is not an integer on the rubric's scale, and a rater who rated one transcript
-    twice (within a sheet or across the sheets given). With a rating kit (``kit``, its
+    twice (within a sheet or across the sheets given), and a sheet with no rated row (an
+    import that silently left a rater out would shrink every agreement). With a rating kit (``kit``, its
     ``kit.json``) a sheet must also carry that kit's id in its ``kit`` column: a sheet
     exported from another kit is refused."""
     key = json.loads(Path(key_path).read_text(encoding="utf-8"))
@@ -82,11 +83,13 @@ def import_ratings(
     problems: list[str] = []
     seen: dict[tuple[str, str], str] = {}
     for sheet in paths:
-        documents += _read_sheet(Path(sheet), key, rubric, kit, seen, problems)
+        before = len(problems)
+        rated = _read_sheet(Path(sheet), key, rubric, kit, seen, problems)
+        if not rated and len(problems) == before:  # a sheet given is a sheet expected to hold ratings
+            problems.append(f"{sheet}: no rated rows (fill in the rater column and every item)")
+        documents += rated
     if problems:
         raise ValueError("rating sheet has problems:\n  " + "\n  ".join(problems))
-    if not documents:
-        raise ValueError(f"{', '.join(map(str, paths))}: no rated rows (fill in the rater column and every item)")
     return scores_table(documents)
 
 
