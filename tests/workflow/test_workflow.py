@@ -249,6 +249,8 @@ def test_transcripts_and_scores_have_their_structure(run):
     assert set(usage["runs_as"][t["therapist"]["model"]]) == set(ran)
     s = json.loads((run / "results/ctrs/smollm2/tiny/cbt/seed1/eval-000.json").read_text())
     assert len(s["items"]) == 11 and 0 <= s["total"] <= 66
+    assert s["runs_as"] == ran, "a local judge's scores say what computed them"
+    assert "runs_as" not in json.loads((run / "results/ctrs/lexicon/tiny/cbt/seed1/eval-000.json").read_text())
     assert s["percent"] == pytest.approx(100 * s["total"] / 66, abs=1e-3)
 
 

@@ -203,6 +203,14 @@ def failure_record(
     }
 
 
+def _runs_as(job: JudgeJob) -> dict[str, list[str]]:
+    """What computed a local judge's scores so far in this job (``int4 on cpu``): a judge's
+    numbers move with its precision (bench/RESULTS.md), and ``auto`` resolves per machine."""
+    endpoint = job.endpoint
+    ran = sorted(job.client.usage.runs_as.get(endpoint.model, {})) if job.client and endpoint else []
+    return {"runs_as": ran} if ran else {}
+
+
 def _score_document(scorer: Scorer, transcript: dict[str, Any], out_path: str, seed: int) -> dict[str, Any]:
     judge, rubric, detectors = scorer.job.judge, scorer.job.rubric, scorer.job.detectors or {}
     kind, repeats = kind_of(judge), int(judge["repeats"])
@@ -241,6 +249,7 @@ def _score_document(scorer: Scorer, transcript: dict[str, Any], out_path: str, s
         "eval_split": transcript.get("eval_split"),
         "style": transcript.get("style"),
         "answered_by": sorted({v.get("answered_by", judge["name"]) for v in items.values()}),
+        **_runs_as(scorer.job),
         "flags": flags,
         "items": items,
         **summarise(rubric, {k: v["score"] for k, v in items.items()}),
