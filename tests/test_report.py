@@ -90,3 +90,40 @@ def test_degrees_of_freedom_are_rounded_to_what_they_can_mean():
     from cbtflow.report.format import fmt_df
 
     assert [fmt_df(v) for v in (11, 11.0, 1.9301, 2.6458, None)] == ["11", "11", "1.9", "2.6", "—"]
+
+
+def _usage_log(stage, job, label, n=4):
+    from cbtflow.llm.usage import FIELDS
+
+    totals = {**dict.fromkeys(FIELDS, 0), "calls": n}
+    return {"stage": stage, "job": job, "totals": totals, "runs_as": {"local/m": {label: n}} if label else {}}
+
+
+def test_jobs_compared_with_each_other_but_computed_at_different_precisions_lead_the_report(analysed, tmp_path):
+    """A model's cbt sessions in int4 on one machine and its instruct sessions in bfloat16 on
+    another (auto resolves per machine; the call cache keys the declared precision): the
+    contrast mixes precision with condition, and the report says so in its first lines. The
+    same precision everywhere, or an API model's jobs with no local replies, say nothing."""
+    from cbtflow.report.sections.usage import usage_by_stage
+
+    _, result = analysed
+    uniform = [
+        _usage_log("simulate", {"model": "a", "condition": c, "seed": "1"}, "int4 on cpu") for c in ("cbt", "instruct")
+    ] + [_usage_log("judge", {"model": "a", "condition": "cbt", "seed": "1", "judge": "api"}, None)]
+    assert all("precision_mixes" not in row for row in usage_by_stage(uniform).values())
+    mixed = uniform + [
+        _usage_log("simulate", {"model": "a", "condition": "instruct", "seed": "2"}, "bfloat16 on cuda"),
+        _usage_log("judge", {"model": "a", "condition": "cbt", "seed": "1", "judge": "small"}, "int4 on cpu"),
+        _usage_log("judge", {"model": "a", "condition": "instruct", "seed": "1", "judge": "small"}, "float32 on cpu"),
+    ]
+    usage = usage_by_stage(mixed)
+    assert usage["simulate"]["precision_mixes"] == [
+        "simulate jobs of model `a` ran differently: bfloat16 on cuda in 1 job (a/instruct/2, ...); "
+        "int4 on cpu in 2 jobs (a/cbt/1, ...)"
+    ]
+    assert len(usage["judge"]["precision_mixes"]) == 1 and "judge `small`" in usage["judge"]["precision_mixes"][0]
+    report.write_report(
+        tmp_path / "r.md", stats=result, primary_judge="j", figures={}, usage=usage, train_logs={}, config_summary=""
+    )
+    head = (tmp_path / "r.md").read_text().split("## Answer")[0]
+    assert head.count("**Mixed precision.**") == 2 and "model `a`" in head and "judge `small`" in head

@@ -1,4 +1,5 @@
-"""The report's first lines: a failed primary card, the answer, the disclaimer, the run."""
+"""The report's first lines: a failed primary card, jobs compared across precisions, the answer, the
+disclaimer, the run."""
 
 from __future__ import annotations
 
@@ -12,12 +13,28 @@ DISCLAIMER = (
 )
 
 
+def mixed_precision_lines(inputs: ReportInputs) -> list[str]:
+    """Before the answer: jobs compared with each other whose local replies were computed at
+    different precisions (``precision_mixes`` of the usage logs), a confound of the contrast."""
+    lines = []
+    for stage in inputs.usage.values():
+        for mix in stage.get("precision_mixes", []):
+            lines += [
+                f"**Mixed precision.** {mix}. Local replies differ with precision (bench/RESULTS.md), so "
+                "comparisons across these jobs mix precision with what is compared; set `precision` on the "
+                "base explicitly and rerun them on one kind of machine.",
+                "",
+            ]
+    return lines
+
+
 def section(inputs: ReportInputs) -> list[str]:
     stats, primary = inputs.stats, inputs.primary_judge
     lines = [
         *failed_line(inputs.cards, primary),
         "# cbtflow report",
         "",
+        *mixed_precision_lines(inputs),
         *answer_lines(stats, primary),
         f"> {DISCLAIMER}",
         "",

@@ -11,7 +11,8 @@ from cbtflow.report.tables import markdown_table
 
 def usage_by_stage(usage_logs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The jobs' usage logs summed per stage; ``runs_as`` counts the local replies by how
-    they were computed (``int4 on cpu``), over the stage's models."""
+    they were computed (``int4 on cpu``), over the stage's models, and ``precision_mixes``
+    names the jobs compared with each other that were computed differently."""
     out: dict[str, dict[str, Any]] = {}
     for log in usage_logs:
         row = out.setdefault(log["stage"], {"runs_as": {}})
@@ -20,6 +21,39 @@ def usage_by_stage(usage_logs: Sequence[dict[str, Any]]) -> dict[str, dict[str, 
         for counts in (log.get("runs_as") or {}).values():
             for label, n in counts.items():
                 row["runs_as"][label] = row["runs_as"].get(label, 0) + n
+    for stage, lines in precision_mixes(usage_logs).items():
+        out[stage]["precision_mixes"] = lines
+    return out
+
+
+# The jobs whose replies are compared with each other: a model's sessions across conditions
+# and seeds (the contrast), a judge's scores across every session it judged.
+COMPARED = {"simulate": "model", "judge": "judge"}
+
+
+def precision_mixes(usage_logs: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per stage, each model (simulate) or judge (judge) whose jobs' local replies were
+    computed at different precisions or devices: ``auto`` resolves per machine and the call
+    cache keys the declared precision, so a run spread over machines, or a cache carried
+    from another one, can mix them, and a condition contrast would then mix precision with
+    condition."""
+    groups: dict[tuple[str, str], dict[tuple[str, ...], list[str]]] = {}
+    for log in usage_logs:
+        field = COMPARED.get(log["stage"])
+        labels = tuple(sorted({label for counts in (log.get("runs_as") or {}).values() for label in counts}))
+        if field is None or not labels:
+            continue
+        job = log.get("job") or {}
+        where = "/".join(str(job[k]) for k in ("model", "condition", "seed", "session") if k in job)
+        groups.setdefault((log["stage"], str(job.get(field))), {}).setdefault(labels, []).append(where)
+    out: dict[str, list[str]] = {}
+    for (stage, name), by_labels in sorted(groups.items()):
+        if len(by_labels) > 1:
+            parts = "; ".join(
+                f"{' + '.join(labels)} in {len(jobs)} job{'s' * (len(jobs) != 1)} ({jobs[0]}, ...)"
+                for labels, jobs in sorted(by_labels.items())
+            )
+            out.setdefault(stage, []).append(f"{stage} jobs of {COMPARED[stage]} `{name}` ran differently: {parts}")
     return out
 
 
