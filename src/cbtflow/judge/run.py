@@ -16,6 +16,7 @@ from cbtflow.judge.kinds import JudgeJob, RunFacts, Scorer, kind_of
 from cbtflow.llm import Client, Endpoint
 from cbtflow.llm import items as llm_judge
 from cbtflow.llm.api import APICallError
+from cbtflow.llm.usage import runs_as_labels
 from cbtflow.packaged import RESOURCES
 from cbtflow.seeds import derive_seed
 from cbtflow.session_key import SessionKey
@@ -206,8 +207,7 @@ def failure_record(
 def _runs_as(job: JudgeJob) -> dict[str, list[str]]:
     """What computed a local judge's scores so far in this job (``int4 on cpu``): a judge's
     numbers move with its precision (bench/RESULTS.md), and ``auto`` resolves per machine."""
-    endpoint = job.endpoint
-    ran = sorted(job.client.usage.runs_as.get(endpoint.model, {})) if job.client and endpoint else []
+    ran = runs_as_labels(job.client.usage.runs_as, job.endpoint.model) if job.client and job.endpoint else []
     return {"runs_as": ran} if ran else {}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,13 @@ def token_cost(
         + cached * cached_price
         + completion_tokens * prices["output_per_mtok"]
     ) / 1e6
+
+
+def runs_as_labels(runs_as: Mapping[str, Mapping[str, int]], model: str | None = None) -> list[str]:
+    """The distinct ways one model's local replies were computed (every model's when
+    ``model`` is None), from a ``UsageLog.runs_as`` or a usage file's ``runs_as``."""
+    chosen = [runs_as.get(model, {})] if model is not None else list(runs_as.values())
+    return sorted({label for counts in chosen for label in counts})
 
 
 class UsageLog:

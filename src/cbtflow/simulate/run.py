@@ -15,6 +15,7 @@ from typing import Any
 from cbtflow import prompts
 from cbtflow.dialogue import Party, Session, role_breaks, run_sessions
 from cbtflow.llm import Client
+from cbtflow.llm.usage import runs_as_labels
 from cbtflow.seeds import derive_seed
 from cbtflow.session_key import SessionKey
 from cbtflow.simulate.course import PatientState, continuity
@@ -75,7 +76,7 @@ def transcript_document(
     session_number = int((course or {}).get("session", 1))
 
     def party(p: Party) -> dict[str, Any]:
-        ran = sorted((runs_as or {}).get(p.endpoint.model, {}))
+        ran = runs_as_labels(runs_as or {}, p.endpoint.model)
         return {**p.endpoint.identity(), "sampling": p.sampling, **({"runs_as": ran} if ran else {})}
 
     return {

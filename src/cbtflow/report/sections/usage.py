@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cbtflow.llm.usage import runs_as_labels
 from cbtflow.report.inputs import ReportInputs
 from cbtflow.report.tables import markdown_table
 
@@ -40,7 +41,7 @@ def precision_mixes(usage_logs: Sequence[dict[str, Any]]) -> dict[str, list[str]
     groups: dict[tuple[str, str], dict[tuple[str, ...], list[str]]] = {}
     for log in usage_logs:
         field = COMPARED.get(log["stage"])
-        labels = tuple(sorted({label for counts in (log.get("runs_as") or {}).values() for label in counts}))
+        labels = tuple(runs_as_labels(log.get("runs_as") or {}))
         if field is None or not labels:
             continue
         job = log.get("job") or {}
