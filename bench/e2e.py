@@ -137,7 +137,7 @@ def main() -> int:
             f"{stage:<26}{jobs:>5}{stage_seconds.get(stage, 0):>12.1f}{last - first:>12.1f}"
             f"{stage_rss.get(stage, 0):>12.0f}{worker_rss.get(stage, 0):>14.0f}{tokens.get(stage, 0):>11}"
         )
-    print(f"{'finetune (tokens trained)':<26}{'':>5}{'':>12}{'':>12}{'':>12}{train_tokens:>11}")
+    print(f"{'finetune (tokens trained)':<26}{'':>5}{'':>12}{'':>12}{'':>12}{'':>14}{train_tokens:>11}")
     print(f"model loads for generation and judging: {sum(loads.values())}, by precision: {dict(loads)}")
     print(f"jobs whose models ran in a worker forked from the run's local model server: {workers}")
     print("(peak RSS: the job's benchmark file; worker RSS: its model worker's, shared pages included, as logged)")
